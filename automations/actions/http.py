@@ -1,0 +1,120 @@
+"""``http.request``: any HTTP endpoint, for the services without an adapter.
+
+The body is ``{method, url, headers?, json?}``. The recipe compiler makes sure the URL's host is
+static (a row cannot redirect a request elsewhere); here the URL only has to be absolute
+``http(s)``. Only methods that are idempotent by definition are resent after an ambiguous failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from automations.errors import RenderError
+from automations.outbound import Connection, OutboundRequest
+
+__all__ = ["HTTP_REQUEST", "HttpRequest", "explain_http_error"]
+
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+#: Methods whose repetition is harmless (RFC 9110 idempotent methods).
+RESEND_SAFE_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+FIELDS = frozenset({"method", "url", "headers", "json"})
+
+ErrorExplanation = tuple[str | None, str | None, str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    kind: str = "http.request"
+    connection: Connection = Connection.HTTP
+
+    def build(
+        self, body: Mapping[str, Any], *, run_id: str, step_index: int, phone_region: str
+    ) -> OutboundRequest:
+        unknown = sorted(set(body) - FIELDS)
+        if unknown:
+            raise RenderError(
+                f"unknown field(s) {', '.join(unknown)}; http.request takes method, url, headers,"
+                " json",
+                path=unknown[0],
+            )
+        method = body.get("method", "POST")
+        if not isinstance(method, str) or method.upper() not in METHODS:
+            raise RenderError(
+                f"{method!r} is not an HTTP method ({', '.join(sorted(METHODS))})", path="method"
+            )
+        method = method.upper()
+        url = body.get("url")
+        if not isinstance(url, str):
+            raise RenderError("needs an absolute http(s) URL", path="url")
+        try:
+            parsed = httpx.URL(url)
+        except httpx.InvalidURL as exc:
+            raise RenderError(f"is not a valid URL ({exc})", path="url") from None
+        if parsed.scheme not in ("http", "https") or not parsed.host:
+            raise RenderError("needs an absolute http(s) URL, like https://host/path", path="url")
+        return OutboundRequest(
+            Connection.HTTP,
+            method,
+            url,
+            json=body.get("json"),
+            headers=_headers(body.get("headers")),
+            resend_safe=method in RESEND_SAFE_METHODS,
+        )
+
+    def explain_error(self, status: int, body: Any) -> ErrorExplanation:
+        return explain_http_error(status, body)
+
+
+HTTP_REQUEST = HttpRequest()
+
+
+def _headers(raw: Any) -> tuple[tuple[str, str], ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, Mapping):
+        raise RenderError("must be a mapping of header names to values", path="headers")
+    out: list[tuple[str, str]] = []
+    for name, value in raw.items():
+        if value is None:
+            continue
+        if isinstance(value, Mapping | list) or not str(name).strip():
+            raise RenderError("must be a text value", path=f"headers.{name}")
+        out.append((str(name), value if isinstance(value, str) else str(value)))
+    return tuple(out)
+
+
+def explain_http_error(status: int, body: Any) -> ErrorExplanation:
+    """``(message, code, advice)`` from the common error shapes (``message``, ``error``, ...)."""
+    message: str | None = None
+    code: str | None = None
+    if isinstance(body, Mapping):
+        error = body.get("error")
+        if isinstance(error, Mapping):
+            message, code = _str(error.get("message")), _str(error.get("code"))
+        else:
+            message = _str(body.get("message")) or _str(error) or _str(body.get("detail"))
+            message = message or _str(body.get("title"))
+            code = _str(body.get("code"))
+    elif isinstance(body, str):
+        message = _str(body)
+    if status in (401, 403):
+        advice = "the endpoint refused the credentials: check the headers' ${ENV} variables"
+    elif status == 404:
+        advice = "nothing at that URL: check the action's url"
+    elif 400 <= status < 500 and status != 429:
+        advice = "the endpoint refused the request: check the action's body and headers"
+    elif status == 429 or status >= 500:
+        advice = "the endpoint is overloaded or failing: try again later (automations replay)"
+    else:
+        advice = None
+    return message, code, advice
+
+
+def _str(value: Any) -> str | None:
+    if value is None or isinstance(value, Mapping | list):
+        return None
+    return str(value).strip()[:300] or None

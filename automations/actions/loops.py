@@ -1,0 +1,155 @@
+"""Loops actions: ``loops.update_contact`` and ``loops.send_event``.
+
+Both are safe to resend: updating a contact is an idempotent ``PUT``, and every event carries an
+``Idempotency-Key`` derived from the run and the step, the same on every retry and after a
+restart. Loops answers 409 to a key it has seen in the last 24 hours, which means the event was
+already accepted: the step counts as succeeded.
+
+Before sending:
+
+- ``null`` values (an empty column) are left out, at the top level and in ``eventProperties``:
+  Loops' schema allows no nulls, and leaving a field out keeps what Loops already has.
+- Text values longer than 500 characters are refused (Loops' documented cap), as is any body
+  Loops' own request schema would refuse.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from automations.errors import RenderError
+from automations.outbound import Connection, OutboundRequest
+from automations.vendor import format_path, require_valid
+
+__all__ = [
+    "MAX_VALUE_CHARS",
+    "SEND_EVENT",
+    "UPDATE_CONTACT",
+    "LoopsSendEvent",
+    "LoopsUpdateContact",
+    "event_idempotency_key",
+    "explain_loops_error",
+]
+
+#: Loops refuses longer string values.
+MAX_VALUE_CHARS = 500
+#: Loops' limit for ``Idempotency-Key``.
+MAX_KEY_CHARS = 100
+
+ErrorExplanation = tuple[str | None, str | None, str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class LoopsUpdateContact:
+    """``PUT /v1/contacts/update`` (creates the contact when none matches)."""
+
+    kind: str = "loops.update_contact"
+    connection: Connection = Connection.LOOPS
+
+    def build(
+        self, body: Mapping[str, Any], *, run_id: str, step_index: int, phone_region: str
+    ) -> OutboundRequest:
+        out = _prepared(self.kind, body)
+        return OutboundRequest(Connection.LOOPS, "PUT", "/v1/contacts/update", json=out)
+
+    def explain_error(self, status: int, body: Any) -> ErrorExplanation:
+        return explain_loops_error(status, body)
+
+
+@dataclass(frozen=True, slots=True)
+class LoopsSendEvent:
+    """``POST /v1/events/send`` with an ``Idempotency-Key`` from ``(run_id, step_index)``."""
+
+    kind: str = "loops.send_event"
+    connection: Connection = Connection.LOOPS
+    also_success: frozenset[int] = field(default=frozenset({409}))
+
+    def build(
+        self, body: Mapping[str, Any], *, run_id: str, step_index: int, phone_region: str
+    ) -> OutboundRequest:
+        out = _prepared(self.kind, body)
+        return OutboundRequest(
+            Connection.LOOPS,
+            "POST",
+            "/v1/events/send",
+            json=out,
+            idempotency_key=event_idempotency_key(run_id, step_index),
+            resend_safe=True,
+            also_success=self.also_success,
+        )
+
+    def explain_error(self, status: int, body: Any) -> ErrorExplanation:
+        return explain_loops_error(status, body)
+
+
+UPDATE_CONTACT = LoopsUpdateContact()
+SEND_EVENT = LoopsSendEvent()
+
+
+def event_idempotency_key(run_id: str, step_index: int) -> str:
+    """The ``Idempotency-Key`` of step ``step_index`` of run ``run_id``: stable, <= 100 chars.
+
+    Readable (``automations-<run_id>-<step>``) when it fits, else a SHA-256 of the same. Run ids
+    must be unique across every database sending to one Loops team within 24 hours.
+    """
+    key = f"automations-{run_id}-{step_index}"
+    if len(key) <= MAX_KEY_CHARS:
+        return key
+    return "automations-" + hashlib.sha256(f"{run_id}\x00{step_index}".encode()).hexdigest()
+
+
+def _prepared(kind: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in body.items() if v is not None}
+    props = out.get("eventProperties")
+    if isinstance(props, Mapping):
+        out["eventProperties"] = {k: v for k, v in props.items() if v is not None}
+    _check_lengths(out, ())
+    require_valid(kind, out)
+    return out
+
+
+def _check_lengths(value: Any, path: tuple[str | int, ...]) -> None:
+    if isinstance(value, str):
+        if len(value) > MAX_VALUE_CHARS:
+            raise RenderError(
+                f"is {len(value)} characters long; Loops accepts at most {MAX_VALUE_CHARS}",
+                path=format_path(path),
+            )
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            _check_lengths(item, (*path, str(key)))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_lengths(item, (*path, i))
+
+
+def explain_loops_error(status: int, body: Any) -> ErrorExplanation:
+    """``(vendor_message, vendor_code, advice)`` for a Loops error (``{success, message}``)."""
+    message: str | None = None
+    if isinstance(body, Mapping):
+        raw = body.get("message")
+        if raw is None and isinstance(body.get("error"), Mapping):
+            raw = body["error"].get("message")
+        message = str(raw).strip()[:300] or None if raw is not None else None
+    elif isinstance(body, str):
+        message = body.strip()[:300] or None
+    if status == 400:
+        advice = message or "Loops refused the request's fields: correct the action's parameters"
+    elif status in (401, 403):
+        advice = "Loops rejected the API key: check LOOPS_API_KEY"
+    elif status == 404:
+        advice = "Loops found no such resource: check the contact or event in the request"
+    elif status == 409:
+        advice = "Loops has already accepted a request with this idempotency key"
+    elif status == 429:
+        advice = (
+            "Loops' rate limit (10 requests per second per team) was hit: lower LOOPS_RATE_LIMIT"
+        )
+    elif status >= 500:
+        advice = "Loops had a server error: try again later (automations replay)"
+    else:
+        advice = None
+    return message, None, advice

@@ -1,0 +1,146 @@
+"""Quo (OpenPhone) actions: ``quo.create_contact`` and ``quo.send_sms``.
+
+Phone fields are normalized to E.164 with the recipe's region before the body is checked against
+Quo's own request schema; a number that cannot be read stops the step before anything is sent.
+
+An SMS is not resend-safe: ``POST /v1/messages`` has no idempotency key, so a send that may have
+reached Quo is recorded ``unknown`` rather than tried again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from automations.outbound import Connection, OutboundRequest
+from automations.phone import to_e164
+from automations.vendor import require_valid
+
+__all__ = ["CREATE_CONTACT", "SEND_SMS", "QuoCreateContact", "QuoSendSms", "explain_quo_error"]
+
+#: Quo's code for "A2P Registration Not Approved" (400 on POST /v1/messages).
+A2P_NOT_APPROVED = "0206400"
+
+ErrorExplanation = tuple[str | None, str | None, str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class QuoCreateContact:
+    """``POST /v1/contacts`` (201). ``defaultFields.phoneNumbers[].value`` becomes E.164."""
+
+    kind: str = "quo.create_contact"
+    connection: Connection = Connection.QUO
+
+    def build(
+        self, body: Mapping[str, Any], *, run_id: str, step_index: int, phone_region: str
+    ) -> OutboundRequest:
+        out = dict(body)
+        fields = out.get("defaultFields")
+        if isinstance(fields, Mapping) and isinstance(fields.get("phoneNumbers"), list):
+            fields = dict(fields)
+            numbers = []
+            for i, entry in enumerate(fields["phoneNumbers"]):
+                if isinstance(entry, Mapping) and entry.get("value") is not None:
+                    path = f"defaultFields.phoneNumbers[{i}].value"
+                    entry = {**entry, "value": to_e164(entry["value"], phone_region, path=path)}
+                numbers.append(entry)
+            fields["phoneNumbers"] = numbers
+            out["defaultFields"] = fields
+        require_valid(self.kind, out)
+        return OutboundRequest(Connection.QUO, "POST", "/v1/contacts", json=out)
+
+    def explain_error(self, status: int, body: Any) -> ErrorExplanation:
+        return explain_quo_error(status, body)
+
+
+@dataclass(frozen=True, slots=True)
+class QuoSendSms:
+    """``POST /v1/messages`` (202). ``to[]`` and ``from`` (unless a ``PN...`` id) become E.164.
+
+    ``to`` may be given as a single value; it is sent as the one-element list Quo expects.
+    """
+
+    kind: str = "quo.send_sms"
+    connection: Connection = Connection.QUO
+
+    def build(
+        self, body: Mapping[str, Any], *, run_id: str, step_index: int, phone_region: str
+    ) -> OutboundRequest:
+        out = dict(body)
+        if "to" in out:
+            to = out["to"] if isinstance(out["to"], list) else [out["to"]]
+            out["to"] = [to_e164(v, phone_region, path=f"to[{i}]") for i, v in enumerate(to)]
+        sender = out.get("from")
+        if sender is not None and not (isinstance(sender, str) and sender.startswith("PN")):
+            out["from"] = to_e164(sender, phone_region, path="from")
+        require_valid(self.kind, out)
+        return OutboundRequest(Connection.QUO, "POST", "/v1/messages", json=out, resend_safe=False)
+
+    def explain_error(self, status: int, body: Any) -> ErrorExplanation:
+        return explain_quo_error(status, body)
+
+
+CREATE_CONTACT = QuoCreateContact()
+SEND_SMS = QuoSendSms()
+
+
+def explain_quo_error(status: int, body: Any) -> ErrorExplanation:
+    """``(vendor_message, vendor_code, advice)`` for a Quo error answer.
+
+    Understands Quo's own shape ``{message, code, status, title, errors: [...]}`` and the
+    gateway shape ``{"error": {"message": ...}}``.
+    """
+    message, code = _message_and_code(body)
+    if status == 400 and code == A2P_NOT_APPROVED:
+        advice = (
+            "the sending number's US carrier registration (A2P 10DLC) is not approved: texts "
+            "from it to US numbers fail until Quo approves the registration"
+        )
+    elif status == 400:
+        advice = "Quo refused the request's fields: correct the action's parameters"
+    elif status == 401:
+        advice = "Quo rejected the API key: check QUO_API_KEY (or MATON_API_KEY through Maton)"
+    elif status == 402:
+        advice = "the Quo workspace has not enough prepaid API credits: add credits, then replay"
+    elif status == 403:
+        advice = (
+            "the API key's user is not a user of that phone number: send from a number the key's "
+            "user belongs to, or use a key of one of that number's users"
+        )
+    elif status == 404:
+        advice = "Quo found no such resource: check the ids in the request (phone number, user)"
+    elif status == 429:
+        advice = "Quo's rate limit (10 requests per second per key) was hit: lower QUO_RATE_LIMIT"
+    elif status >= 500:
+        advice = "Quo had a server error: try again later (automations replay)"
+    else:
+        advice = None
+    return message, code, advice
+
+
+def _message_and_code(body: Any) -> tuple[str | None, str | None]:
+    if isinstance(body, str):
+        return (body.strip()[:300] or None), None
+    if not isinstance(body, Mapping):
+        return None, None
+    error = body.get("error")
+    if isinstance(error, Mapping):
+        return _text(error.get("message")), _text(error.get("code"))
+    if isinstance(error, str):
+        return error[:300], _text(body.get("code"))
+    message = _text(body.get("message")) or _text(body.get("title"))
+    details = body.get("errors")
+    if isinstance(details, list) and details and isinstance(details[0], Mapping):
+        first = details[0]
+        detail = ": ".join(x for x in (_text(first.get("path")), _text(first.get("message"))) if x)
+        if detail:
+            message = f"{message} ({detail})" if message else detail
+    return message, _text(body.get("code"))
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, Mapping | list):
+        return None
+    text = str(value).strip()
+    return text[:300] or None

@@ -1,0 +1,92 @@
+"""``automations render`` and ``automations test``: see what a recipe would send."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from automations.cli import friendly_errors
+from automations.connections import Connections
+from automations.diagnostics import Diagnostic
+from automations.execution.preview import preview, run_recipe_test
+from automations.formats import format_text
+from automations.recipes.compiler import LoadResult, load_directory, load_recipe
+
+__all__ = ["COMMANDS", "parse_row_option", "require_recipe"]
+
+
+def parse_row_option(value: str) -> Any:
+    """``--row '{"Email": ...}'`` or ``--row @file.json`` (``@-`` reads standard input)."""
+    try:
+        if value.startswith("@"):
+            name = value[1:]
+            text = sys.stdin.read() if name == "-" else Path(name).read_text("utf-8")
+        else:
+            text = value
+        return json.loads(text)
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read {value[1:]}: {exc.strerror}") from exc
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(
+            f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
+            "pass a JSON object, or @file.json"
+        ) from exc
+
+
+def require_recipe(path: Path) -> LoadResult:
+    """Load one recipe, or print its diagnostics and exit 1."""
+    result = load_recipe(path, os.environ)
+    if result.recipe is None:
+        click.echo(format_text([d for d in result.diagnostics if d.is_error]), err=True, nl=False)
+        sys.exit(1)
+    return result
+
+
+@click.command()
+@click.argument("recipe", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--row", "row", required=True, help="The event as JSON, or @file.json.")
+@friendly_errors
+def render(recipe: Path, row: str) -> None:
+    """Print what RECIPE would do for one row: the condition's result and the exact requests
+    (method, URL, headers with secrets masked, body). Nothing is sent."""
+    event = parse_row_option(row)
+    loaded = require_recipe(recipe)
+    assert loaded.recipe is not None
+    out = preview(loaded.recipe, event, os.environ, Connections.for_preview(os.environ))
+    click.echo(json.dumps(out, indent=2, ensure_ascii=False))
+
+
+@click.command("test")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@friendly_errors
+def test_command(paths: tuple[Path, ...]) -> None:
+    """Run the tests recipes carry (``tests:`` or a sibling NAME.test.yaml): a line per test,
+    exit status 1 if any fails or a recipe does not compile."""
+    results = load_directory(paths, {})
+    failed = 0
+    total = 0
+    broken: list[Diagnostic] = []
+    for r in results:
+        if r.recipe is None:
+            broken.extend(d for d in r.diagnostics if d.is_error)
+            continue
+        for t in r.recipe.tests:
+            total += 1
+            outcome = run_recipe_test(r.recipe, t)
+            mark = "PASS" if outcome.passed else "FAIL"
+            click.echo(f"{mark} {r.file}:{t.line} {r.recipe.name}: {t.name}")
+            for p in outcome.problems:
+                click.echo(f"     {p}")
+            failed += not outcome.passed
+    if broken:
+        click.echo(format_text(broken), nl=False)
+    click.echo(f"{total - failed} passed, {failed} failed")
+    sys.exit(1 if failed or broken else 0)
+
+
+COMMANDS = [render, test_command]

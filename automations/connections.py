@@ -1,0 +1,358 @@
+"""The one way out to the network: provider settings, pacing, retries.
+
+``ConnectionSettings.from_env`` reads which provider endpoints and API keys to use. ``Connections``
+owns one ``httpx.AsyncClient`` and one ``RateLimiter`` per API key, and ``send`` carries an
+``OutboundRequest`` to a ``SendResult`` or a ``ProviderError``:
+
+    attempt := acquire the key's rate-limiter slot, send
+      2xx or an ``also_success`` status     -> SendResult
+      429, 408, 5xx                          -> wait (Retry-After or backoff), attempt again
+      connect error (nothing was sent)       -> wait, attempt again
+      no answer after sending                -> resend_safe: wait, attempt again
+                                                else: AmbiguousSendError (never resent)
+      504 to a request not resend_safe       -> AmbiguousSendError (the gateway timed out while
+                                                the provider may have acted)
+      any other status                       -> ProviderError (permanent, with advice)
+    attempts capped by RetryPolicy.max_attempts and max_total
+
+Quo goes direct (``QUO_API_KEY``, raw key in ``Authorization``) or through the Maton gateway
+(``MATON_API_KEY``, Bearer), direct whenever ``QUO_API_KEY`` is set unless
+``AUTOMATIONS_QUO_VIA=maton``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from automations.actions import ErrorExplainer, explainer_for
+from automations.endpoints import (
+    ConnectionSettings,
+    Endpoint,
+    mask_headers,
+    mask_url,
+    parse_rate,
+)
+from automations.errors import AmbiguousSendError, ConfigError, ProviderError
+from automations.outbound import Connection, OutboundRequest, SendResult
+from automations.ratelimit import RateLimiter
+from automations.retry import RetryPolicy, parse_retry_after
+
+__all__ = [
+    "ConnectionSettings",
+    "Connections",
+    "Endpoint",
+    "mask_headers",
+    "mask_url",
+    "parse_rate",
+    "read_body",
+]
+
+#: Text bodies are kept up to this many characters (JSON bodies are parsed whole).
+MAX_TEXT_BODY = 4096
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+
+# Failures before any byte of the request left: always safe to try again.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError)
+# Failures that no retry can fix: the request itself cannot be sent.
+_UNSENDABLE = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
+_RETRYABLE_STATUS = frozenset({408, 429})
+# Describe the original bytes on the wire; the masked copy holds the decoded body.
+_FRAMING_HEADERS = frozenset({"content-encoding", "transfer-encoding", "content-length"})
+
+
+class Connections:
+    """Sends ``OutboundRequest``s through one shared client, paced per API key.
+
+    Pass ``client`` to share an existing ``httpx.AsyncClient`` (it is not closed here), or
+    ``transport`` (``httpx.MockTransport`` in tests) for a client created on first use and closed
+    by ``aclose``. ``clock``, ``sleep``, ``now`` and ``rng`` drive pacing and backoff; tests
+    inject fakes. One ``Connections`` belongs to one event loop.
+    """
+
+    def __init__(
+        self,
+        settings: ConnectionSettings,
+        *,
+        client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        rng: random.Random | None = None,
+    ) -> None:
+        if client is not None and transport is not None:
+            raise ValueError("pass either client or transport, not both")
+        self.settings = settings
+        self._client = client
+        self._owns_client = client is None
+        self._transport = transport
+        self._timeout = timeout
+        self._clock = clock
+        self._sleep = sleep
+        self._now = now
+        self._rng = rng or random.Random()
+        self._limiters: dict[str, RateLimiter] = {}
+
+    @classmethod
+    def for_preview(cls, env: Mapping[str, str]) -> Connections:
+        """Connections that only ``describe`` requests (previews, ``automations test``).
+
+        Tolerates a malformed or incomplete environment; ``send`` refuses to send.
+        """
+        try:
+            settings = ConnectionSettings.from_env(env)
+        except ConfigError:
+            settings = ConnectionSettings()
+        return cls(settings, transport=httpx.MockTransport(_refuse_to_send))
+
+    async def __aenter__(self) -> Connections:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this object created it."""
+        if self._owns_client and self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                transport=self._transport, timeout=self._timeout, follow_redirects=False
+            )
+        return self._client
+
+    def limiter_for(self, connection: Connection) -> RateLimiter | None:
+        """The rate limiter requests of ``connection`` wait on (``None`` for ``HTTP``).
+
+        Raises ``ConfigError`` when the connection's API key is not configured.
+        """
+        endpoint = self.settings.endpoint(connection)
+        return None if endpoint is None else self._limiter(endpoint)
+
+    def _limiter(self, endpoint: Endpoint) -> RateLimiter:
+        limiter = self._limiters.get(endpoint.limiter_key)
+        if limiter is None:
+            limiter = RateLimiter(
+                endpoint.rate,
+                1.0,
+                guard=self.settings.rate_guard,
+                clock=self._clock,
+                sleep=self._sleep,
+            )
+            self._limiters[endpoint.limiter_key] = limiter
+        return limiter
+
+    def describe(self, req: OutboundRequest) -> tuple[str, tuple[tuple[str, str], ...]]:
+        """The URL and headers ``req`` would be sent with, secrets masked. Never raises: a
+        missing key shows as ``Authorization: <unset: set QUO_API_KEY>``."""
+        try:
+            endpoint = self.settings.endpoint(req.connection)
+        except ConfigError as exc:
+            base = self.settings.base_url_for(req.connection) or ""
+            unset = ("Authorization", f"<unset: set {exc.variable}>")
+            headers = (unset, *mask_headers(self._headers(req, None)))
+            return mask_url(base + req.path), headers
+        url = endpoint.url(req.path) if endpoint else req.path
+        return mask_url(url), mask_headers(self._headers(req, endpoint))
+
+    def _headers(self, req: OutboundRequest, endpoint: Endpoint | None) -> list[tuple[str, str]]:
+        headers = [*(endpoint.headers if endpoint else self.settings.plain_headers), *req.headers]
+        if req.idempotency_key:
+            headers.append(("Idempotency-Key", req.idempotency_key))
+        return headers
+
+    async def send(
+        self,
+        req: OutboundRequest,
+        policy: RetryPolicy,
+        *,
+        explain: ErrorExplainer | None = None,
+    ) -> SendResult:
+        """Send ``req``, retrying what is safe to retry, and return what came back.
+
+        Raises ``ConfigError`` (the API key variable is unset), ``AmbiguousSendError`` (a request
+        that is not ``resend_safe`` may have been delivered) or ``ProviderError`` (refused, or
+        still failing when ``policy`` ran out; ``retryable`` tells which). ``explain`` turns an
+        error answer into ``(vendor_message, vendor_code, advice)``; by default the provider's.
+        """
+        endpoint = self.settings.endpoint(req.connection)
+        url = endpoint.url(req.path) if endpoint else req.path
+        headers = self._headers(req, endpoint)
+        limiter = self._limiter(endpoint) if endpoint else None
+        call = _Call(req, endpoint, url, headers, explain or explainer_for(req.connection))
+        client = self._http()
+        started = self._clock()
+        previous_delay: float | None = None
+        attempt = 0
+        while True:
+            attempt += 1
+            if limiter is not None:
+                await limiter.acquire()
+            last: httpx.Response | None = None
+            retry_after: float | None = None
+            try:
+                response = await client.request(req.method, url, json=req.json, headers=headers)
+            except _NOT_SENT as exc:
+                reason = f"could not be reached ({type(exc).__name__})"
+            except _UNSENDABLE as exc:
+                raise call.failure(f"could not be sent ({exc})", attempt, None) from None
+            except httpx.RequestError as exc:  # it left, but no complete answer came back
+                if not req.resend_safe:
+                    raise call.ambiguous(exc, attempt, self._ms(started)) from None
+                reason = f"gave no answer ({type(exc).__name__})"
+            else:
+                status = response.status_code
+                if 200 <= status < 300 or status in req.also_success:
+                    return call.result(response, attempt, self._ms(started))
+                if status == 504 and not req.resend_safe:
+                    raise call.ambiguous(response, attempt, self._ms(started))
+                if status not in _RETRYABLE_STATUS and status < 500:
+                    raise call.failure(f"refused with {status}", attempt, response)
+                reason, last = f"answered {status}", response
+                header = response.headers.get("Retry-After")
+                retry_after = parse_retry_after(header, now=self._now())
+            if attempt >= policy.max_attempts:
+                raise call.failure(reason, attempt, last, retryable=True)
+            delay = policy.backoff(attempt, previous_delay, retry_after=retry_after, rng=self._rng)
+            if self._clock() - started + delay > policy.max_total:
+                reason += f"; the next try would pass the {policy.max_total:g} s limit"
+                raise call.failure(reason, attempt, last, retryable=True)
+            await self._sleep(delay)
+            previous_delay = delay
+
+    def _ms(self, started: float) -> float:
+        return round((self._clock() - started) * 1000.0, 3)
+
+
+class _Call:
+    """One ``send``: turns its outcomes into a result or an error, secrets masked."""
+
+    def __init__(
+        self,
+        req: OutboundRequest,
+        endpoint: Endpoint | None,
+        url: str,
+        headers: list[tuple[str, str]],
+        explain: ErrorExplainer,
+    ) -> None:
+        self.req = req
+        self.endpoint = endpoint
+        self.url = mask_url(url)
+        self.headers = mask_headers(headers)
+        self.explain = explain
+        self.provider = endpoint.name if endpoint else (httpx.URL(url).host or "the endpoint")
+        self.what = f"{req.method} {req.path if endpoint else self.url}"
+
+    def result(self, response: httpx.Response, attempts: int, ms: float) -> SendResult:
+        return SendResult(
+            status=response.status_code,
+            body=read_body(response),
+            attempts=attempts,
+            duration_ms=ms,
+            url=self.url,
+            headers=self.headers,
+        )
+
+    def failure(
+        self,
+        reason: str,
+        attempts: int,
+        response: httpx.Response | None,
+        *,
+        retryable: bool = False,
+    ) -> ProviderError:
+        """``reason`` reads after the provider: "Quo answered 503", "Quo refused with 402"."""
+        tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
+        if response is None:
+            return ProviderError(
+                f"{self.provider} {reason}: {self.what} ({tries})",
+                retryable=retryable,
+                request=self._safe_request(),
+                attempts=attempts,
+            )
+        status = response.status_code
+        body = read_body(response)
+        vendor_message, vendor_code, advice = self.explain(status, body)
+        if status == 401 and self.endpoint is not None:
+            advice = f"{self.endpoint.name} rejected the API key: check {self.endpoint.variable}"
+        said = f": {vendor_message}" if vendor_message else ""
+        return ProviderError(
+            f"{self.provider} {reason}: {self.what} ({tries}){said}",
+            status=status,
+            vendor_message=vendor_message,
+            vendor_code=vendor_code,
+            advice=advice,
+            retryable=retryable,
+            request=self._safe_request(),
+            response=self._safe_response(response),
+            attempts=attempts,
+        )
+
+    def ambiguous(
+        self, cause: httpx.RequestError | httpx.Response, attempts: int, ms: float
+    ) -> AmbiguousSendError:
+        status = cause.status_code if isinstance(cause, httpx.Response) else None
+        what = f"answered {status}" if status else f"gave no answer ({type(cause).__name__})"
+        return AmbiguousSendError(
+            f"{self.provider} {what} after {self.what} was sent (attempt {attempts}, "
+            f"{ms:.0f} ms): it may have been delivered, so it is not sent again",
+            status=status,
+            advice=f"check in {self.provider} whether it went through before replaying the run",
+            retryable=False,
+            request=self._safe_request(),
+            response=self._safe_response(cause) if isinstance(cause, httpx.Response) else None,
+            attempts=attempts,
+        )
+
+    def _safe_request(self) -> httpx.Request:
+        return httpx.Request(self.req.method, self.url, headers=list(self.headers))
+
+    def _safe_response(self, response: httpx.Response) -> httpx.Response:
+        """A copy of ``response`` with masked headers, tied to the masked request: safe to log."""
+        headers = [
+            (name, value)
+            for name, value in mask_headers(response.headers.multi_items())
+            if name.lower() not in _FRAMING_HEADERS
+        ]
+        return httpx.Response(
+            response.status_code,
+            headers=headers,
+            content=response.content,
+            request=self._safe_request(),
+        )
+
+
+def read_body(response: httpx.Response) -> Any:
+    """The body as JSON when it is JSON, else as text (at most ``MAX_TEXT_BODY`` characters);
+    ``None`` when empty."""
+    text = response.text
+    if not text.strip():
+        return None
+    content_type = response.headers.get("content-type", "")
+    if "json" in content_type or text.lstrip()[:1] in ("{", "["):
+        try:
+            return response.json()
+        except ValueError:
+            pass
+    return text if len(text) <= MAX_TEXT_BODY else text[:MAX_TEXT_BODY] + "…"
+
+
+def _refuse_to_send(request: httpx.Request) -> httpx.Response:
+    raise RuntimeError("preview connections never send requests")

@@ -1,0 +1,114 @@
+"""Every error the engine raises, in one tree.
+
+    AutomationsError
+    ├── RecipeError            a recipe is broken; carries its diagnostics (file, line, column, code)
+    ├── RenderError            a row cannot be rendered into a request (bad phone number, ...)
+    ├── ConfigError            the environment lacks something (an API key variable, ...)
+    ├── SignatureError         an incoming webhook failed verification
+    ├── ProviderError          a provider answered with an error; carries request and response
+    │   └── AmbiguousSendError the request may or may not have reached the provider
+    └── StoreError             the run store cannot do what was asked (unknown run id, ...)
+
+Library code raises these with full context; only the CLI edge turns them into friendly text.
+Messages never contain secret values: callers pass values through a ``Redactor`` first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from automations.diagnostics import Diagnostic
+
+__all__ = [
+    "AmbiguousSendError",
+    "AutomationsError",
+    "ConfigError",
+    "ProviderError",
+    "RecipeError",
+    "RenderError",
+    "SignatureError",
+    "StoreError",
+]
+
+
+class AutomationsError(Exception):
+    """Base of every error raised on purpose by this package."""
+
+
+class RecipeError(AutomationsError):
+    """A recipe failed to load or validate. ``diagnostics`` says where and why."""
+
+    def __init__(self, diagnostics: Sequence[Diagnostic]) -> None:
+        self.diagnostics = tuple(diagnostics)
+        first = self.diagnostics[0].format() if self.diagnostics else "invalid recipe"
+        more = len(self.diagnostics) - 1
+        super().__init__(first + (f" (and {more} more)" if more > 0 else ""))
+
+
+class RenderError(AutomationsError):
+    """A row could not be turned into a request; nothing was sent.
+
+    ``path`` names the field (e.g. ``to[0]``) whose value was at fault.
+    """
+
+    def __init__(self, message: str, *, path: str = "") -> None:
+        self.path = path
+        super().__init__(f"{path}: {message}" if path else message)
+
+
+class ConfigError(AutomationsError):
+    """Configuration is missing or wrong; ``variable`` names the environment variable to set."""
+
+    def __init__(self, message: str, *, variable: str | None = None) -> None:
+        self.variable = variable
+        super().__init__(message)
+
+
+class SignatureError(AutomationsError):
+    """An incoming webhook's signature, token or timestamp did not verify."""
+
+
+class ProviderError(AutomationsError):
+    """A provider answered with an error.
+
+    ``status`` is the HTTP status (``None`` when no response came back), ``vendor_message`` and
+    ``vendor_code`` are the provider's own words, ``advice`` says what a person should do, and
+    ``retryable`` whether sending again could succeed, ``attempts`` how many times it was sent.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        vendor_message: str | None = None,
+        vendor_code: str | None = None,
+        advice: str | None = None,
+        retryable: bool = False,
+        request: Any = None,
+        response: Any = None,
+        attempts: int = 1,
+    ) -> None:
+        self.status = status
+        self.vendor_message = vendor_message
+        self.vendor_code = vendor_code
+        self.advice = advice
+        self.retryable = retryable
+        self.request = request
+        self.response = response
+        self.attempts = attempts
+        super().__init__(message)
+
+
+class AmbiguousSendError(ProviderError):
+    """The request was sent but no answer came back: it may have been delivered.
+
+    A non-idempotent step (a Quo SMS) that ends like this is recorded ``unknown`` and never resent
+    automatically.
+    """
+
+
+class StoreError(AutomationsError):
+    """The run store could not do what was asked (unknown run id, unreadable database, ...)."""

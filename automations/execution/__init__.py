@@ -1,0 +1,1 @@
+"""Running a recipe for one event: row, condition, rendering, sending, auditing."""

@@ -1,0 +1,193 @@
+"""The execution core: one run of one recipe for one event, written to the store as it goes.
+
+Order of writes (what makes a crash lose nothing and send nothing twice):
+
+1. the run is claimed (``running``, with the recipe version) before anything else;
+2. the row and condition are recorded; a false condition ends the run ``skipped``;
+3. per step: the rendered request is written with status ``sending`` *before* it leaves, and the
+   outcome (``succeeded`` / ``failed`` / ``unknown``) as soon as it is known.
+
+Resuming a run after a crash (``execute`` on a ``running`` run) skips finished steps and looks at a
+step left ``sending``: a resend-safe request (keyed Loops event, idempotent PUT) is sent again with
+the same idempotency key; a Quo SMS is marked ``unknown`` for a person to decide (``replay``).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any
+
+from automations.connections import Connections
+from automations.errors import AmbiguousSendError, ConfigError, ProviderError, RenderError
+from automations.execution.render import PreviewEnv, render_action
+from automations.execution.rows import evaluate_condition, row_for
+from automations.execution.versions import remember_version
+from automations.model import Recipe
+from automations.outbound import OutboundRequest
+from automations.ports import RunStore, StateStore
+from automations.records import RunRecord, RunStatus, StepRecord, StepStatus, TriggerKind
+from automations.redact import Redactor
+from automations.retry import RetryPolicy
+
+__all__ = ["Executor", "new_run", "KEY_VARIABLES"]
+
+#: Environment variables whose values are always secrets, whatever the recipe references.
+KEY_VARIABLES = ("QUO_API_KEY", "MATON_API_KEY", "LOOPS_API_KEY")
+
+_DONE = (StepStatus.SUCCEEDED, StepStatus.SKIPPED, StepStatus.DRY_RUN)
+
+
+def new_run(
+    recipe: str, trigger: TriggerKind, event_key: str, event: Any, *, now: float | None = None
+) -> RunRecord:
+    """A fresh ``pending`` run record (the inbox entry for one event)."""
+    return RunRecord(
+        id=uuid.uuid4().hex,
+        recipe=recipe,
+        trigger=trigger,
+        event_key=event_key,
+        event=event,
+        created_at=time.time() if now is None else now,
+    )
+
+
+class Executor:
+    """Executes runs through the shared ``Connections`` and records them in ``store``."""
+
+    def __init__(
+        self,
+        store: RunStore,
+        connections: Connections,
+        env: Mapping[str, str],
+        *,
+        retry: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.connections = connections
+        self.env = env
+        self.retry = retry or RetryPolicy()
+        self.clock = clock
+        self._redactors: dict[str, Redactor] = {}
+        self._remembered: set[str] = set()
+
+    def redactor(self, recipe: Recipe) -> Redactor:
+        r = self._redactors.get(recipe.content_hash)
+        if r is None:
+            r = Redactor.for_env(self.env, {*recipe.env_names, *KEY_VARIABLES})
+            self._redactors[recipe.content_hash] = r
+        return r
+
+    async def execute(self, run: RunRecord, recipe: Recipe, *, dry_run: bool = False) -> RunRecord:
+        """Run (or resume) ``run`` with ``recipe``; returns the final record."""
+        claimed = self.store.claim(run.id, recipe.content_hash)
+        if claimed is None:
+            return self.store.get_run(run.id)
+        if recipe.content_hash not in self._remembered and isinstance(self.store, StateStore):
+            remember_version(self.store, recipe)
+            self._remembered.add(recipe.content_hash)
+        red = self.redactor(recipe)
+        dry = dry_run or claimed.dry_run
+        env: Mapping[str, str] = PreviewEnv(self.env) if dry else self.env
+        row = row_for(recipe, claimed.event)
+        cond = evaluate_condition(recipe, row)
+        self.store.update_run(run.id, row=red.value(row), condition=cond.passed, dry_run=dry)
+        if not cond.passed:
+            return self._finish(run.id, RunStatus.SKIPPED, cond.error)
+        previous = {s.index: s for s in claimed.steps}
+        responses: dict[str, Any] = {}
+        for index, action in enumerate(recipe.actions):
+            prior = previous.get(index)
+            if prior is not None and prior.status in _DONE:
+                responses[action.id] = prior.response_body
+                continue
+            if prior is not None and prior.status is StepStatus.UNKNOWN:
+                return self._finish(run.id, RunStatus.UNKNOWN, prior.error)
+            step = StepRecord(run.id, index, action.id, action.kind, started_at=self.clock())
+            if action.condition is not None and not action.condition.test(row):
+                self.store.put_step(replace(step, status=StepStatus.SKIPPED))
+                continue
+            try:
+                req = render_action(recipe, action, index, row, env, responses, run_id=run.id)
+            except (RenderError, ConfigError) as exc:
+                self._put(step, red, status=StepStatus.FAILED, error=red.text(str(exc)))
+                return self._finish(run.id, RunStatus.FAILED, red.text(f"{action.id}: {exc}"))
+            step = replace(step, request=self._describe(req, red),
+                           idempotency_key=req.idempotency_key)
+            if dry:
+                self._put(step, red, status=StepStatus.DRY_RUN)
+                continue
+            if prior is not None and prior.status is StepStatus.SENDING and not req.resend_safe:
+                msg = ("the runner stopped while this SMS was being sent; it may or may not have "
+                       "been delivered. Check Quo, then `automations replay` to send it again")
+                self._put(step, red, status=StepStatus.UNKNOWN, error=msg,
+                          attempts=prior.attempts)
+                return self._finish(run.id, RunStatus.UNKNOWN, f"{action.id}: {msg}")
+            outcome = await self._send(step, req, red)
+            if outcome.status is StepStatus.SUCCEEDED:
+                responses[action.id] = outcome.response_body
+                continue
+            status = RunStatus.UNKNOWN if outcome.status is StepStatus.UNKNOWN else RunStatus.FAILED
+            return self._finish(run.id, status, f"{action.id}: {outcome.error}")
+        return self._finish(run.id, RunStatus.SUCCEEDED, None)
+
+    async def _send(self, step: StepRecord, req: OutboundRequest, red: Redactor) -> StepRecord:
+        self.store.put_step(replace(step, status=StepStatus.SENDING, attempts=step.attempts + 1))
+        started = time.perf_counter()
+        try:
+            result = await self.connections.send(req, self.retry)
+        except AmbiguousSendError as exc:
+            return self._put(step, red, status=StepStatus.UNKNOWN, error=red.text(str(exc)),
+                             duration_ms=_ms(started), attempts=getattr(exc, "attempts", 1))
+        except ProviderError as exc:
+            return self._put(
+                step, red, status=StepStatus.FAILED, error=red.text(str(exc)),
+                error_code=exc.vendor_code, http_status=exc.status,
+                response_body=red.value(_body_of(exc)), duration_ms=_ms(started),
+                attempts=getattr(exc, "attempts", 1),
+            )
+        except ConfigError as exc:
+            return self._put(step, red, status=StepStatus.FAILED, error=red.text(str(exc)))
+        return self._put(
+            step, red, status=StepStatus.SUCCEEDED, http_status=result.status,
+            response_body=red.value(result.body), attempts=result.attempts,
+            duration_ms=result.duration_ms,
+        )
+
+    def _describe(self, req: OutboundRequest, red: Redactor) -> dict[str, Any]:
+        url, headers = self.connections.describe(req)
+        return {
+            "method": req.method,
+            "url": red.text(url),
+            "headers": {k: red.text(v) for k, v in headers},
+            "body": red.value(req.json),
+        }
+
+    def _put(self, step: StepRecord, red: Redactor, **fields: Any) -> StepRecord:
+        final = replace(step, finished_at=self.clock(), **fields)
+        self.store.put_step(final)
+        return final
+
+    def _finish(self, run_id: str, status: RunStatus, error: str | None) -> RunRecord:
+        self.store.update_run(run_id, status=status, error=error, finished_at=self.clock())
+        return self.store.get_run(run_id)
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000.0
+
+
+def _body_of(exc: ProviderError) -> Any:
+    resp = exc.response
+    if resp is None:
+        return None
+    try:
+        return resp.json()
+    except Exception:  # not JSON: keep a bounded piece of the text
+        text = getattr(resp, "text", "")
+        return text[:4096] if isinstance(text, str) else None
+
+

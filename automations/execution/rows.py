@@ -1,0 +1,50 @@
+"""From a trigger's event to the row a recipe sees, and the condition over it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from jmespath.exceptions import JMESPathError
+
+from automations.conditions import is_truthy
+from automations.model import Recipe
+
+__all__ = ["ConditionResult", "evaluate_condition", "row_for"]
+
+
+def row_for(recipe: Recipe, event: Any) -> Any:
+    """The row: the event itself, or exactly the recipe's ``columns:`` computed over it.
+
+    A column whose expression cannot be evaluated on this event (a JMESPath type error) is null.
+    """
+    if recipe.columns is None:
+        return event
+    row: dict[str, Any] = {}
+    for name, expr in recipe.columns:
+        try:
+            row[name] = expr.search(event)
+        except JMESPathError:
+            row[name] = None
+    return row
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionResult:
+    """Whether ``only_run_if`` passed; ``error`` says why it could not be evaluated (then the
+    run is skipped, never failed: a condition only decides whether to run)."""
+
+    passed: bool
+    value: Any = None
+    error: str | None = None
+
+
+def evaluate_condition(recipe: Recipe, row: Any) -> ConditionResult:
+    cond = recipe.condition
+    if cond is None:
+        return ConditionResult(True, True)
+    try:
+        value = cond.search(row)
+    except JMESPathError as exc:
+        return ConditionResult(False, None, f"only_run_if could not be evaluated: {exc}")
+    return ConditionResult(is_truthy(value), value)

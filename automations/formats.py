@@ -1,0 +1,162 @@
+"""Diagnostics as text (with snippet and caret), JSON, GitHub annotations and SARIF 2.1.0."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from automations import __version__
+from automations.diagnostics import Diagnostic, Severity
+
+__all__ = ["FORMATS", "RULES", "format_github", "format_json", "format_sarif", "format_text"]
+
+#: Every stable diagnostic code with a one-line description (SARIF rules, docs).
+RULES: dict[str, str] = {
+    "YAML001": "YAML syntax error",
+    "YAML002": "duplicate key",
+    "YAML003": "mapping key that is not a string",
+    "YAML004": "phone number read as a number by YAML: quote it",
+    "SCH001": "unknown key",
+    "SCH002": "missing required key",
+    "SCH003": "wrong type",
+    "SCH004": "invalid value",
+    "SCH005": "zero or several of mutually exclusive keys (trigger kinds, action kinds)",
+    "EXP001": "JMESPath syntax error",
+    "REF001": "reference to a column that cannot exist",
+    "REF002": "reference to a step that does not come before",
+    "REF003": "malformed reference",
+    "REF004": "URL host taken from row data",
+    "VND001": "action body rejected by the vendor's request schema",
+    "VND002": "value longer than the vendor accepts",
+    "ACT001": "duplicate step id",
+    "TBL001": "table columns cannot be read",
+    "TBL002": "table key column not in the table",
+    "SCD001": "invalid cron expression",
+    "SCD002": "unknown time zone",
+    "SCD003": "invalid interval",
+    "DUP001": "duplicate recipe name",
+    "DUP002": "two webhook recipes on one path",
+    "ENV001": "environment variable not set",
+    "SEC001": "secret pasted into a recipe",
+    "SEC002": "webhook without verification",
+    "IO001": "file cannot be read",
+}
+
+
+def _snippet(d: Diagnostic, lines_cache: dict[str, list[str]]) -> str:
+    if d.file not in lines_cache:
+        try:
+            lines_cache[d.file] = Path(d.file).read_text("utf-8").splitlines()
+        except (OSError, UnicodeDecodeError):
+            lines_cache[d.file] = []
+    lines = lines_cache[d.file]
+    if not 0 < d.line <= len(lines):
+        return ""
+    src = lines[d.line - 1]
+    gutter = f"{d.line:>4} | "
+    return f"{gutter}{src}\n{' ' * (len(gutter) - 2)}| {' ' * (d.column - 1)}^\n"
+
+
+def format_text(diags: Sequence[Diagnostic], *, snippets: bool = True) -> str:
+    """``file:line:col: severity: message [CODE]`` lines, each with the source line and a caret,
+    then a summary line."""
+    cache: dict[str, list[str]] = {}
+    out = []
+    for d in diags:
+        out.append(d.format() + "\n")
+        if snippets:
+            out.append(_snippet(d, cache))
+    errors = sum(d.is_error for d in diags)
+    warnings = len(diags) - errors
+    out.append(f"{errors} error(s), {warnings} warning(s)\n" if diags else "")
+    return "".join(out)
+
+
+def format_json(diags: Sequence[Diagnostic]) -> str:
+    return json.dumps([d.as_dict() for d in diags], indent=2) + "\n"
+
+
+def _gh_escape(text: str, *, prop: bool = False) -> str:
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    if prop:
+        text = text.replace(":", "%3A").replace(",", "%2C")
+    return text
+
+
+def format_github(diags: Sequence[Diagnostic]) -> str:
+    """GitHub Actions workflow commands: each finding becomes a pull-request annotation."""
+    out = []
+    for d in diags:
+        level = "error" if d.is_error else "warning"
+        props = ",".join(
+            [
+                f"file={_gh_escape(d.file, prop=True)}",
+                f"line={d.line}",
+                f"col={d.column}",
+                f"title={_gh_escape(d.code + ' ' + RULES.get(d.code, ''), prop=True).strip()}",
+            ]
+        )
+        out.append(f"::{level} {props}::{_gh_escape(d.message)}\n")
+    return "".join(out)
+
+
+def format_sarif(diags: Sequence[Diagnostic]) -> str:
+    """A SARIF 2.1.0 log (GitHub code scanning and other viewers read it)."""
+    codes = sorted(RULES)
+    rules = [
+        {
+            "id": code,
+            "name": code,
+            "shortDescription": {"text": RULES[code]},
+            "helpUri": "https://github.com/automations/automations/blob/main/docs/lint.md#"
+            + code.lower(),
+        }
+        for code in codes
+    ]
+    results = [
+        {
+            "ruleId": d.code,
+            "ruleIndex": codes.index(d.code) if d.code in RULES else -1,
+            "level": "error" if d.severity is Severity.ERROR else "warning",
+            "message": {"text": d.message},
+            "locations": [
+                {
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": Path(d.file).as_posix()},
+                        "region": {"startLine": d.line, "startColumn": d.column},
+                    }
+                }
+            ],
+        }
+        for d in diags
+    ]
+    for r in results:
+        if r["ruleIndex"] == -1:
+            del r["ruleIndex"]
+    log = {
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "automations",
+                        "version": __version__,
+                        "informationUri": "https://github.com/automations/automations",
+                        "rules": rules,
+                    }
+                },
+                "results": results,
+            }
+        ],
+    }
+    return json.dumps(log, indent=2) + "\n"
+
+
+FORMATS: dict[str, Callable[[Sequence[Diagnostic]], str]] = {
+    "text": format_text,
+    "json": format_json,
+    "github": format_github,
+    "sarif": format_sarif,
+}

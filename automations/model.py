@@ -1,0 +1,154 @@
+"""A compiled recipe: an immutable value.
+
+The loader reads YAML, validates it and compiles it once into these frozen dataclasses
+(JMESPath expressions compiled, templates pre-parsed). The runner swaps whole ``Recipe`` values on
+hot reload and never mutates one.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from automations.conditions import Condition
+from automations.templates import Template
+
+__all__ = [
+    "Action",
+    "ExistingRows",
+    "Missed",
+    "Recipe",
+    "RecipeTest",
+    "ScheduleTrigger",
+    "TableSpec",
+    "TableTrigger",
+    "Trigger",
+    "VerifyScheme",
+    "WebhookTrigger",
+]
+
+
+class ExistingRows(enum.Enum):
+    """What to do with rows already in a table when the recipe is first activated."""
+
+    #: Remember them as seen; only rows added later run.
+    SKIP = "skip"
+    #: Run every one of them once.
+    RUN = "run"
+
+
+class Missed(enum.Enum):
+    """What to do with schedule fire times that passed while the runner was down."""
+
+    #: Forget them; wait for the next fire time.
+    SKIP = "skip"
+    #: Run once (for the latest missed fire time), however many were missed.
+    RUN_ONCE = "run_once"
+
+
+class VerifyScheme(enum.Enum):
+    """How an incoming webhook proves it comes from the provider."""
+
+    #: Standard Webhooks (Loops, Quo's newer webhooks): webhook-id/-timestamp/-signature.
+    STANDARD_WEBHOOKS = "standard-webhooks"
+    #: Quo's legacy ``openphone-signature: hmac;1;<ts>;<sig>`` header.
+    OPENPHONE = "openphone"
+    #: A shared secret in a header the recipe names.
+    TOKEN = "token"
+    #: No verification (lint warns).
+    NONE = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class TableSpec:
+    """A CSV (header row) or JSONL table, identified row by row by ``key``."""
+
+    path: Path
+    key: str
+    run_on_added: bool = True
+    run_on_updated: bool = False
+    existing_rows: ExistingRows = ExistingRows.SKIP
+    columns: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TableTrigger:
+    table: TableSpec
+    kind: str = "table"
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookTrigger:
+    path: str
+    scheme: VerifyScheme
+    #: Name of the environment variable holding the secret (never the value).
+    secret_env: str | None = None
+    #: For ``token``: the header carrying the secret.
+    header: str | None = None
+    #: JMESPath over the body giving the delivery's identity, when set.
+    event_id: Condition | None = None
+    kind: str = "webhook"
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleTrigger:
+    cron: str | None = None
+    timezone: str = "UTC"
+    every: timedelta | None = None
+    missed: Missed = Missed.SKIP
+    table: TableSpec | None = None
+    kind: str = "schedule"
+
+
+Trigger = TableTrigger | WebhookTrigger | ScheduleTrigger
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One step: ``kind`` is ``quo.send_sms`` etc.; ``params`` the templated vendor body."""
+
+    kind: str
+    id: str
+    params: Template
+    condition: Condition | None = None
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RecipeTest:
+    """A sample event and what the recipe must do with it (``automations test``)."""
+
+    name: str
+    event: Any
+    #: Expected condition result, if stated.
+    expect_condition: bool | None = None
+    #: Expected requests, each matched as a subset against the rendered one at the same index.
+    expect_requests: tuple[Any, ...] | None = None
+    env: tuple[tuple[str, str], ...] = ()
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Recipe:
+    """A validated, compiled recipe."""
+
+    name: str
+    source: Path
+    #: SHA-256 of the file's bytes: which exact version ran.
+    content_hash: str
+    trigger: Trigger
+    actions: tuple[Action, ...]
+    description: str = ""
+    condition: Condition | None = None
+    #: ``columns:`` (name, JMESPath) pairs; when set, the row is exactly these columns.
+    columns: tuple[tuple[str, Condition], ...] | None = None
+    #: Default region for phone numbers without a country code.
+    phone_region: str = "US"
+    tests: tuple[RecipeTest, ...] = field(default_factory=tuple)
+    #: Names of every ``${ENV}`` the recipe references.
+    env_names: frozenset[str] = field(default_factory=frozenset)
+    #: The file's text as compiled (kept by hash in the audit: which version ran).
+    text: str = field(default="", repr=False)

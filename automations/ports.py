@@ -1,0 +1,92 @@
+"""The engine's ports: the small abstract interfaces that adapters implement.
+
+- ``RunStore`` (``automations/stores/``): the durable inbox and audit log in one. A run is
+  created ``pending`` when its event arrives (that *is* the inbox entry), claimed by a worker,
+  and each step is written before its request leaves and again when its outcome is known.
+- ``StateStore`` (same adapters): small persisted values the triggers need across restarts
+  (a table's seen keys and content hashes, a schedule's last fire time).
+
+Every adapter has an in-memory version, and one contract test suite runs over all of them.
+Methods are synchronous: SQLite calls take microseconds, and keeping them synchronous makes
+"written before sent" a plain sequence of statements.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+
+from automations.records import RunFilter, RunRecord, RunStatus, StepRecord
+
+__all__ = ["RunStore", "StateStore"]
+
+
+class RunStore(ABC):
+    """Durable inbox + audit log."""
+
+    @abstractmethod
+    def enqueue(self, run: RunRecord) -> tuple[RunRecord, bool]:
+        """Record ``run`` (status ``pending``) unless a run with the same ``(recipe, event_key)``
+        exists. Returns the stored run and whether it was new. Durable when it returns."""
+
+    @abstractmethod
+    def enqueue_many(self, runs: Sequence[RunRecord]) -> list[tuple[RunRecord, bool]]:
+        """``enqueue`` for a batch, in one transaction."""
+
+    @abstractmethod
+    def claim(self, run_id: str, recipe_hash: str) -> RunRecord | None:
+        """Mark a ``pending`` (or, when resuming after a crash, ``running``) run as ``running``
+        with the recipe version that runs it. Returns ``None`` if it is final already."""
+
+    @abstractmethod
+    def unfinished(self) -> list[RunRecord]:
+        """Runs that are ``pending`` or ``running``, oldest first: what a restart resumes."""
+
+    @abstractmethod
+    def update_run(self, run_id: str, **fields: object) -> None:
+        """Set fields of a run (``status``, ``row``, ``condition``, ``error``, ``finished_at``...)."""
+
+    @abstractmethod
+    def put_step(self, step: StepRecord) -> None:
+        """Insert or replace the step ``(step.run_id, step.index)``. Durable when it returns."""
+
+    @abstractmethod
+    def get_run(self, run_id: str) -> RunRecord:
+        """The run with its steps; raises ``StoreError`` for an unknown id. Accepts a unique
+        prefix of an id."""
+
+    @abstractmethod
+    def find_run(self, recipe: str, event_key: str) -> RunRecord | None:
+        """The run recorded for this event, if any."""
+
+    @abstractmethod
+    def list_runs(self, flt: RunFilter) -> list[RunRecord]:
+        """Runs matching ``flt``, newest first, each with its steps."""
+
+    @abstractmethod
+    def prune(self, *, now: float, keep_succeeded_s: float, keep_failed_s: float) -> int:
+        """Delete final runs older than their retention (failed, unknown: ``keep_failed_s``;
+        others: ``keep_succeeded_s``). Returns how many were deleted."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the connection."""
+
+    def count(self, status: RunStatus | None = None) -> int:
+        """How many runs (optionally with one status) the store holds."""
+        return len(self.list_runs(RunFilter(status=status, limit=1 << 62)))
+
+
+class StateStore(ABC):
+    """Persisted trigger positions, keyed by ``(scope, key)``; ``scope`` is usually
+    ``"table:<recipe>"`` or ``"schedule:<recipe>"``."""
+
+    @abstractmethod
+    def get_state(self, scope: str, key: str) -> str | None: ...
+
+    @abstractmethod
+    def set_state(self, scope: str, items: Iterable[tuple[str, str]]) -> None:
+        """Set several keys of one scope in one transaction."""
+
+    @abstractmethod
+    def all_state(self, scope: str) -> dict[str, str]: ...

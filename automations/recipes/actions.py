@@ -1,0 +1,251 @@
+"""Compile a recipe's ``actions:``: templates, references, vendor bodies and pasted secrets."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from functools import cache
+from typing import Any
+
+import jsonschema
+
+from automations.model import Action
+from automations.recipes.context import CompileContext
+from automations.recipes.structure import did_you_mean
+from automations.recipes.triggers import KnownColumns, compile_expr
+from automations.recipes.yamlsource import Path_
+from automations.templates import (
+    ColumnRef,
+    EnvRef,
+    ListTemplate,
+    Literal,
+    MapTemplate,
+    StepRef,
+    Template,
+    Text,
+    iter_refs,
+    parse_template,
+)
+
+__all__ = ["ACTION_KINDS", "compile_actions", "iter_strings"]
+
+ACTION_KINDS = (
+    "quo.create_contact",
+    "quo.send_sms",
+    "loops.update_contact",
+    "loops.send_event",
+    "http.request",
+)
+_LOOPS_MAX = 500  # Loops caps body values at 500 characters (vendor README)
+_DYNAMIC = "\x00dynamic\x00"
+
+_SECRET_PATTERNS = (
+    (re.compile(r"whsec_[A-Za-z0-9+/=]{8,}"), "a whsec_ webhook secret"),
+    (re.compile(r"\b(sk|rk|pk)_(live|test)_[A-Za-z0-9]{8,}"), "an API key"),
+    (re.compile(r"Bearer\s+[A-Za-z0-9._~+/=-]{16,}"), "a bearer token"),
+    (re.compile(r"(?<![A-Za-z0-9_/.-])(?=[A-Za-z_-]*[0-9])(?=[0-9_-]*[A-Za-z])[A-Za-z0-9_-]{32,}"
+                r"(?![A-Za-z0-9_/.-])"), "an API key"),
+)
+_SECRET_HEADERS = {"authorization", "x-api-key", "api-key", "apikey", "x-auth-token", "token"}
+
+
+def iter_strings(value: Any, path: Path_ = ()) -> Iterator[tuple[Path_, str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from iter_strings(v, (*path, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from iter_strings(v, (*path, i))
+
+
+def _check_secrets(ctx: CompileContext, path: Path_, params: Any) -> None:
+    for spath, text in iter_strings(params, path):
+        if "${" in text and re.fullmatch(r"(Bearer |Basic |Token )?\$\{[A-Za-z0-9_]+\}", text):
+            continue
+        header = spath[-1] if len(spath) >= 2 and spath[-2] == "headers" else None
+        what = None
+        for rx, label in _SECRET_PATTERNS:
+            if rx.search(text):
+                what = label
+                break
+        if what is None and isinstance(header, str) and header.lower() in _SECRET_HEADERS:
+            if "${" not in text and len(text) >= 8:
+                what = "a credential"
+        if what:
+            ctx.report(
+                spath,
+                "SEC001",
+                f"this looks like {what} pasted into the recipe; move it to an environment "
+                "variable and write ${NAME} instead (recipes live in git)",
+            )
+
+
+@cache
+def _vendor_validator(kind: str) -> jsonschema.Draft7Validator | None:
+    from automations import vendor  # the packaged vendor request schemas
+
+    try:
+        return jsonschema.Draft7Validator(vendor.schema_for(kind))
+    except KeyError:
+        return None
+
+
+def _probe(t: Template) -> Any:
+    """``t`` rendered with every reference replaced by a marker, to validate static parts."""
+    if isinstance(t, Literal):
+        return t.value
+    if isinstance(t, MapTemplate):
+        return {k: _probe(v) for k, v in t.items}
+    if isinstance(t, ListTemplate):
+        return [_probe(v) for v in t.items]
+    return _DYNAMIC
+
+
+def _under(path: Path_, prefixes: set[Path_]) -> bool:
+    return any(path[: len(p)] == p for p in prefixes)
+
+
+def _check_vendor(ctx: CompileContext, kind: str, path: Path_, tpl: Template) -> None:
+    validator = _vendor_validator(kind)
+    body = _probe(tpl)
+    dynamic = {p for p, _ in iter_refs(tpl)}
+    if kind.startswith("loops."):
+        for spath, text in iter_strings(body):
+            if text != _DYNAMIC and len(text) > _LOOPS_MAX:
+                ctx.report((*path, *spath), "VND002",
+                           f"Loops accepts at most {_LOOPS_MAX} characters per value; this one "
+                           f"has {len(text)}")
+    if validator is None:
+        return
+    for err in validator.iter_errors(body):
+        epath: Path_ = tuple(err.absolute_path)
+        if err.validator in ("anyOf", "oneOf") and _touches(epath, dynamic):
+            if not all(e.validator == "required" for e in err.context or ()):
+                continue
+        elif _under(epath, dynamic):
+            continue
+        elif err.validator not in ("required", "additionalProperties", "minItems", "maxItems") \
+                and _touches(epath, dynamic):
+            continue
+        ctx.report((*path, *epath), "VND001", _vendor_message(kind, err))
+
+
+def _touches(path: Path_, dynamic: set[Path_]) -> bool:
+    return any(d[: len(path)] == path for d in dynamic)
+
+
+def _vendor_message(kind: str, err: jsonschema.ValidationError) -> str:
+    v = err.validator
+    if v in ("anyOf", "oneOf") and err.context and all(e.validator == "required" for e in err.context):
+        names = [str(e.validator_value[0]) for e in err.context]
+        return f"{kind} needs {' or '.join(names)}"
+    if v == "required":
+        return f"{kind}: {err.message}"
+    if v == "pattern" and isinstance(err.instance, str):
+        if "\\+[1-9]" in str(err.validator_value):
+            return (f'"{err.instance}" is not an E.164 phone number (like "+15555550100")')
+        return f'"{err.instance}" does not match the form {kind} expects ({err.validator_value})'
+    if v == "maxItems":
+        return f"{kind} accepts at most {err.validator_value} item(s) here"
+    if v == "maxLength":
+        return f"{kind} accepts at most {err.validator_value} characters here"
+    return f"{kind}: {err.message}"
+
+
+def _check_refs(
+    ctx: CompileContext,
+    path: Path_,
+    tpl: Template,
+    known: KnownColumns,
+    earlier_steps: list[str],
+    env_names: set[str],
+) -> None:
+    for rpath, ref in iter_refs(tpl, path):
+        if isinstance(ref, ColumnRef) and known.names is not None:
+            if ref.column not in known.names:
+                ctx.report(
+                    rpath,
+                    "REF001",
+                    f'unknown column "{ref.column}"{did_you_mean(ref.column, known.names)}; '
+                    f"columns come from {known.source}",
+                    severity=known.severity,
+                    needle="/" + ref.column,
+                )
+        elif isinstance(ref, StepRef) and ref.step not in earlier_steps:
+            hint = did_you_mean(ref.step, earlier_steps)
+            ctx.report(
+                rpath,
+                "REF002",
+                f'"/@{ref.step}" does not name an earlier step{hint}; give that step id: '
+                f"{ref.step} and refer to it only from steps after it",
+                needle="/@" + ref.step,
+            )
+        elif isinstance(ref, EnvRef):
+            env_names.add(ref.name)
+
+
+def _check_url(ctx: CompileContext, path: Path_, tpl: Template) -> None:
+    """The host of an http.request URL must be written out or come from ``${ENV}``."""
+    if not isinstance(tpl, Text | ColumnRef | StepRef):
+        return
+    first = tpl.parts[0] if isinstance(tpl, Text) else tpl
+    if isinstance(first, EnvRef):
+        return
+    if isinstance(first, str) and re.match(r"https?://[^/?#]+[/?#]", first):
+        return
+    ctx.report(
+        path,
+        "REF004",
+        "the URL's host cannot come from a /Column or a step's response (it would let a row "
+        "send requests anywhere); write the host out and use {/Column} only in the path or query",
+    )
+
+
+def compile_actions(
+    ctx: CompileContext,
+    raw: Any,
+    known: KnownColumns,
+    env_names: set[str],
+    *,
+    error_lines: set[int] | None = None,
+) -> tuple[Action, ...]:
+    actions: list[Action] = []
+    if not isinstance(raw, list):
+        return ()
+    earlier: list[str] = []
+    starts = [ctx.doc.positions.of_value(("actions", i))[0] for i in range(len(raw))]
+    for i, item in enumerate(raw):
+        end = starts[i + 1] if i + 1 < len(starts) else 1 << 30
+        vendor = not any(starts[i] <= line < end for line in error_lines or ())
+        if not isinstance(item, dict):
+            continue
+        kinds = [k for k in item if k in ACTION_KINDS]
+        if len(kinds) != 1:
+            continue
+        kind = kinds[0]
+        path: Path_ = ("actions", i, kind)
+        step_id = item.get("id") if isinstance(item.get("id"), str) else f"{i + 1}"
+        if step_id in earlier:
+            ctx.report(("actions", i, "id"), "ACT001", f'step id "{step_id}" is used twice')
+        condition = compile_expr(ctx, ("actions", i, "only_run_if"), item.get("only_run_if"))
+        params = item[kind]
+        if isinstance(params, dict):
+            def bad_ref(rel: Path_, msg: str, _p: Path_ = path) -> None:
+                ctx.report((*_p, *rel), "REF003", f"invalid reference: {msg}")
+
+            tpl = parse_template(params, bad_ref)
+            _check_refs(ctx, path, tpl, known, earlier, env_names)
+            _check_secrets(ctx, path, params)
+            if kind == "http.request":
+                url = dict(tpl.items).get("url") if isinstance(tpl, MapTemplate) else None
+                if url is not None:
+                    _check_url(ctx, (*path, "url"), url)
+            elif vendor:
+                _check_vendor(ctx, kind, path, tpl)
+            actions.append(
+                Action(kind, step_id, tpl, condition, ctx.doc.positions.of_value(path)[0])
+            )
+        earlier.append(step_id)
+    return tuple(actions)

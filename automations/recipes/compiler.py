@@ -1,0 +1,312 @@
+"""Load → validate → compile: a recipe file becomes a ``Recipe`` value or diagnostics.
+
+The same function serves ``lint``, ``render``, ``test``, ``exec`` and the runner, so a recipe that
+lints clean is exactly a recipe that runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from automations.conditions import Condition
+from automations.diagnostics import Diagnostic, Severity
+from automations.model import Recipe, RecipeTest
+from automations.recipes.actions import compile_actions
+from automations.recipes.context import CompileContext
+from automations.recipes.structure import check_structure, did_you_mean
+from automations.recipes.triggers import KnownColumns, compile_expr, compile_trigger
+from automations.recipes.yamlsource import Path_, parse_yaml
+
+__all__ = [
+    "LoadResult",
+    "display_name",
+    "iter_recipe_files",
+    "load_directory",
+    "load_recipe",
+    "load_recipe_text",
+]
+
+RECIPE_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    """A recipe file's outcome: the compiled recipe when it has no errors, and every finding."""
+
+    file: str
+    recipe: Recipe | None
+    diagnostics: tuple[Diagnostic, ...]
+
+    @property
+    def ok(self) -> bool:
+        return self.recipe is not None
+
+
+def display_name(path: Path) -> str:
+    """The path as a user should see it: relative to the working directory when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _plus_numbers(ctx: CompileContext) -> None:
+    for path in ctx.doc.plus_numbers:
+        text = ctx._line(ctx.doc.positions.of_value(path)[0]) or ""
+        col = ctx.doc.positions.of_value(path)[1] - 1
+        token = text[col:].split()[0].rstrip(",]}") if text[col:].strip() else "+..."
+        ctx.report(
+            path,
+            "YAML004",
+            f'YAML reads {token} as a number, losing the "+"; quote it: "{token}"',
+        )
+
+
+def _columns(ctx: CompileContext, raw: Any) -> tuple[tuple[str, Condition], ...] | None:
+    if not isinstance(raw, dict):
+        return None
+    out: list[tuple[str, Condition]] = []
+    for name, expr in raw.items():
+        cond = compile_expr(ctx, ("columns", name), expr)
+        if cond is not None:
+            out.append((name, cond))
+    return tuple(out)
+
+
+def _condition_fields(cond: Condition) -> Iterator[str]:
+    """Top-level field names a JMESPath expression reads from the row."""
+    stack: list[tuple[dict[str, Any], bool]] = [(cond.parsed.parsed, True)]
+    while stack:
+        node, top = stack.pop()
+        kind = node.get("type")
+        children = node.get("children", [])
+        if kind == "field" and top:
+            yield str(node["value"])
+        elif kind in ("subexpression", "index_expression"):
+            if children:
+                stack.append((children[0], top))
+                for c in children[1:]:
+                    stack.append((c, False))
+        elif kind in ("projection", "filter_projection", "value_projection", "flatten"):
+            if children:
+                stack.append((children[0], top))
+                for c in children[1:]:
+                    stack.append((c, False))
+        elif kind not in ("current", "literal", "expref"):
+            stack.extend((c, top) for c in children if isinstance(c, dict))
+
+
+def _check_condition_columns(
+    ctx: CompileContext, path: Path_, cond: Condition | None, known: KnownColumns
+) -> None:
+    if cond is None or known.names is None:
+        return
+    for name in _condition_fields(cond):
+        # ``null`` / ``true`` / ``false`` unquoted are field names in JMESPath that are never
+        # set, so ``Phone != null`` works as people expect; they are not typos.
+        if name not in known.names and name not in ("null", "true", "false"):
+            ctx.report(
+                path,
+                "REF001",
+                f'unknown column "{name}" in condition{did_you_mean(name, known.names)}; '
+                f"columns come from {known.source}",
+                severity=known.severity,
+                needle=name,
+            )
+
+
+def _tests(ctx: CompileContext, raw: Any) -> tuple[RecipeTest, ...]:
+    if not isinstance(raw, list):
+        return ()
+    out = []
+    for i, t in enumerate(raw):
+        if not isinstance(t, dict):
+            continue
+        expect = t.get("expect") or {}
+        requests = expect.get("requests")
+        out.append(
+            RecipeTest(
+                name=str(t.get("name") or f"test {i + 1}"),
+                event=t.get("row"),
+                expect_condition=expect.get("condition"),
+                expect_requests=tuple(requests) if isinstance(requests, list) else None,
+                env=tuple(sorted((str(k), str(v)) for k, v in (t.get("env") or {}).items())),
+                line=ctx.doc.positions.of_value(("tests", i))[0],
+            )
+        )
+    return tuple(out)
+
+
+def _sibling_tests(path: Path, ctx: CompileContext) -> tuple[RecipeTest, ...]:
+    """Tests from ``NAME.test.yaml`` beside ``NAME.yaml``: a ``tests:`` list."""
+    for suffix in RECIPE_SUFFIXES:
+        sib = path.with_name(path.name[: -len(path.suffix)] + ".test" + suffix)
+        if sib.is_file():
+            doc = parse_yaml(sib.read_text("utf-8"), display_name(sib))
+            sctx = CompileContext(doc, ctx.base_dir, ctx.env)
+            ctx.diagnostics.extend(doc.diagnostics)
+            raw = doc.value.get("tests") if isinstance(doc.value, dict) else doc.value
+            return _tests(sctx, raw)
+    return ()
+
+
+def load_recipe_text(
+    text: str,
+    file: str,
+    *,
+    base_dir: Path,
+    env: Mapping[str, str] | None = None,
+    source: Path | None = None,
+) -> LoadResult:
+    """Compile recipe ``text``. ``file`` is the name used in diagnostics; relative table paths
+    resolve against ``base_dir``."""
+    env = os.environ if env is None else env
+    doc = parse_yaml(text, file)
+    ctx = CompileContext(doc, base_dir, env)
+    ctx.diagnostics.extend(doc.diagnostics)
+    if doc.value is None and doc.diagnostics:
+        return LoadResult(file, None, tuple(doc.diagnostics))
+    _plus_numbers(ctx)
+    ctx.diagnostics.extend(check_structure(doc))
+    # an action's body is checked against the vendor's schema once its structure is right, so
+    # one mistake is reported once
+    error_lines = {d.line for d in ctx.diagnostics if d.is_error}
+    raw = doc.value if isinstance(doc.value, dict) else {}
+    trigger, known = compile_trigger(ctx, raw.get("trigger"))
+    columns = _columns(ctx, raw.get("columns"))
+    if columns is not None:
+        known = KnownColumns([n for n, _ in columns], "columns:", Severity.ERROR)
+    condition = compile_expr(ctx, ("only_run_if",), raw.get("only_run_if"))
+    _check_condition_columns(ctx, ("only_run_if",), condition, known)
+    env_names: set[str] = set()
+    if trigger is not None and getattr(trigger, "secret_env", None):
+        env_names.add(str(getattr(trigger, "secret_env")))
+    actions = compile_actions(ctx, raw.get("actions"), known, env_names, error_lines=error_lines)
+    for i, item in enumerate(raw.get("actions") or []):
+        if isinstance(item, dict) and isinstance(item.get("only_run_if"), str):
+            for a in actions:
+                if a.condition is not None and a.condition.source == item["only_run_if"]:
+                    _check_condition_columns(ctx, ("actions", i, "only_run_if"), a.condition, known)
+                    break
+    for name in sorted(env_names):
+        if name not in env:
+            ctx.diagnostics.append(
+                Diagnostic(
+                    file, *_env_position(ctx, name), Severity.WARNING, "ENV001",
+                    f"environment variable {name} is not set here; runs will fail until it is "
+                    "(dry runs and previews show ${" + name + "})",
+                )
+            )
+    tests = _tests(ctx, raw.get("tests"))
+    if source is not None and not tests:
+        tests = _sibling_tests(source, ctx)
+    diags = tuple(sorted(ctx.diagnostics, key=lambda d: (d.line, d.column, d.code)))
+    if ctx.has_errors or trigger is None:
+        return LoadResult(file, None, diags)
+    recipe = Recipe(
+        name=str(raw["name"]),
+        source=source or Path(file),
+        content_hash=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        trigger=trigger,
+        actions=actions,
+        description=str(raw.get("description") or ""),
+        condition=condition,
+        columns=columns,
+        phone_region=str(raw.get("phone_region") or "US"),
+        tests=tests,
+        env_names=frozenset(env_names),
+        text=text,
+    )
+    return LoadResult(file, recipe, diags)
+
+
+def _env_position(ctx: CompileContext, name: str) -> tuple[int, int]:
+    needle = "${" + name + "}"
+    for i, line in enumerate(ctx.doc.text.splitlines(), 1):
+        col = line.find(needle)
+        if col >= 0:
+            return i, col + 1
+    return 1, 1
+
+
+def load_recipe(path: Path, env: Mapping[str, str] | None = None) -> LoadResult:
+    """Compile the recipe file at ``path``."""
+    name = display_name(path)
+    try:
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        d = Diagnostic(name, 1, 1, Severity.ERROR, "IO001", f"cannot read the file: {exc}")
+        return LoadResult(name, None, (d,))
+    return load_recipe_text(text, name, base_dir=path.parent, env=env, source=path.resolve())
+
+
+def iter_recipe_files(paths: Iterable[Path]) -> Iterator[Path]:
+    """Recipe files under ``paths`` (recursively), skipping ``*.test.yaml`` sidecars."""
+    for p in paths:
+        if p.is_dir():
+            files = sorted(f for f in p.rglob("*") if f.suffix in RECIPE_SUFFIXES and f.is_file())
+        else:
+            files = [p]
+        for f in files:
+            if not f.name.endswith((".test.yaml", ".test.yml")) or f == p:
+                yield f
+
+
+def load_directory(
+    paths: Iterable[Path], env: Mapping[str, str] | None = None
+) -> list[LoadResult]:
+    """Compile every recipe under ``paths`` and check what spans files: duplicate recipe
+    names and two webhook recipes on one path."""
+    results = [load_recipe(f, env) for f in iter_recipe_files(paths)]
+    return cross_check(results)
+
+
+def cross_check(results: list[LoadResult]) -> list[LoadResult]:
+    names: dict[str, str] = {}
+    hooks: dict[str, str] = {}
+    out = []
+    for r in results:
+        extra: list[Diagnostic] = []
+        rec = r.recipe
+        if rec is not None:
+            if rec.name in names:
+                extra.append(
+                    _at_key(r, "name", "DUP001",
+                            f'recipe name "{rec.name}" is already used by {names[rec.name]}; '
+                            "names must be unique")
+                )
+            else:
+                names[rec.name] = r.file
+            path = getattr(rec.trigger, "path", None)
+            if rec.trigger.kind == "webhook" and isinstance(path, str):
+                if path in hooks:
+                    extra.append(
+                        _at_key(r, "trigger", "DUP002",
+                                f"webhook path {path} is already served by {hooks[path]}; "
+                                "give each webhook recipe its own path")
+                    )
+                else:
+                    hooks[path] = r.file
+        if extra:
+            r = LoadResult(r.file, None, tuple(sorted((*r.diagnostics, *extra),
+                                                      key=lambda d: (d.line, d.column))))
+        out.append(r)
+    return out
+
+
+def _at_key(r: LoadResult, key: str, code: str, message: str) -> Diagnostic:
+    line = 1
+    assert r.recipe is not None
+    try:
+        for i, text in enumerate(r.recipe.source.read_text("utf-8").splitlines(), 1):
+            if text.startswith(key + ":"):
+                line = i
+                break
+    except OSError:
+        pass
+    return Diagnostic(r.file, line, 1, Severity.ERROR, code, message)

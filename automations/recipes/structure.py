@@ -1,0 +1,211 @@
+"""Structural validation against ``schemas/recipe.schema.json``, with positions.
+
+Valid recipes take a fast path (a fastjsonschema-compiled validator); only a recipe that fails
+it is walked with ``jsonschema`` to turn every error into a diagnostic at the offending key or
+value, with a did-you-mean where a name was mistyped.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Callable, Iterable, Mapping
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import fastjsonschema
+import jsonschema
+
+from automations.diagnostics import Diagnostic, Severity
+from automations.recipes.yamlsource import Path_, SourceDoc
+
+__all__ = ["check_structure", "did_you_mean", "recipe_schema"]
+
+_TYPE_NAMES = {
+    "string": "text",
+    "object": "a mapping (key: value)",
+    "array": "a list",
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+    "null": "null",
+}
+
+
+@cache
+def recipe_schema() -> dict[str, Any]:
+    """The recipe JSON Schema (draft-07), as shipped with the package."""
+    text = resources.files("automations").joinpath("data/recipe.schema.json").read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+@cache
+def _fast_validator() -> Callable[[Any], Any]:
+    return fastjsonschema.compile(recipe_schema())  # type: ignore[no-any-return]
+
+
+@cache
+def _full_validator() -> jsonschema.Draft7Validator:
+    return jsonschema.Draft7Validator(recipe_schema())
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean "x"?)`` when a choice is close to ``word``, else empty."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f' (did you mean "{close[0]}"?)' if close else ""
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list):
+        return "a list"
+    return "a mapping"
+
+
+def _where(path: Path_) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "the recipe"
+
+
+def _required_alternatives(schema: Mapping[str, Any]) -> list[str] | None:
+    """For ``oneOf: [{required: [a]}, {required: [b]}]``: ``[a, b]``."""
+    branches = schema.get("oneOf")
+    if not isinstance(branches, list):
+        return None
+    names: list[str] = []
+    for b in branches:
+        req = b.get("required") if isinstance(b, dict) else None
+        if not (isinstance(req, list) and len(req) == 1 and set(b) == {"required"}):
+            return None
+        names.append(req[0])
+    return names
+
+
+class _Mapper:
+    def __init__(self, doc: SourceDoc) -> None:
+        self.doc = doc
+        self.out: list[Diagnostic] = []
+        self.seen: set[tuple[int, int, str, str]] = set()
+        self.unknown_at: set[Path_] = set()
+        self.skip_values = set(doc.plus_numbers)
+
+    def add(self, pos: tuple[int, int], code: str, message: str) -> None:
+        key = (pos[0], pos[1], code, message)
+        if key not in self.seen:
+            self.seen.add(key)
+            self.out.append(Diagnostic(self.doc.file, pos[0], pos[1], Severity.ERROR, code, message))
+
+    def error(self, err: jsonschema.ValidationError) -> None:
+        path: Path_ = tuple(err.absolute_path)
+        v, schema, inst = err.validator, err.schema, err.instance
+        pos = self.doc.positions
+        if v == "additionalProperties" and isinstance(inst, dict):
+            allowed = list(schema.get("properties", {}))
+            for key in inst:
+                if key not in allowed:
+                    self.unknown_at.add(path)
+                    hint = did_you_mean(key, allowed) or (
+                        f"; expected one of: {', '.join(allowed)}" if allowed else ""
+                    )
+                    self.add(
+                        pos.of_key((*path, key)),
+                        "SCH001",
+                        f'unknown key "{key}" in {_where(path)}{hint}',
+                    )
+        elif v == "required" and isinstance(inst, dict):
+            for key in err.validator_value:
+                if key not in inst:
+                    self.add(
+                        pos.of_key(path),
+                        "SCH002",
+                        f'{_where(path)} is missing the required key "{key}"',
+                    )
+        elif v == "oneOf" and (alts := _required_alternatives(schema)) is not None:
+            present = [a for a in alts if isinstance(inst, dict) and a in inst]
+            if not present and path in self.unknown_at:
+                return  # the unknown (probably mistyped) key was reported already
+            if not present:
+                msg = f"{_where(path)} needs one of: {', '.join(alts)}"
+            else:
+                msg = f"{_where(path)} takes only one of {', '.join(alts)} (found {', '.join(present)})"
+            self.add(pos.of_key(path), "SCH005", msg)
+        elif v == "type":
+            if path in self.skip_values:
+                return  # reported as YAML004 ("quote it")
+            want = err.validator_value
+            wants = [want] if isinstance(want, str) else list(want)
+            names = " or ".join(_TYPE_NAMES.get(w, w) for w in wants)
+            self.add(
+                pos.of_value(path),
+                "SCH003",
+                f"{_where(path)} must be {names}, not {_describe(inst)}",
+            )
+        elif v == "enum":
+            choices = [str(c) for c in err.validator_value]
+            hint = did_you_mean(str(inst), choices)
+            self.add(
+                pos.of_value(path),
+                "SCH004",
+                f"{_where(path)}: {json.dumps(inst)} is not one of {', '.join(choices)}{hint}",
+            )
+        else:
+            self.add(pos.of_value(path), "SCH004", f"{_where(path)}: {_rephrase(err)}")
+
+
+def _rephrase(err: jsonschema.ValidationError) -> str:
+    v, inst, want = err.validator, err.instance, err.validator_value
+    desc = str(err.schema.get("description", ""))
+    first_sentence = desc.split(". ")[0].rstrip(".")
+    if v == "pattern":
+        return f"{json.dumps(inst)} is not valid here" + (
+            f" ({first_sentence})" if first_sentence else ""
+        )
+    if v in ("minItems", "maxItems"):
+        return f"expected {'at least' if v == 'minItems' else 'at most'} {want} item(s), got {len(inst)}"
+    if v == "minLength":
+        return "must not be empty"
+    if v == "minProperties":
+        return "must not be empty"
+    return err.message
+
+
+def check_structure(doc: SourceDoc) -> list[Diagnostic]:
+    """Diagnostics for every schema violation in ``doc.value`` (empty when valid)."""
+    value = doc.value
+    if not isinstance(value, dict):
+        what = "empty" if value is None else _describe(value)
+        return [
+            Diagnostic(
+                doc.file,
+                1,
+                1,
+                Severity.ERROR,
+                "SCH003",
+                f"a recipe must be a mapping with name, trigger and actions; this file is {what}",
+            )
+        ]
+    try:
+        _fast_validator()(value)
+        return []
+    except fastjsonschema.JsonSchemaException:
+        pass
+    mapper = _Mapper(doc)
+    errors = sorted(
+        _full_validator().iter_errors(value),
+        # additionalProperties first, so a mistyped key explains the oneOf error after it
+        key=lambda e: (len(e.absolute_path), e.validator != "additionalProperties"),
+    )
+    for err in errors:
+        mapper.error(err)
+    return sorted(mapper.out, key=lambda d: (d.line, d.column))

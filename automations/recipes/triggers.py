@@ -1,0 +1,219 @@
+"""Compile a recipe's ``trigger:`` into a trigger value, reporting what is wrong with it."""
+
+from __future__ import annotations
+
+import enum
+import re
+import zoneinfo
+from typing import Any, TypeVar
+
+from jmespath.exceptions import ParseError
+
+from automations.conditions import Condition, compile_expression
+from automations.diagnostics import Severity
+from automations.model import (
+    ExistingRows,
+    Missed,
+    ScheduleTrigger,
+    TableSpec,
+    TableTrigger,
+    Trigger,
+    VerifyScheme,
+    WebhookTrigger,
+)
+from automations.recipes.context import CompileContext
+from automations.recipes.structure import did_you_mean
+from automations.recipes.tables import read_columns
+from automations.recipes.yamlsource import Path_
+from automations.triggers.schedule import parse_every, validate_cron
+
+__all__ = ["KnownColumns", "compile_expr", "compile_trigger"]
+
+_ENV_ONLY = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}\Z")
+
+
+E = TypeVar("E", bound=enum.Enum)
+
+
+def _enum(cls: type[E], value: Any, default: E) -> E:
+    """``cls(value)``, or ``default`` when the value is invalid (the schema check reported it)."""
+    try:
+        return cls(value)
+    except ValueError:
+        return default
+
+
+class KnownColumns:
+    """The columns a row can have, when they can be known before running."""
+
+    def __init__(self, names: list[str] | None, source: str, severity: Severity) -> None:
+        self.names = names
+        self.source = source
+        #: Unknown columns are errors when the list is authoritative (CSV header, explicit
+        #: ``columns``), warnings when it was read from a JSONL file's first record.
+        self.severity = severity
+
+
+def compile_expr(ctx: CompileContext, path: Path_, source: Any) -> Condition | None:
+    if not isinstance(source, str):
+        return None
+    try:
+        return compile_expression(source)
+    except ParseError as exc:
+        where = exc.lex_position if isinstance(exc.lex_position, int) else 0
+        ctx.report(
+            path,
+            "EXP001",
+            f"invalid JMESPath: {exc.msg} near {exc.token_value!r}; "
+            'quote column names with spaces ("First Name") and compare strings with \'...\'',
+            offset=where,
+        )
+    except Exception as exc:  # jmespath raises a few other kinds for lexer errors
+        ctx.report(path, "EXP001", f"invalid JMESPath: {exc}")
+    return None
+
+
+def _table(ctx: CompileContext, path: Path_, raw: dict[str, Any]) -> tuple[TableSpec, KnownColumns]:
+    file = ctx.base_dir / str(raw.get("path", ""))
+    run_on = raw.get("run_on", ["added"])
+    run_on = run_on if isinstance(run_on, list) else ["added"]
+    explicit = raw.get("columns")
+    spec = TableSpec(
+        path=file.resolve(),
+        key=str(raw.get("key", "")),
+        run_on_added="added" in run_on,
+        run_on_updated="updated" in run_on,
+        existing_rows=_enum(ExistingRows, raw.get("existing_rows"), ExistingRows.SKIP),
+        columns=tuple(explicit) if isinstance(explicit, list) else None,
+    )
+    if isinstance(explicit, list):
+        known = KnownColumns([str(c) for c in explicit], "the table's columns", Severity.ERROR)
+    else:
+        names, how = read_columns(file)
+        if names is None:
+            ctx.report(
+                (*path, "path"),
+                "TBL001",
+                f"cannot read the columns of {raw.get('path')}: {how}; "
+                "/Column references are not checked (list them in columns: to check them)",
+                severity=Severity.WARNING,
+            )
+            known = KnownColumns(None, how, Severity.WARNING)
+        elif how == "header":
+            known = KnownColumns(names, f"the header of {raw.get('path')}", Severity.ERROR)
+        else:
+            src = f"the first record of {raw.get('path')}"
+            known = KnownColumns(names, src, Severity.WARNING)
+    if known.names is not None and spec.key and spec.key not in known.names:
+        ctx.report(
+            (*path, "key"),
+            "TBL002",
+            f'key column "{spec.key}" is not in {known.source}'
+            f"{did_you_mean(spec.key, known.names)}",
+            severity=known.severity,
+        )
+    return spec, known
+
+
+def _webhook(ctx: CompileContext, path: Path_, raw: dict[str, Any]) -> WebhookTrigger:
+    verify = raw.get("verify") or {}
+    scheme = _enum(VerifyScheme, verify.get("scheme"), VerifyScheme.NONE)
+    secret = verify.get("secret")
+    secret_env: str | None = None
+    vpath = (*path, "verify")
+    if scheme is VerifyScheme.NONE:
+        ctx.report(
+            (*vpath, "scheme"),
+            "SEC002",
+            "webhook deliveries are not verified: anyone who knows the URL can trigger this "
+            "recipe; use standard-webhooks, openphone or token",
+            severity=Severity.WARNING,
+        )
+    elif secret is None:
+        ctx.report(
+            vpath,
+            "SCH002",
+            f"verify needs a secret for scheme {scheme.value}: secret: ${{WEBHOOK_SECRET}}",
+            at_key=True,
+        )
+    elif isinstance(secret, str):
+        m = _ENV_ONLY.match(secret)
+        if m:
+            secret_env = m.group(1)
+        else:
+            ctx.report(
+                (*vpath, "secret"),
+                "SEC001",
+                "a secret is pasted into the recipe; put it in an environment variable and "
+                "write secret: ${WEBHOOK_SECRET}",
+            )
+    if scheme is VerifyScheme.TOKEN and not verify.get("header"):
+        ctx.report(vpath, "SCH002", "scheme token needs header: the header carrying the token",
+                   at_key=True)
+    event_id = compile_expr(ctx, (*path, "event_id"), raw.get("event_id"))
+    return WebhookTrigger(
+        path=str(raw.get("path", "")),
+        scheme=scheme,
+        secret_env=secret_env,
+        header=verify.get("header"),
+        event_id=event_id,
+    )
+
+
+def _schedule(
+    ctx: CompileContext, path: Path_, raw: dict[str, Any]
+) -> tuple[ScheduleTrigger, KnownColumns]:
+    tz = raw.get("timezone", "UTC")
+    try:
+        zoneinfo.ZoneInfo(str(tz))
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        ctx.report(
+            (*path, "timezone"),
+            "SCD002",
+            f'unknown time zone "{tz}"; use an IANA name such as America/New_York or UTC',
+        )
+        tz = "UTC"
+    cron = raw.get("cron")
+    if isinstance(cron, str) and (problem := validate_cron(cron, str(tz))):
+        ctx.report((*path, "cron"), "SCD001", problem)
+    every = None
+    if isinstance(raw.get("every"), str):
+        try:
+            every = parse_every(raw["every"])
+        except ValueError as exc:
+            ctx.report((*path, "every"), "SCD003", str(exc))
+    fire_columns = ["fired_at", "fired_date"]
+    known = KnownColumns(fire_columns, "the schedule (fired_at, fired_date)", Severity.ERROR)
+    table = None
+    if isinstance(raw.get("table"), dict):
+        table, known = _table(ctx, (*path, "table"), raw["table"])
+        if known.names is not None:
+            known.names = [*known.names, *fire_columns]
+    trig = ScheduleTrigger(
+        cron=cron if isinstance(cron, str) else None,
+        timezone=str(tz),
+        every=every,
+        missed=_enum(Missed, raw.get("missed"), Missed.SKIP),
+        table=table,
+    )
+    return trig, known
+
+
+def compile_trigger(ctx: CompileContext, raw: Any) -> tuple[Trigger | None, KnownColumns]:
+    """The trigger value (``None`` when the structure is too broken to build one)."""
+    unknown = KnownColumns(None, "", Severity.WARNING)
+    if not isinstance(raw, dict) or len(raw) != 1:
+        return None, unknown
+    kind, body = next(iter(raw.items()))
+    if not isinstance(body, dict):
+        return None, unknown
+    path: Path_ = ("trigger", kind)
+    if kind == "table":
+        spec, known = _table(ctx, path, body)
+        return TableTrigger(spec), known
+    if kind == "webhook":
+        return _webhook(ctx, path, body), unknown
+    if kind == "schedule":
+        return _schedule(ctx, path, body)
+    return None, unknown
+

@@ -1,0 +1,137 @@
+"""The records the engine keeps: runs, their steps, and the filter to query them.
+
+Records are frozen values; a store returns new ones rather than handing out mutable state.
+JSON-shaped fields (``row``, ``request``, ``response_body``) are already redacted when they reach
+a record: no secret value is ever stored.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "RunFilter",
+    "RunRecord",
+    "RunStatus",
+    "StepRecord",
+    "StepStatus",
+    "TriggerKind",
+]
+
+
+class TriggerKind(enum.Enum):
+    """What produced the event a run is for."""
+
+    #: A new or changed row in a CSV / JSONL table.
+    TABLE = "table"
+    #: An HTTP POST to a recipe's webhook path.
+    WEBHOOK = "webhook"
+    #: A schedule's fire time (one run per table row when the schedule has a table).
+    SCHEDULE = "schedule"
+    #: ``automations exec``: a person ran one row by hand.
+    MANUAL = "manual"
+
+
+class RunStatus(enum.Enum):
+    """Where a run is in its life."""
+
+    #: Recorded (the durable inbox) and waiting for a worker.
+    PENDING = "pending"
+    #: A worker is executing it; after a crash, the runner resumes it.
+    RUNNING = "running"
+    #: Every step that was due succeeded.
+    SUCCEEDED = "succeeded"
+    #: A step failed; the failure and the provider's message are in the step.
+    FAILED = "failed"
+    #: The recipe's ``only_run_if`` was false: nothing was sent.
+    SKIPPED = "skipped"
+    #: An SMS may or may not have been sent (no answer came back); a person decides with ``replay``.
+    UNKNOWN = "unknown"
+
+    @property
+    def is_final(self) -> bool:
+        return self not in (RunStatus.PENDING, RunStatus.RUNNING)
+
+
+class StepStatus(enum.Enum):
+    """The outcome of one action of a run."""
+
+    #: Not attempted yet.
+    PENDING = "pending"
+    #: The request is about to leave or has left, and no answer is recorded yet. Written before
+    #: sending, so a crash mid-request leaves this mark: the step is then ``unknown`` (SMS) or
+    #: resent with the same idempotency key (Loops).
+    SENDING = "sending"
+    #: The provider accepted the request (or, for Loops, had already accepted it: 409).
+    SUCCEEDED = "succeeded"
+    #: The provider refused the request, or it could not be rendered; see ``error``.
+    FAILED = "failed"
+    #: The action's own ``only_run_if`` was false.
+    SKIPPED = "skipped"
+    #: The request may have been delivered; never resent automatically.
+    UNKNOWN = "unknown"
+    #: Dry run: rendered and recorded, not sent.
+    DRY_RUN = "dry_run"
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """One action of one run: what was sent, what came back."""
+
+    run_id: str
+    index: int
+    step_id: str
+    action: str
+    status: StepStatus = StepStatus.PENDING
+    #: ``{"method", "url", "headers", "body"}``; secret headers and values masked.
+    request: dict[str, Any] | None = None
+    http_status: int | None = None
+    #: The response body, parsed JSON when it was JSON, truncated to a bounded size.
+    response_body: Any = None
+    attempts: int = 0
+    duration_ms: float | None = None
+    error: str | None = None
+    error_code: str | None = None
+    idempotency_key: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One execution of one recipe for one event.
+
+    ``event`` is the trigger's payload (the table row, the webhook body, the fire time); ``row``
+    is what the recipe saw after ``columns:``. Both are redacted. ``event_key`` de-duplicates:
+    a store holds at most one run per ``(recipe, event_key)``.
+    """
+
+    id: str
+    recipe: str
+    trigger: TriggerKind
+    event_key: str
+    event: Any
+    created_at: float
+    status: RunStatus = RunStatus.PENDING
+    recipe_hash: str | None = None
+    row: Any = None
+    condition: bool | None = None
+    dry_run: bool = False
+    error: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    #: The run this one replays, if any.
+    replay_of: str | None = None
+    steps: tuple[StepRecord, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True)
+class RunFilter:
+    """Which runs ``RunStore.list_runs`` returns, newest first."""
+
+    recipe: str | None = None
+    status: RunStatus | None = None
+    since: float | None = None
+    limit: int = 50

@@ -1,0 +1,134 @@
+"""How records become stored values, shared by every store so that they all behave alike.
+
+- JSON-shaped fields (``event``, ``row``, ``request``, ``response_body``) are stored as compact JSON
+  text (``separators=(",", ":")``, UTF-8 kept as is). A value that is not JSON (a ``datetime`` from
+  YAML, a ``Decimal``) is written as its ``str()``: an audit record must never fail to be written.
+- Any JSON text longer than ``JSON_TEXT_LIMIT`` bytes is replaced by a marker object
+  ``{"__truncated__": <original size in bytes>, "head": "<the start of the JSON text>"}``, itself
+  at most ``JSON_TEXT_LIMIT`` bytes. Callers bound response bodies already; this is a safety net
+  so that one odd payload cannot bloat the audit log.
+- Error texts are cut at ``JSON_TEXT_LIMIT`` characters for the same reason.
+
+The in-memory store passes values through the same functions, so a value read back from it is
+exactly what the SQLite store would return (tuples become lists, oversized values are marked).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from automations.records import RunRecord, RunStatus, StepRecord, TriggerKind
+
+__all__ = [
+    "JSON_TEXT_LIMIT",
+    "TRUNCATED_KEY",
+    "UPDATABLE_RUN_FIELDS",
+    "cap_text",
+    "check_run_changes",
+    "dump_json",
+    "load_json",
+    "normalize_json",
+    "normalize_run",
+    "normalize_step",
+]
+
+#: The most bytes a stored JSON text (or characters an error text) may take.
+JSON_TEXT_LIMIT = 8 * 1024
+#: The key that marks a value cut to ``JSON_TEXT_LIMIT``; its value is the original size.
+TRUNCATED_KEY = "__truncated__"
+#: The ``RunRecord`` fields ``RunStore.update_run`` accepts.
+UPDATABLE_RUN_FIELDS = frozenset(
+    f.name for f in dataclasses.fields(RunRecord) if f.name not in ("id", "steps")
+)
+
+_SEPARATORS = (",", ":")
+
+
+def dump_json(value: Any) -> str | None:
+    """``value`` as compact JSON text (``None`` stays ``None``: SQL ``NULL``), capped in size."""
+    if value is None:
+        return None
+    text = json.dumps(value, separators=_SEPARATORS, ensure_ascii=False, default=str)
+    if text.isascii():
+        size = len(text)
+    else:
+        try:
+            size = len(text.encode())
+        except UnicodeEncodeError:
+            # A lone surrogate (from "\ud800" in some JSON input) cannot be UTF-8: escape it.
+            text = json.dumps(value, separators=_SEPARATORS, default=str)
+            size = len(text)
+    return text if size <= JSON_TEXT_LIMIT else _truncated(text, size)
+
+
+def _truncated(text: str, size: int) -> str:
+    head = text[:JSON_TEXT_LIMIT]
+    while True:
+        marker = {TRUNCATED_KEY: size, "head": head}
+        out = json.dumps(marker, separators=_SEPARATORS, ensure_ascii=False)
+        excess = len(out.encode()) - JSON_TEXT_LIMIT
+        if excess <= 0:
+            return out
+        # Each character dropped from ``head`` shortens ``out`` by at least one byte.
+        head = head[: len(head) - excess]
+
+
+def load_json(text: str | None) -> Any:
+    """The value ``dump_json`` stored."""
+    return None if text is None else json.loads(text)
+
+
+def normalize_json(value: Any) -> Any:
+    """``value`` as it reads back from storage."""
+    return load_json(dump_json(value))
+
+
+def cap_text(text: str | None) -> str | None:
+    """``text`` cut to ``JSON_TEXT_LIMIT`` characters, with a note saying how long it was."""
+    if text is None or len(text) <= JSON_TEXT_LIMIT:
+        return text
+    note = f"... [truncated, {len(text)} characters]"
+    return text[: JSON_TEXT_LIMIT - len(note)] + note
+
+
+def normalize_run(run: RunRecord) -> RunRecord:
+    """``run`` (steps included) as a store returns it after writing it."""
+    return dataclasses.replace(
+        run,
+        event=normalize_json(run.event),
+        row=normalize_json(run.row),
+        error=cap_text(run.error),
+        steps=tuple(normalize_step(dataclasses.replace(s, run_id=run.id)) for s in run.steps),
+    )
+
+
+def normalize_step(step: StepRecord) -> StepRecord:
+    """``step`` as a store returns it after writing it."""
+    return dataclasses.replace(
+        step,
+        request=normalize_json(step.request),
+        response_body=normalize_json(step.response_body),
+        error=cap_text(step.error),
+    )
+
+
+def check_run_changes(fields: dict[str, object]) -> dict[str, object]:
+    """Validate ``update_run``'s keyword arguments: names of ``RunRecord`` fields (``id`` and
+    ``steps`` excepted), enums as enums. Returns them with text and JSON values normalized.
+
+    Raises ``TypeError`` (a caller's bug, like any unexpected keyword argument).
+    """
+    unknown = sorted(set(fields) - UPDATABLE_RUN_FIELDS)
+    if unknown:
+        raise TypeError(f"update_run() got unexpected run field(s): {', '.join(unknown)}")
+    changes = dict(fields)
+    if "status" in changes and not isinstance(changes["status"], RunStatus):
+        raise TypeError(f"update_run(status=...) needs a RunStatus, not {changes['status']!r}")
+    if "trigger" in changes and not isinstance(changes["trigger"], TriggerKind):
+        raise TypeError(f"update_run(trigger=...) needs a TriggerKind, not {changes['trigger']!r}")
+    if "error" in changes:
+        error = changes["error"]
+        changes["error"] = cap_text(error) if isinstance(error, str) or error is None else error
+    return changes

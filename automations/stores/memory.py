@@ -1,0 +1,227 @@
+"""The run store and trigger state in memory: for tests, dry runs and ``automations exec``.
+
+Same semantics as ``SQLiteStore`` (the contract tests run over both), without durability:
+values pass through the same codec, so what reads back is what SQLite would return.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+
+from automations.errors import StoreError
+from automations.ports import RunStore, StateStore
+from automations.records import RunFilter, RunRecord, RunStatus, StepRecord
+from automations.stores.codec import (
+    check_run_changes,
+    normalize_json,
+    normalize_run,
+    normalize_step,
+)
+
+__all__ = ["MemoryStore"]
+
+_FAILED_WINDOW = frozenset({RunStatus.FAILED, RunStatus.UNKNOWN})
+
+
+@dataclasses.dataclass
+class _Tables:
+    """Everything the store holds; copied whole to roll back a ``transaction()``."""
+
+    #: Runs without their steps, in insertion order (``seq``).
+    runs: dict[str, RunRecord] = dataclasses.field(default_factory=dict)
+    seq: dict[str, int] = dataclasses.field(default_factory=dict)
+    steps: dict[str, dict[int, StepRecord]] = dataclasses.field(default_factory=dict)
+    by_event: dict[tuple[str, str], str] = dataclasses.field(default_factory=dict)
+    state: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
+    next_seq: int = 1
+
+    def copy(self) -> _Tables:
+        return _Tables(
+            runs=dict(self.runs),
+            seq=dict(self.seq),
+            steps={k: dict(v) for k, v in self.steps.items()},
+            by_event=dict(self.by_event),
+            state={k: dict(v) for k, v in self.state.items()},
+            next_seq=self.next_seq,
+        )
+
+
+class MemoryStore(RunStore, StateStore):
+    """``RunStore`` and ``StateStore`` in this process's memory; lost when it ends."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._t = _Tables()
+        self._depth = 0
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Like ``SQLiteStore.transaction``: writes inside the block happen together, and an
+        exception leaving the outermost block undoes them all."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            saved = self._t.copy()
+            self._depth = 1
+            try:
+                yield
+            except BaseException:
+                self._t = saved
+                raise
+            finally:
+                self._depth = 0
+
+    # -- RunStore -----------------------------------------------------------------------------
+
+    def enqueue(self, run: RunRecord) -> tuple[RunRecord, bool]:
+        with self._lock:
+            return self._enqueue(run)
+
+    def enqueue_many(self, runs: Sequence[RunRecord]) -> list[tuple[RunRecord, bool]]:
+        with self.transaction():
+            return [self._enqueue(run) for run in runs]
+
+    def _enqueue(self, run: RunRecord) -> tuple[RunRecord, bool]:
+        existing = self._t.by_event.get((run.recipe, run.event_key))
+        if existing is not None:
+            return self._with_steps(existing), False
+        if run.id in self._t.runs:
+            raise StoreError(f"a run with id {run.id} exists already")
+        stored = normalize_run(run)
+        self._t.runs[run.id] = dataclasses.replace(stored, steps=())
+        self._t.seq[run.id] = self._t.next_seq
+        self._t.next_seq += 1
+        self._t.steps[run.id] = {s.index: s for s in stored.steps}
+        self._t.by_event[(run.recipe, run.event_key)] = run.id
+        return stored, True
+
+    def claim(self, run_id: str, recipe_hash: str) -> RunRecord | None:
+        with self._lock:
+            run = self._exact(run_id)
+            if run.status.is_final:
+                return None
+            started_at = run.started_at if run.started_at is not None else self._clock()
+            self._t.runs[run_id] = dataclasses.replace(
+                run, status=RunStatus.RUNNING, recipe_hash=recipe_hash, started_at=started_at
+            )
+            return self._with_steps(run_id)
+
+    def unfinished(self) -> list[RunRecord]:
+        with self._lock:
+            ids = [i for i, r in self._t.runs.items() if not r.status.is_final]
+            ids.sort(key=lambda i: (self._t.runs[i].created_at, self._t.seq[i]))
+            return [self._with_steps(i) for i in ids]
+
+    def update_run(self, run_id: str, **fields: object) -> None:
+        changes = check_run_changes(fields)
+        for name in ("event", "row"):
+            if name in changes:
+                changes[name] = normalize_json(changes[name])
+        with self._lock:
+            run = self._exact(run_id)
+            key = (
+                str(changes.get("recipe", run.recipe)),
+                str(changes.get("event_key", run.event_key)),
+            )
+            old_key = (run.recipe, run.event_key)
+            if key != old_key and key in self._t.by_event:
+                raise StoreError(f"cannot update run {run_id}: another run has that event")
+            updated: RunRecord = dataclasses.replace(run, **changes)  # type: ignore[arg-type]
+            self._t.runs[run_id] = updated
+            del self._t.by_event[old_key]
+            self._t.by_event[key] = run_id
+
+    def put_step(self, step: StepRecord) -> None:
+        with self._lock:
+            self._exact(step.run_id)
+            self._t.steps[step.run_id][step.index] = normalize_step(step)
+
+    def get_run(self, run_id: str) -> RunRecord:
+        with self._lock:
+            if run_id in self._t.runs:
+                return self._with_steps(run_id)
+            found = [i for i in self._t.runs if run_id and i.startswith(run_id)]
+            if len(found) > 1:
+                raise StoreError(f"ambiguous run id prefix {run_id}")
+            if not found:
+                raise StoreError(f"no run with id {run_id}")
+            return self._with_steps(found[0])
+
+    def find_run(self, recipe: str, event_key: str) -> RunRecord | None:
+        with self._lock:
+            run_id = self._t.by_event.get((recipe, event_key))
+            return None if run_id is None else self._with_steps(run_id)
+
+    def list_runs(self, flt: RunFilter) -> list[RunRecord]:
+        with self._lock:
+            ids = [i for i, r in self._t.runs.items() if _matches(r, flt)]
+            ids.sort(key=lambda i: (self._t.runs[i].created_at, self._t.seq[i]), reverse=True)
+            return [self._with_steps(i) for i in ids[: max(flt.limit, 0)]]
+
+    def count(self, status: RunStatus | None = None) -> int:
+        with self._lock:
+            return sum(1 for r in self._t.runs.values() if status is None or r.status is status)
+
+    def prune(self, *, now: float, keep_succeeded_s: float, keep_failed_s: float) -> int:
+        with self._lock:
+            doomed = [
+                r
+                for r in self._t.runs.values()
+                if r.status.is_final
+                and r.created_at
+                < now - (keep_failed_s if r.status in _FAILED_WINDOW else keep_succeeded_s)
+            ]
+            for run in doomed:
+                del self._t.runs[run.id], self._t.seq[run.id], self._t.steps[run.id]
+                del self._t.by_event[(run.recipe, run.event_key)]
+            return len(doomed)
+
+    def close(self) -> None:
+        """Nothing to release; the data stays readable until the store is dropped."""
+
+    # -- StateStore ---------------------------------------------------------------------------
+
+    def get_state(self, scope: str, key: str) -> str | None:
+        with self._lock:
+            return self._t.state.get(scope, {}).get(key)
+
+    def set_state(self, scope: str, items: Iterable[tuple[str, str]]) -> None:
+        values = dict(items)  # read them all first: a failing iterable changes nothing
+        with self._lock:
+            self._t.state.setdefault(scope, {}).update(values)
+
+    def all_state(self, scope: str) -> dict[str, str]:
+        with self._lock:
+            return dict(sorted(self._t.state.get(scope, {}).items()))
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _exact(self, run_id: str) -> RunRecord:
+        run = self._t.runs.get(run_id)
+        if run is None:
+            raise StoreError(f"no run with id {run_id}")
+        return run
+
+    def _with_steps(self, run_id: str) -> RunRecord:
+        steps = self._t.steps[run_id]
+        return dataclasses.replace(
+            self._t.runs[run_id], steps=tuple(steps[i] for i in sorted(steps))
+        )
+
+
+def _matches(run: RunRecord, flt: RunFilter) -> bool:
+    return (
+        (flt.recipe is None or run.recipe == flt.recipe)
+        and (flt.status is None or run.status is flt.status)
+        and (flt.since is None or run.created_at >= flt.since)
+    )

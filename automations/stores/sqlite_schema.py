@@ -1,0 +1,224 @@
+"""The layout of the SQLite run store, and how its rows map to records.
+
+Tables (read them with any SQLite tool: ``sqlite3 runs.db``, Datasette):
+
+- ``runs``: one row per run. ``seq`` is the insertion order; JSON values (``event``, ``row``) are
+  TEXT; enums are their string values; times are REAL unix seconds; ``condition`` and ``dry_run``
+  are 0/1. ``(recipe, event_key)`` is unique: one run per event.
+- ``steps``: one row per action of a run, keyed by ``(run_seq, idx)`` (``run_seq`` is
+  ``runs.seq``: an integer, so a step does not repeat the run's id); ``request`` and
+  ``response_body`` are JSON TEXT.
+- ``step_log``: a view of ``steps`` with the run's ``id`` as ``run_id``.
+- ``state``: the triggers' ``(scope, key) -> value`` positions.
+
+``PRAGMA user_version`` holds the schema version; ``MIGRATIONS`` brings an older file up to date.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from automations.errors import StoreError
+from automations.records import RunRecord, RunStatus, StepRecord, StepStatus, TriggerKind
+from automations.stores.codec import cap_text, dump_json, load_json
+
+__all__ = [
+    "RUN_COLUMNS",
+    "SCHEMA_VERSION",
+    "STEP_COLUMNS",
+    "migrate",
+    "run_column_value",
+    "run_from_row",
+    "run_params",
+    "step_params",
+]
+
+#: The schema version this code writes (``PRAGMA user_version``).
+SCHEMA_VERSION = 1
+
+_SCHEMA_V1 = """
+CREATE TABLE runs (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    recipe TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    event_key TEXT NOT NULL,
+    event TEXT,
+    created_at REAL NOT NULL,
+    status TEXT NOT NULL,
+    recipe_hash TEXT,
+    row TEXT,
+    condition INTEGER,
+    dry_run INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    started_at REAL,
+    finished_at REAL,
+    replay_of TEXT,
+    UNIQUE (recipe, event_key)
+);
+CREATE INDEX runs_created ON runs (created_at);
+CREATE INDEX runs_status ON runs (status, created_at);
+CREATE TABLE steps (
+    run_seq INTEGER NOT NULL REFERENCES runs (seq),
+    idx INTEGER NOT NULL,
+    step_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    status TEXT NOT NULL,
+    request TEXT,
+    http_status INTEGER,
+    response_body TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    duration_ms REAL,
+    error TEXT,
+    error_code TEXT,
+    idempotency_key TEXT,
+    started_at REAL,
+    finished_at REAL,
+    PRIMARY KEY (run_seq, idx)
+);
+CREATE VIEW step_log AS
+    SELECT runs.id AS run_id, steps.* FROM steps JOIN runs ON runs.seq = steps.run_seq;
+CREATE TABLE state (
+    scope TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (scope, key)
+) WITHOUT ROWID;
+"""
+
+#: ``MIGRATIONS[n]`` takes a database from schema version ``n`` to ``n + 1``.
+MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1,)
+
+#: The columns of ``runs`` (but ``seq``) in the order ``run_params`` gives their values.
+RUN_COLUMNS = (
+    "id, recipe, trigger, event_key, event, created_at, status, recipe_hash, row, "
+    "condition, dry_run, error, started_at, finished_at, replay_of"
+)
+#: The columns of ``steps`` (but ``run_seq``) in the order ``step_params`` gives their values.
+STEP_COLUMNS = (
+    "idx, step_id, action, status, request, http_status, response_body, attempts, "
+    "duration_ms, error, error_code, idempotency_key, started_at, finished_at"
+)
+
+
+def migrate(db: sqlite3.Connection, path: str) -> None:
+    """Create the schema in a new file, or bring an older one up to ``SCHEMA_VERSION``."""
+    version: int = db.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"run store {path} has schema version {version}; this version of "
+            f"automations reads up to {SCHEMA_VERSION}"
+        )
+    if version == SCHEMA_VERSION:
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        # Another process may have migrated while this one waited for the write lock.
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        for script in MIGRATIONS[version:]:
+            # One statement at a time: executescript() would commit the open transaction.
+            for statement in script.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+
+
+def run_params(run: RunRecord) -> tuple[object, ...]:
+    """The values of ``RUN_COLUMNS`` for ``run``."""
+    return (
+        run.id,
+        run.recipe,
+        run.trigger.value,
+        run.event_key,
+        dump_json(run.event),
+        run.created_at,
+        run.status.value,
+        run.recipe_hash,
+        dump_json(run.row),
+        run.condition,
+        run.dry_run,
+        cap_text(run.error),
+        run.started_at,
+        run.finished_at,
+        run.replay_of,
+    )
+
+
+def step_params(step: StepRecord) -> tuple[object, ...]:
+    """The values of ``STEP_COLUMNS`` for ``step``."""
+    return (
+        step.index,
+        step.step_id,
+        step.action,
+        step.status.value,
+        dump_json(step.request),
+        step.http_status,
+        dump_json(step.response_body),
+        step.attempts,
+        step.duration_ms,
+        cap_text(step.error),
+        step.error_code,
+        step.idempotency_key,
+        step.started_at,
+        step.finished_at,
+    )
+
+
+def run_column_value(name: str, value: object) -> object:
+    """``value`` of the ``RunRecord`` field ``name`` as its column stores it."""
+    if name in ("event", "row"):
+        return dump_json(value)
+    if isinstance(value, RunStatus | TriggerKind):
+        return value.value
+    return value
+
+
+def run_from_row(row: tuple[Any, ...], step_rows: Sequence[tuple[Any, ...]]) -> RunRecord:
+    """The run in ``row`` (``SELECT seq, RUN_COLUMNS``) with the steps in ``step_rows``."""
+    run_id = row[1]
+    return RunRecord(
+        id=run_id,
+        recipe=row[2],
+        trigger=TriggerKind(row[3]),
+        event_key=row[4],
+        event=load_json(row[5]),
+        created_at=row[6],
+        status=RunStatus(row[7]),
+        recipe_hash=row[8],
+        row=load_json(row[9]),
+        condition=None if row[10] is None else bool(row[10]),
+        dry_run=bool(row[11]),
+        error=row[12],
+        started_at=row[13],
+        finished_at=row[14],
+        replay_of=row[15],
+        steps=tuple(step_from_row(run_id, s) for s in step_rows),
+    )
+
+
+def step_from_row(run_id: str, row: tuple[Any, ...]) -> StepRecord:
+    """The step in ``row`` (``SELECT run_seq, STEP_COLUMNS``) of the run ``run_id``."""
+    return StepRecord(
+        run_id=run_id,
+        index=row[1],
+        step_id=row[2],
+        action=row[3],
+        status=StepStatus(row[4]),
+        request=load_json(row[5]),
+        http_status=row[6],
+        response_body=load_json(row[7]),
+        attempts=row[8],
+        duration_ms=row[9],
+        error=row[10],
+        error_code=row[11],
+        idempotency_key=row[12],
+        started_at=row[13],
+        finished_at=row[14],
+    )

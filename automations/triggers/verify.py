@@ -1,0 +1,227 @@
+"""Webhook verification: does an incoming request really come from the provider?
+
+Every check runs over the request's *raw* body bytes (re-serialised JSON would not match the
+signature) and compares with ``hmac.compare_digest``. A failed check raises ``SignatureError``
+whose message names the header and the reason, never the secret or the expected signature.
+A secret that cannot be used at all (absent, not base64) is our misconfiguration, not the
+sender's fault: that raises ``ConfigError``.
+
+Schemes (see ``VerifyScheme`` and /work/shared/vendor/README.md):
+
+- ``standard-webhooks`` (Loops, Quo's newer webhooks): ``webhook-id``, ``webhook-timestamp``
+  (unix seconds) and ``webhook-signature`` (space-separated ``v1,<base64>`` entries, any one may
+  match) over ``"<id>.<timestamp>.<body>"``, keyed by the base64 after ``whsec_``.
+- ``openphone`` (Quo's legacy webhooks): ``openphone-signature: hmac;1;<ts ms>;<base64>``
+  (several comma-separated entries allowed) over ``"<ts ms>.<body>"``, keyed by the base64-decoded
+  signing secret.
+- ``token``: the header the recipe names carries the secret itself.
+- ``none``: everything is accepted (lint warns).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from automations.errors import ConfigError, SignatureError
+from automations.model import VerifyScheme
+
+__all__ = [
+    "OPENPHONE_SIGNATURE",
+    "WEBHOOK_ID",
+    "WEBHOOK_SIGNATURE",
+    "WEBHOOK_TIMESTAMP",
+    "default_event_id",
+    "sign_openphone",
+    "sign_standard",
+    "verify_webhook",
+]
+
+WEBHOOK_ID = "webhook-id"
+WEBHOOK_TIMESTAMP = "webhook-timestamp"
+WEBHOOK_SIGNATURE = "webhook-signature"
+OPENPHONE_SIGNATURE = "openphone-signature"
+
+_WHSEC_PREFIX = "whsec_"
+
+
+def verify_webhook(
+    scheme: VerifyScheme,
+    *,
+    secret: str | None,
+    headers: Mapping[str, str],
+    body: bytes,
+    header: str | None = None,
+    now: float | None = None,
+    tolerance_s: float = 300,
+) -> None:
+    """Return if the request verifies under ``scheme``; raise ``SignatureError`` if not.
+
+    ``headers`` are looked up case-insensitively; ``header`` names the token header (``token``
+    scheme only); ``now`` is unix seconds (default: the current time); a signed timestamp more
+    than ``tolerance_s`` away from ``now``, in either direction, is refused (replay protection).
+    Raises ``ConfigError`` when the scheme needs a secret (or header name) that is missing or
+    unusable.
+    """
+    if scheme is VerifyScheme.NONE:
+        return
+    lowered = {name.lower(): value for name, value in headers.items()}
+    current = time.time() if now is None else now
+    if scheme is VerifyScheme.STANDARD_WEBHOOKS:
+        _verify_standard(_require_secret(secret, scheme), lowered, body, current, tolerance_s)
+    elif scheme is VerifyScheme.OPENPHONE:
+        _verify_openphone(_require_secret(secret, scheme), lowered, body, current, tolerance_s)
+    elif scheme is VerifyScheme.TOKEN:
+        _verify_token(_require_secret(secret, scheme), lowered, header)
+    else:  # pragma: no cover - exhaustive over VerifyScheme
+        raise AssertionError(scheme)
+
+
+def default_event_id(
+    scheme: VerifyScheme, headers: Mapping[str, str], body_json: Any
+) -> str | None:
+    """The delivery's identity when the recipe names none: the ``webhook-id`` header for
+    Standard Webhooks, the body's ``"id"`` for OpenPhone, otherwise ``None``. Providers resend a
+    delivery with the same identity, so the inbox runs it once."""
+    if scheme is VerifyScheme.STANDARD_WEBHOOKS:
+        lowered = {name.lower(): value for name, value in headers.items()}
+        return lowered.get(WEBHOOK_ID) or None
+    if scheme is VerifyScheme.OPENPHONE and isinstance(body_json, dict):
+        event_id = body_json.get("id")
+        if isinstance(event_id, str) and event_id:
+            return event_id
+    return None
+
+
+def sign_standard(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` value (``v1,<base64>``) a Standard Webhooks sender would send."""
+    digest = _hmac(_standard_key(secret), f"{msg_id}.{timestamp}.".encode() + body)
+    return "v1," + base64.b64encode(digest).decode("ascii")
+
+
+def sign_openphone(secret: str, ts_ms: int, body: bytes) -> str:
+    """The ``openphone-signature`` value (``hmac;1;<ts ms>;<base64>``) Quo would send."""
+    digest = _hmac(_openphone_key(secret), f"{ts_ms}.".encode() + body)
+    return f"hmac;1;{ts_ms};" + base64.b64encode(digest).decode("ascii")
+
+
+def _verify_standard(
+    secret: str, headers: dict[str, str], body: bytes, now: float, tolerance_s: float
+) -> None:
+    key = _standard_key(secret)
+    msg_id = _require_header(headers, WEBHOOK_ID)
+    raw_timestamp = _require_header(headers, WEBHOOK_TIMESTAMP)
+    signatures = _require_header(headers, WEBHOOK_SIGNATURE)
+    try:
+        timestamp = int(raw_timestamp.strip())
+    except ValueError:
+        raise SignatureError(f"{WEBHOOK_TIMESTAMP} header is not a unix timestamp") from None
+    # The timestamp is checked first, as the Standard Webhooks reference does: a stale but
+    # correctly signed request is a replay.
+    _check_age(timestamp, now, tolerance_s)
+    expected = _hmac(key, f"{msg_id}.{timestamp}.".encode() + body)
+    candidates = []
+    for entry in signatures.split():
+        version, _, encoded = entry.partition(",")
+        if version != "v1":
+            continue  # other versions (v1a: asymmetric) are not ours to check
+        decoded = _b64decode(encoded)
+        if decoded is not None:
+            candidates.append(decoded)
+    if not candidates:
+        raise SignatureError(f"{WEBHOOK_SIGNATURE} header has no well-formed v1 signature")
+    if not _any_matches(expected, candidates):
+        raise SignatureError(f"{WEBHOOK_SIGNATURE} does not match the body")
+
+
+def _verify_openphone(
+    secret: str, headers: dict[str, str], body: bytes, now: float, tolerance_s: float
+) -> None:
+    key = _openphone_key(secret)
+    value = _require_header(headers, OPENPHONE_SIGNATURE)
+    entries: list[tuple[str, bytes]] = []
+    for entry in value.split(","):
+        parts = entry.strip().split(";")
+        if len(parts) != 4 or parts[0] != "hmac" or parts[1] != "1" or not parts[2].isdigit():
+            continue
+        decoded = _b64decode(parts[3])
+        if decoded is not None:
+            entries.append((parts[2], decoded))
+    if not entries:
+        raise SignatureError(f"{OPENPHONE_SIGNATURE} header is malformed")
+    # Each entry signs its own timestamp, so the signature is checked first and the age of the
+    # matching entry after: "too old" then means a genuine but replayed request.
+    matching = [
+        ts for ts, sig in entries if _any_matches(_hmac(key, f"{ts}.".encode() + body), [sig])
+    ]
+    if not matching:
+        raise SignatureError(f"{OPENPHONE_SIGNATURE} does not match the body")
+    best = min(matching, key=lambda ts: abs(int(ts) / 1000 - now))
+    _check_age(int(best) / 1000, now, tolerance_s)
+
+
+def _verify_token(secret: str, headers: dict[str, str], header: str | None) -> None:
+    if not header:
+        raise ConfigError("token verification needs the name of the header carrying the token")
+    supplied = _require_header(headers, header.lower())
+    if not hmac.compare_digest(supplied.encode("utf-8"), secret.encode("utf-8")):
+        raise SignatureError(f"{header} header does not match the token")
+
+
+def _check_age(timestamp: float, now: float, tolerance_s: float) -> None:
+    if now - timestamp > tolerance_s:
+        raise SignatureError("timestamp too old")
+    if timestamp - now > tolerance_s:
+        raise SignatureError("timestamp too new")
+
+
+def _require_secret(secret: str | None, scheme: VerifyScheme) -> str:
+    if not secret:
+        raise ConfigError(f"{scheme.value} verification needs a secret, and none is set")
+    return secret
+
+
+def _require_header(headers: dict[str, str], name: str) -> str:
+    value = headers.get(name)
+    if value is None or not value.strip():
+        raise SignatureError(f"missing {name} header")
+    return value
+
+
+def _standard_key(secret: str) -> bytes:
+    encoded = secret.removeprefix(_WHSEC_PREFIX)
+    key = _b64decode(encoded)
+    if key is None or not key:
+        raise ConfigError("the standard-webhooks secret is not whsec_ followed by base64")
+    return key
+
+
+def _openphone_key(secret: str) -> bytes:
+    key = _b64decode(secret)
+    if key is None or not key:
+        raise ConfigError("the openphone signing secret is not base64")
+    return key
+
+
+def _b64decode(text: str) -> bytes | None:
+    try:
+        return base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _hmac(key: bytes, message: bytes) -> bytes:
+    return hmac.new(key, message, hashlib.sha256).digest()
+
+
+def _any_matches(expected: bytes, candidates: list[bytes]) -> bool:
+    # Every candidate is compared (no early exit) so timing does not reveal which one matched.
+    found = False
+    for candidate in candidates:
+        found |= hmac.compare_digest(expected, candidate)
+    return found
