@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any
+import operator
+from typing import Any, TypeVar
 
 from automations.records import RunRecord, RunStatus, StepRecord, TriggerKind
 
@@ -32,10 +33,13 @@ __all__ = [
     "normalize_json",
     "normalize_run",
     "normalize_step",
+    "stored_json",
 ]
 
 #: The most bytes a stored JSON text (or characters an error text) may take.
 JSON_TEXT_LIMIT = 8 * 1024
+_R = TypeVar("_R", RunRecord, StepRecord)
+
 #: The key that marks a value cut to ``JSON_TEXT_LIMIT``; its value is the original size.
 TRUNCATED_KEY = "__truncated__"
 #: The ``RunRecord`` fields ``RunStore.update_run`` accepts.
@@ -43,14 +47,16 @@ UPDATABLE_RUN_FIELDS = frozenset(
     f.name for f in dataclasses.fields(RunRecord) if f.name not in ("id", "steps")
 )
 
-_SEPARATORS = (",", ":")
+# Built once: ``json.dumps`` with non-default options builds a new encoder on every call.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
+_ENCODE_ASCII = json.JSONEncoder(separators=(",", ":"), default=str).encode
 
 
 def dump_json(value: Any) -> str | None:
     """``value`` as compact JSON text (``None`` stays ``None``: SQL ``NULL``), capped in size."""
     if value is None:
         return None
-    text = json.dumps(value, separators=_SEPARATORS, ensure_ascii=False, default=str)
+    text: str = _ENCODE(value)
     if text.isascii():
         size = len(text)
     else:
@@ -58,7 +64,7 @@ def dump_json(value: Any) -> str | None:
             size = len(text.encode())
         except UnicodeEncodeError:
             # A lone surrogate (from "\ud800" in some JSON input) cannot be UTF-8: escape it.
-            text = json.dumps(value, separators=_SEPARATORS, default=str)
+            text = _ENCODE_ASCII(value)
             size = len(text)
     return text if size <= JSON_TEXT_LIMIT else _truncated(text, size)
 
@@ -66,8 +72,7 @@ def dump_json(value: Any) -> str | None:
 def _truncated(text: str, size: int) -> str:
     head = text[:JSON_TEXT_LIMIT]
     while True:
-        marker = {TRUNCATED_KEY: size, "head": head}
-        out = json.dumps(marker, separators=_SEPARATORS, ensure_ascii=False)
+        out: str = _ENCODE({TRUNCATED_KEY: size, "head": head})
         excess = len(out.encode()) - JSON_TEXT_LIMIT
         if excess <= 0:
             return out
@@ -82,7 +87,16 @@ def load_json(text: str | None) -> Any:
 
 def normalize_json(value: Any) -> Any:
     """``value`` as it reads back from storage."""
-    return load_json(dump_json(value))
+    return stored_json(value, dump_json(value))
+
+
+def stored_json(value: Any, text: str | None) -> Any:
+    """What reads back from ``text`` (``dump_json(value)``): ``value`` itself when it survives
+    the round trip unchanged (the usual case), so that callers keep their own object."""
+    if text is None:
+        return None
+    loaded = json.loads(text)
+    return value if loaded == value and type(loaded) is type(value) else loaded
 
 
 def cap_text(text: str | None) -> str | None:
@@ -95,23 +109,30 @@ def cap_text(text: str | None) -> str | None:
 
 def normalize_run(run: RunRecord) -> RunRecord:
     """``run`` (steps included) as a store returns it after writing it."""
-    return dataclasses.replace(
+    steps = tuple(normalize_step(_replace_changed(s, run_id=run.id)) for s in run.steps)
+    return _replace_changed(
         run,
         event=normalize_json(run.event),
         row=normalize_json(run.row),
         error=cap_text(run.error),
-        steps=tuple(normalize_step(dataclasses.replace(s, run_id=run.id)) for s in run.steps),
+        steps=run.steps if all(map(operator.is_, steps, run.steps)) else steps,
     )
 
 
 def normalize_step(step: StepRecord) -> StepRecord:
     """``step`` as a store returns it after writing it."""
-    return dataclasses.replace(
+    return _replace_changed(
         step,
         request=normalize_json(step.request),
         response_body=normalize_json(step.response_body),
         error=cap_text(step.error),
     )
+
+
+def _replace_changed(record: _R, **values: Any) -> _R:
+    # ``dataclasses.replace`` costs microseconds; most records come through unchanged.
+    changed = {k: v for k, v in values.items() if v is not getattr(record, k)}
+    return dataclasses.replace(record, **changed) if changed else record
 
 
 def check_run_changes(fields: dict[str, object]) -> dict[str, object]:

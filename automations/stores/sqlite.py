@@ -19,9 +19,10 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import suppress
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from automations.errors import StoreError
@@ -36,26 +37,40 @@ from automations.stores.sqlite_schema import (
     run_from_row,
     run_params,
     step_params,
+    stored_run,
 )
 
 __all__ = ["SQLiteStore"]
 
 _RUN_SELECT = f"SELECT seq, {RUN_COLUMNS} FROM runs"
-_RUN_MARKS = ", ".join("?" * len(RUN_COLUMNS.split(",")))
-_STEP_MARKS = ", ".join("?" * len(STEP_COLUMNS.split(",")))
 _STEP_SELECT = f"SELECT run_seq, {STEP_COLUMNS} FROM steps"
+_INSERT_RUN = (
+    f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ({', '.join('?' * len(RUN_COLUMNS.split(',')))}) "
+    "ON CONFLICT (recipe, event_key) DO NOTHING"
+)
+# Upsert, not REPLACE: the second write of a step updates its row in place.
+_PUT_STEP = (
+    f"INSERT INTO steps (run_seq, {STEP_COLUMNS}) "
+    f"SELECT seq, {', '.join('?' * len(STEP_COLUMNS.split(',')))} FROM runs WHERE id = ? "
+    "ON CONFLICT (run_seq, idx) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in STEP_COLUMNS.replace(" ", "").split(",")[1:])
+)
 #: SQLite's default limit on ``?`` parameters is 32766 (999 before 3.32): stay well below.
 _IN_CHUNK = 500
 _UNFINISHED = (RunStatus.PENDING.value, RunStatus.RUNNING.value)
 _KEEP_FAILED = (RunStatus.FAILED.value, RunStatus.UNKNOWN.value)
 _KEEP_SUCCEEDED = tuple(s.value for s in RunStatus if s.is_final and s.value not in _KEEP_FAILED)
+_PRUNABLE = (
+    f"(status IN ({', '.join('?' * len(_KEEP_FAILED))}) AND created_at < ?) OR "
+    f"(status IN ({', '.join('?' * len(_KEEP_SUCCEEDED))}) AND created_at < ?)"
+)
 
 
 class SQLiteStore(RunStore, StateStore):
     """``RunStore`` and ``StateStore`` in the SQLite file at ``path`` (created if missing).
 
-    ``clock`` gives the time ``claim`` records as ``started_at``. Writes can be grouped into one
-    commit with ``transaction()``.
+    Every method is durable when it returns, unless called inside ``transaction()``, which
+    groups writes into one commit. ``clock`` gives the time ``claim`` records as ``started_at``.
     """
 
     def __init__(
@@ -68,7 +83,9 @@ class SQLiteStore(RunStore, StateStore):
         self.path = str(path)
         self._clock = clock
         self._lock = threading.RLock()
+        #: How many ``_Transaction`` blocks the lock holder is in.
         self._depth = 0
+        self._guard = _Guard(self)
         try:
             self._db = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s
@@ -87,199 +104,132 @@ class SQLiteStore(RunStore, StateStore):
                 raise
             raise StoreError(f"cannot open run store {self.path}: {exc}") from exc
 
-    # -- transactions -------------------------------------------------------------------------
+    def transaction(self) -> _Transaction:
+        """A block whose writes (from this thread) commit together, once, when it ends.
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Group every write made inside the block (from this thread) into one commit.
-
-        Writes are durable when the block exits, not when each method returns: never send a
-        request that depends on "written before sent" from inside a batch. Other threads wait
-        until the block ends. Nested blocks join the outermost one; an exception leaving the
-        outermost block rolls everything back.
+        ``with store.transaction(): ...``. Writes are durable when the block exits, not when each
+        method returns: never send a request that relies on "written before sent" from inside
+        one. Other threads wait until the block ends. A nested block joins the outermost one; an
+        exception leaving the outermost block rolls all its writes back.
         """
-        with self._guard():
-            if self._depth:
-                self._depth += 1
-                try:
-                    yield
-                finally:
-                    self._depth -= 1
-                return
-            self._db.execute("BEGIN IMMEDIATE")
-            self._depth = 1
-            try:
-                yield
-                self._depth = 0
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._depth = 0
-                self._rollback()
-                raise
-
-    @contextmanager
-    def _guard(self) -> Iterator[None]:
-        """Hold the connection, and turn SQLite's errors into ``StoreError``."""
-        with self._lock:
-            try:
-                yield
-            except sqlite3.Error as exc:
-                raise StoreError(f"run store {self.path}: {exc}") from exc
-
-    @contextmanager
-    def _write(self) -> Iterator[None]:
-        """Hold the connection for several statements that must commit together."""
-        with self._guard():
-            if self._depth:
-                yield
-                return
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._rollback()
-                raise
-
-    def _rollback(self) -> None:
-        # A failed COMMIT may or may not have ended the transaction.
-        if self._db.in_transaction:
-            self._db.execute("ROLLBACK")
+        return _Transaction(self)
 
     # -- RunStore -----------------------------------------------------------------------------
 
     def enqueue(self, run: RunRecord) -> tuple[RunRecord, bool]:
-        with self._write():
+        with _Transaction(self):
             return self._enqueue(run)
 
     def enqueue_many(self, runs: Sequence[RunRecord]) -> list[tuple[RunRecord, bool]]:
-        with self._write():
+        with _Transaction(self):
             return [self._enqueue(run) for run in runs]
 
     def _enqueue(self, run: RunRecord) -> tuple[RunRecord, bool]:
-        stored = normalize_run(run)
+        params = run_params(run)
         try:
-            cursor = self._db.execute(
-                f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ({_RUN_MARKS}) "
-                "ON CONFLICT (recipe, event_key) DO NOTHING",
-                run_params(run),
-            )
+            inserted = self._db.execute(_INSERT_RUN, params).rowcount
         except sqlite3.IntegrityError as exc:
             raise StoreError(f"a run with id {run.id} exists already") from exc
-        if cursor.rowcount == 0:
+        if not inserted:
             existing = self._select_one("recipe = ? AND event_key = ?", (run.recipe, run.event_key))
-            assert existing is not None  # the insert conflicted with it, under the same lock
+            assert existing is not None  # the insert conflicted with it, in this transaction
             return existing, False
+        if not run.steps:
+            return stored_run(run, params), True
+        stored = normalize_run(run)
         for step in stored.steps:
             self._put_step(step)
         return stored, True
 
     def claim(self, run_id: str, recipe_hash: str) -> RunRecord | None:
-        with self._write():
-            cursor = self._db.execute(
+        with _Transaction(self):
+            claimed = self._db.execute(
                 "UPDATE runs SET status = ?, recipe_hash = ?, started_at = COALESCE(started_at, ?) "
                 "WHERE id = ? AND status IN (?, ?)",
                 (RunStatus.RUNNING.value, recipe_hash, self._clock(), run_id, *_UNFINISHED),
-            )
+            ).rowcount
             run = self._select_one("id = ?", (run_id,))
         if run is None:
             raise StoreError(f"no run with id {run_id}")
-        return run if cursor.rowcount else None
+        return run if claimed else None
 
     def unfinished(self) -> list[RunRecord]:
-        with self._guard():
-            return self._select(
-                "status IN (?, ?) ORDER BY created_at, seq", _UNFINISHED, with_steps=True
-            )
+        with self._guard:
+            return self._select("status IN (?, ?) ORDER BY created_at, seq", _UNFINISHED)
 
     def update_run(self, run_id: str, **fields: object) -> None:
         changes = check_run_changes(fields)
-        if not changes:
-            with self._guard():
-                if self._select_one("id = ?", (run_id,), with_steps=False) is None:
-                    raise StoreError(f"no run with id {run_id}")
-            return
+        assignments = ", ".join(f"{name} = ?" for name in changes) or "id = id"
         values = [run_column_value(name, value) for name, value in changes.items()]
-        assignments = ", ".join(f"{name} = ?" for name in changes)
-        with self._guard():
+        with self._guard:
             try:
-                cursor = self._db.execute(
+                updated = self._db.execute(
                     f"UPDATE runs SET {assignments} WHERE id = ?", (*values, run_id)
-                )
+                ).rowcount
             except sqlite3.IntegrityError as exc:
                 raise StoreError(f"cannot update run {run_id}: {exc}") from exc
-        if cursor.rowcount == 0:
+        if not updated:
             raise StoreError(f"no run with id {run_id}")
 
     def put_step(self, step: StepRecord) -> None:
-        with self._guard():
+        with self._guard:
             self._put_step(step)
 
     def _put_step(self, step: StepRecord) -> None:
-        cursor = self._db.execute(
-            f"INSERT OR REPLACE INTO steps (run_seq, {STEP_COLUMNS}) "
-            f"SELECT seq, {_STEP_MARKS} FROM runs WHERE id = ?",
-            (*step_params(step), step.run_id),
-        )
-        if cursor.rowcount == 0:
+        if not self._db.execute(_PUT_STEP, (*step_params(step), step.run_id)).rowcount:
             raise StoreError(f"no run with id {step.run_id}")
 
     def get_run(self, run_id: str) -> RunRecord:
-        with self._guard():
+        with self._guard:
             run = self._select_one("id = ?", (run_id,))
             if run is not None:
                 return run
             if run_id:
                 # The two smallest ids >= the prefix are the only candidates that can start with it.
-                found = [
-                    r
-                    for r in self._select(
-                        "id >= ? ORDER BY id LIMIT 2", (run_id,), with_steps=False
-                    )
-                    if r.id.startswith(run_id)
-                ]
+                rows = self._db.execute(
+                    "SELECT id FROM runs WHERE id >= ? ORDER BY id LIMIT 2", (run_id,)
+                ).fetchall()
+                found = [r[0] for r in rows if r[0].startswith(run_id)]
                 if len(found) > 1:
                     raise StoreError(f"ambiguous run id prefix {run_id}")
                 if found:
-                    run = self._select_one("id = ?", (found[0].id,))
+                    run = self._select_one("id = ?", (found[0],))
                     assert run is not None
                     return run
         raise StoreError(f"no run with id {run_id}")
 
     def find_run(self, recipe: str, event_key: str) -> RunRecord | None:
-        with self._guard():
+        with self._guard:
             return self._select_one("recipe = ? AND event_key = ?", (recipe, event_key))
 
     def list_runs(self, flt: RunFilter) -> list[RunRecord]:
         if flt.limit <= 0:
             return []
         where, params = _filter_sql(flt)
-        with self._guard():
+        with self._guard:
             return self._select(
-                f"{where} ORDER BY created_at DESC, seq DESC LIMIT ?",
-                (*params, flt.limit),
-                with_steps=True,
+                f"{where} ORDER BY created_at DESC, seq DESC LIMIT ?", (*params, flt.limit)
             )
 
     def count(self, status: RunStatus | None = None) -> int:
         where, params = _filter_sql(RunFilter(status=status))
-        with self._guard():
+        with self._guard:
             row = self._db.execute(f"SELECT COUNT(*) FROM runs WHERE {where}", params).fetchone()
         return int(row[0])
 
     def prune(self, *, now: float, keep_succeeded_s: float, keep_failed_s: float) -> int:
-        doomed = "(status IN (?, ?) AND created_at < ?) OR (status IN (?, ?) AND created_at < ?)"
         params = (
             *_KEEP_FAILED,
             now - keep_failed_s,
             *_KEEP_SUCCEEDED,
             now - keep_succeeded_s,
         )
-        with self._write():
+        with _Transaction(self):
             self._db.execute(
-                f"DELETE FROM steps WHERE run_seq IN (SELECT seq FROM runs WHERE {doomed})", params
+                f"DELETE FROM steps WHERE run_seq IN (SELECT seq FROM runs WHERE {_PRUNABLE})",
+                params,
             )
-            return self._db.execute(f"DELETE FROM runs WHERE {doomed}", params).rowcount
+            return int(self._db.execute(f"DELETE FROM runs WHERE {_PRUNABLE}", params).rowcount)
 
     def close(self) -> None:
         with self._lock:
@@ -291,21 +241,21 @@ class SQLiteStore(RunStore, StateStore):
     # -- StateStore ---------------------------------------------------------------------------
 
     def get_state(self, scope: str, key: str) -> str | None:
-        with self._guard():
+        with self._guard:
             row = self._db.execute(
                 "SELECT value FROM state WHERE scope = ? AND key = ?", (scope, key)
             ).fetchone()
         return None if row is None else str(row[0])
 
     def set_state(self, scope: str, items: Iterable[tuple[str, str]]) -> None:
-        with self._write():
+        with _Transaction(self):
             self._db.executemany(
                 "INSERT OR REPLACE INTO state (scope, key, value) VALUES (?, ?, ?)",
                 ((scope, key, value) for key, value in items),
             )
 
     def all_state(self, scope: str) -> dict[str, str]:
-        with self._guard():
+        with self._guard:
             rows = self._db.execute(
                 "SELECT key, value FROM state WHERE scope = ? ORDER BY key", (scope,)
             ).fetchall()
@@ -313,22 +263,17 @@ class SQLiteStore(RunStore, StateStore):
 
     # -- reading ------------------------------------------------------------------------------
 
-    def _select_one(
-        self,
-        where: str,
-        params: Sequence[object],
-        *,
-        with_steps: bool = True,
-    ) -> RunRecord | None:
-        rows = self._db.execute(f"{_RUN_SELECT} WHERE {where}", params).fetchall()
-        if not rows:
+    def _select_one(self, where: str, params: Sequence[object]) -> RunRecord | None:
+        row = self._db.execute(f"{_RUN_SELECT} WHERE {where}", params).fetchone()
+        if row is None:
             return None
-        steps = self._steps_for([rows[0][0]]) if with_steps else {}
-        return run_from_row(rows[0], steps.get(rows[0][0], ()))
+        steps = self._db.execute(f"{_STEP_SELECT} WHERE run_seq = ? ORDER BY idx", (row[0],))
+        return run_from_row(row, steps.fetchall())
 
-    def _select(self, where: str, params: Sequence[object], *, with_steps: bool) -> list[RunRecord]:
+    def _select(self, where: str, params: Sequence[object]) -> list[RunRecord]:
+        """The runs matching ``where``, each with its steps."""
         rows = self._db.execute(f"{_RUN_SELECT} WHERE {where}", params).fetchall()
-        steps = self._steps_for([row[0] for row in rows]) if with_steps else {}
+        steps = self._steps_for([row[0] for row in rows])
         return [run_from_row(row, steps.get(row[0], ())) for row in rows]
 
     def _steps_for(self, seqs: list[int]) -> dict[int, list[tuple[Any, ...]]]:
@@ -358,3 +303,78 @@ def _filter_sql(flt: RunFilter) -> tuple[str, list[object]]:
         clauses.append("created_at >= ?")
         params.append(flt.since)
     return (" AND ".join(clauses) or "1"), params
+
+
+class _Guard:
+    """Holds the store's connection; turns SQLite's errors into ``StoreError``.
+
+    A class rather than a ``@contextmanager``: it runs several times per run recorded, and a
+    generator-based context manager costs several times more.
+    """
+
+    __slots__ = ("_store",)
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self._store = store
+
+    def __enter__(self) -> None:
+        self._store._lock.acquire()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._store._lock.release()
+        if isinstance(exc, sqlite3.Error):
+            raise StoreError(f"run store {self._store.path}: {exc}") from exc
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (or ``ROLLBACK``) around a block, joining an
+    enclosing one. ``IMMEDIATE`` takes the write lock up front, so that two processes never
+    both read and then fail to upgrade to writing."""
+
+    __slots__ = ("_store",)
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self._store = store
+
+    def __enter__(self) -> None:
+        store = self._store
+        store._lock.acquire()
+        if store._depth == 0:
+            try:
+                store._db.execute("BEGIN IMMEDIATE")
+            except BaseException as exc:
+                store._lock.release()
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(f"run store {store.path}: {exc}") from exc
+                raise
+        store._depth += 1
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        store = self._store
+        try:
+            store._depth -= 1
+            if store._depth == 0:
+                if exc is None:
+                    try:
+                        store._db.execute("COMMIT")
+                    except sqlite3.Error:
+                        _rollback(store._db)
+                        raise
+                else:
+                    _rollback(store._db)
+        except sqlite3.Error as error:
+            raise StoreError(f"run store {store.path}: {error}") from error
+        finally:
+            store._lock.release()
+        if isinstance(exc, sqlite3.Error):
+            raise StoreError(f"run store {store.path}: {exc}") from exc
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    # A failed COMMIT may or may not have ended the transaction.
+    if db.in_transaction:
+        db.execute("ROLLBACK")

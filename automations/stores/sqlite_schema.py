@@ -16,13 +16,14 @@ Tables (read them with any SQLite tool: ``sqlite3 runs.db``, Datasette):
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from automations.errors import StoreError
 from automations.records import RunRecord, RunStatus, StepRecord, StepStatus, TriggerKind
-from automations.stores.codec import cap_text, dump_json, load_json
+from automations.stores.codec import cap_text, dump_json, load_json, stored_json
 
 __all__ = [
     "RUN_COLUMNS",
@@ -33,6 +34,7 @@ __all__ = [
     "run_from_row",
     "run_params",
     "step_params",
+    "stored_run",
 ]
 
 #: The schema version this code writes (``PRAGMA user_version``).
@@ -149,6 +151,16 @@ def run_params(run: RunRecord) -> tuple[object, ...]:
         run.finished_at,
         run.replay_of,
     )
+
+
+def stored_run(run: RunRecord, params: tuple[object, ...]) -> RunRecord:
+    """``run`` (without steps) as it reads back from the row ``run_params(run)`` wrote."""
+    event = stored_json(run.event, cast("str | None", params[4]))
+    row = stored_json(run.row, cast("str | None", params[8]))
+    error = cast("str | None", params[11])
+    if event is run.event and row is run.row and error is run.error:
+        return run
+    return dataclasses.replace(run, event=event, row=row, error=error)
 
 
 def step_params(step: StepRecord) -> tuple[object, ...]:

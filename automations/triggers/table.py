@@ -71,7 +71,6 @@ class _Pending:
 
     dedupe_keys: list[str]
     changes: dict[str, str]
-    position: _Position
     meta: dict[str, Any]
     stat: tuple[int, ...]
     settled: bool
@@ -127,51 +126,26 @@ class TableReader:
         committed = self._load()
         self._pending = None
         self.problems = []
-        try:
-            st = os.stat(self.spec.path)
-        except FileNotFoundError:
-            self.problems = [TableProblem(0, f"table file {self.spec.path} does not exist")]
+        stat = self._stat()
+        if stat is None:
             return []
-        except OSError as exc:
-            self.problems = [TableProblem(0, f"cannot read {self.spec.path}: {exc.strerror}")]
-            return []
-        stat = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         activated = self.activated
         if activated and committed.stat == stat and (committed.settled or not settled):
             return []  # nothing changed since the last commit
         meta = dict(committed.meta or {})
         projection = list(self.spec.columns) if self.spec.columns is not None else None
+        # A new projection changes every content hash: record the new ones without update runs.
         rebaseline = activated and meta.get("columns") != projection
-        if not activated:
-            gen = int(meta.get("gen", -1)) + 1
-            seen: dict[str, str] = {}
-            start = _Position()
-        else:
-            gen = int(meta["gen"])
-            seen = committed.seen
+        if activated:
+            gen, seen = int(meta["gen"]), committed.seen
             start = _Position() if rebaseline else _position_from(meta)
+        else:
+            gen, seen, start = int(meta.get("gen", -1)) + 1, {}, _Position()
         try:
-            chunk, start, hasher = self._read(start)
+            records, position = self._read_records(start, settled)
         except OSError as exc:
             self.problems = [TableProblem(0, f"cannot read {self.spec.path}: {exc.strerror}")]
             return []
-        parsed = parse_chunk(
-            self._format,
-            chunk,
-            at_start=start.offset == 0,
-            first_line=start.line,
-            header=start.header,
-            settled=settled,
-        )
-        hasher.update(chunk[: parsed.consumed])
-        position = _Position(
-            offset=start.offset + parsed.consumed,
-            line=start.line + parsed.lines,
-            prefix=hasher.hexdigest(),
-            header=parsed.header,
-        )
-        records = parsed.records + ([parsed.tail] if parsed.tail is not None else [])
-        self.problems = parsed.problems
         events, changes = self._diff(records, seen, activating=not activated, quiet=rebaseline)
         self.problems.sort(key=lambda problem: problem.line)
         meta.update(
@@ -184,14 +158,8 @@ class TableReader:
             prefix=position.prefix,
             header=list(position.header) if position.header is not None else None,
         )
-        self._pending = _Pending(
-            dedupe_keys=[event.dedupe_key for event in events],
-            changes=changes,
-            position=position,
-            meta=meta,
-            stat=stat,
-            settled=settled,
-        )
+        dedupe_keys = [event.dedupe_key for event in events]
+        self._pending = _Pending(dedupe_keys, changes, meta, stat, settled)
         if not events:
             self.commit(events)
         return events
@@ -210,9 +178,10 @@ class TableReader:
         gen = pending.meta["gen"]
         if committed.meta is None or committed.meta.get("gen") != gen:
             committed.seen = {}
-        items = [(_META, json.dumps(pending.meta, separators=(",", ":")))]
-        items.extend((f"k{gen}:{key}", digest) for key, digest in pending.changes.items())
-        self._state.set_state(self.scope, items)
+        if pending.changes or pending.meta != committed.meta:
+            items = [(_META, json.dumps(pending.meta, separators=(",", ":")))]
+            items.extend((f"k{gen}:{key}", digest) for key, digest in pending.changes.items())
+            self._state.set_state(self.scope, items)
         committed.meta = pending.meta
         committed.seen.update(pending.changes)
         committed.stat = pending.stat
@@ -233,6 +202,41 @@ class TableReader:
                 }
             self._committed = committed
         return self._committed
+
+    def _stat(self) -> tuple[int, ...] | None:
+        """The file's identity, size and times; ``None`` (and a problem) if it cannot be read."""
+        try:
+            st = os.stat(self.spec.path)
+        except FileNotFoundError:
+            self.problems = [TableProblem(0, f"table file {self.spec.path} does not exist")]
+            return None
+        except OSError as exc:
+            self.problems = [TableProblem(0, f"cannot read {self.spec.path}: {exc.strerror}")]
+            return None
+        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+    def _read_records(self, start: _Position, settled: bool) -> tuple[list[RawRecord], _Position]:
+        """The complete records after ``start`` (or in the whole file, if it is not the file
+        ``start`` was taken from any more) and the position after them; sets ``problems``."""
+        chunk, start, hasher = self._read(start)
+        parsed = parse_chunk(
+            self._format,
+            chunk,
+            at_start=start.offset == 0,
+            first_line=start.line,
+            header=start.header,
+            settled=settled,
+        )
+        self.problems = parsed.problems
+        hasher.update(chunk[: parsed.consumed])
+        position = _Position(
+            offset=start.offset + parsed.consumed,
+            line=start.line + parsed.lines,
+            prefix=hasher.hexdigest(),
+            header=parsed.header,
+        )
+        tail = [parsed.tail] if parsed.tail is not None else []
+        return parsed.records + tail, position
 
     def _read(self, start: _Position) -> tuple[bytes, _Position, hashlib.blake2b]:
         """The bytes from ``start`` on if the file still begins with what was read before

@@ -10,7 +10,6 @@ can resume exactly there.
 from __future__ import annotations
 
 import csv
-import itertools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -126,12 +125,12 @@ def _parse_csv(
     lines: list[bytes], tail: bytes | None, first_line: int, header: tuple[str, ...] | None
 ) -> ChunkRecords:
     out = ChunkRecords(header=header)
-    texts = [_decode(raw, first_line + i, out.problems) + "\n" for i, raw in enumerate(lines)]
-    ends = list(itertools.accumulate(len(raw) + 1 for raw in lines))
+    texts = _decode_lines(lines, first_line, out.problems)
     if tail is not None:
         texts.append(_decode(tail, first_line + len(lines), out.problems))
     feed = _LineFeed(texts)
     reader = csv.reader(feed)
+    done = 0  # lines holding complete records (or skipped faulty ones)
     while True:
         start = feed.fed
         try:
@@ -139,18 +138,17 @@ def _parse_csv(
         except StopIteration:
             break
         except csv.Error as exc:
-            # The reader starts afresh at the next line; the faulty record is skipped.
             if feed.exhausted:
                 break
+            # The reader starts afresh at the next line; the faulty record is skipped.
             out.problems.append(TableProblem(first_line + start, f"unreadable CSV: {exc}"))
-            _advance(out, ends, feed.fed)
+            done = min(feed.fed, len(lines))
             continue
         if feed.exhausted:
             break  # an open quoted field: the rest of the record is not written yet
         is_tail = feed.fed > len(lines)
-        line = first_line + start
         if not is_tail:
-            _advance(out, ends, feed.fed)
+            done = feed.fed
         if not values:
             continue  # a blank line
         if out.header is None:
@@ -158,33 +156,43 @@ def _parse_csv(
                 break  # a header without its newline: wait for it
             out.header = tuple(name.strip() for name in values)
             continue
-        record = _csv_record(out.header, values, line, out.problems)
+        record = _csv_record(out.header, values, first_line + start, out.problems)
         if record is None:
-            continue
-        if is_tail:
+            pass
+        elif is_tail:
             out.tail = record
         else:
             out.records.append(record)
+    out.lines = done
+    out.consumed = sum(len(raw) + 1 for raw in lines[:done])
     return out
 
 
-def _advance(out: ChunkRecords, ends: list[int], fed: int) -> None:
-    fed = min(fed, len(ends))
-    out.lines = fed
-    out.consumed = ends[fed - 1] if fed else 0
+def _decode_lines(lines: list[bytes], first_line: int, problems: list[TableProblem]) -> list[str]:
+    """Each line as text with its newline; invalid UTF-8 is replaced, line by line, and reported."""
+    if not lines:
+        return []
+    try:
+        # One decode for the whole chunk: a UTF-8 newline byte is always a newline, so the text
+        # splits into the same lines as the bytes.
+        texts = b"\n".join(lines).decode("utf-8").split("\n")
+    except UnicodeDecodeError:
+        texts = [_decode(raw, first_line + index, problems) for index, raw in enumerate(lines)]
+    return [text + "\n" for text in texts]
 
 
 def _csv_record(
     header: tuple[str, ...], values: list[str], line: int, problems: list[TableProblem]
 ) -> RawRecord | None:
-    extra = values[len(header) :]
-    if any(value.strip() for value in extra):
-        problems.append(
-            TableProblem(line, f"{len(values)} values but the header has {len(header)} columns")
-        )
-        return None
-    padded = values[: len(header)] + [""] * (len(header) - len(values))
-    return RawRecord(line, dict(zip(header, padded, strict=True)))
+    if len(values) != len(header):
+        extra = values[len(header) :]
+        if any(value.strip() for value in extra):
+            message = f"{len(values)} values but the header has {len(header)} columns"
+            problems.append(TableProblem(line, message))
+            return None
+        # Missing trailing values are empty; extra empty ones (a trailing comma) are dropped.
+        values = values[: len(header)] + [""] * (len(header) - len(values))
+    return RawRecord(line, dict(zip(header, values, strict=True)))
 
 
 def _parse_jsonl(lines: list[bytes], tail: bytes | None, first_line: int) -> ChunkRecords:

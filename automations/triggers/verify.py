@@ -147,7 +147,7 @@ def _verify_openphone(
     entries: list[tuple[str, bytes]] = []
     for entry in value.split(","):
         parts = entry.strip().split(";")
-        if len(parts) != 4 or parts[0] != "hmac" or parts[1] != "1" or not parts[2].isdigit():
+        if len(parts) != 4 or parts[:2] != ["hmac", "1"] or not _is_ascii_digits(parts[2]):
             continue
         decoded = _b64decode(parts[3])
         if decoded is not None:
@@ -168,9 +168,10 @@ def _verify_openphone(
 def _verify_token(secret: str, headers: dict[str, str], header: str | None) -> None:
     if not header:
         raise ConfigError("token verification needs the name of the header carrying the token")
-    supplied = _require_header(headers, header.lower())
+    name = header.lower()
+    supplied = _require_header(headers, name)
     if not hmac.compare_digest(supplied.encode("utf-8"), secret.encode("utf-8")):
-        raise SignatureError(f"{header} header does not match the token")
+        raise SignatureError(f"{name} header does not match the token")
 
 
 def _check_age(timestamp: float, now: float, tolerance_s: float) -> None:
@@ -213,6 +214,10 @@ def _b64decode(text: str) -> bytes | None:
         return base64.b64decode(text.strip(), validate=True)
     except (binascii.Error, ValueError):
         return None
+
+
+def _is_ascii_digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
 
 
 def _hmac(key: bytes, message: bytes) -> bytes:

@@ -251,7 +251,9 @@ def test_jsonl_types_and_problems(tmp_path: Path, state: MemoryStateStore) -> No
         ("8", {"id": "8", "v": None}, 6),
     ]
     assert reader.problems == [
-        TableProblem(3, "invalid JSON: Expecting property name enclosed in double quotes (column 12)"),
+        TableProblem(
+            3, "invalid JSON: Expecting property name enclosed in double quotes (column 12)"
+        ),
         TableProblem(4, "expected a JSON object, got an array"),
         TableProblem(5, "key column 'id' must be a string or an integer"),
     ]
@@ -351,7 +353,18 @@ def test_unchanged_file_scans_without_writes(csv_path: Path, state: MemoryStateS
     before = state.transactions
     assert reader.scan() == []
     assert reader.scan() == []
+    os.utime(csv_path, ns=(1, 1))  # touched, same content
+    assert reader.scan() == []
     assert state.transactions == before
+
+
+def test_invalid_utf8_is_replaced_and_reported(csv_path: Path, state: MemoryStateStore) -> None:
+    reader = TableReader(_spec(csv_path), state, SCOPE)
+    reader.activate()
+    with open(csv_path, "ab") as handle:
+        handle.write(b"b@x.io,Bj\xf6rn\nc@x.io,Cy\n")
+    assert [e.row["name"] for e in _run(reader)] == ["Bj\ufffdrn", "Cy"]
+    assert reader.problems == [TableProblem(3, "not valid UTF-8; invalid bytes replaced")]
 
 
 def test_state_is_compact(tmp_path: Path, state: MemoryStateStore) -> None:

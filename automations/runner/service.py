@@ -1,0 +1,235 @@
+"""The runner: recipes loaded and hot-reloaded, trigger sources started, runs dispatched.
+
+Start-up order (what makes a restart lose nothing): open the store, load the recipes, resume
+every run left ``pending`` or ``running``, then start the trigger sources (which catch up on table
+rows and schedule fire times missed while down) and the webhook server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from watchfiles import awatch
+
+from automations.connections import Connections
+from automations.execution.executor import Executor
+from automations.execution.versions import load_version
+from automations.model import Recipe, ScheduleTrigger, TableTrigger
+from automations.records import RunRecord, RunStatus, TriggerKind
+from automations.recipes.compiler import RECIPE_SUFFIXES
+from automations.runner.dispatch import Dispatcher
+from automations.runner.registry import RecipeSet, reload
+from automations.runner.sources import run_schedule, run_table
+from automations.stores import SQLiteStore
+
+__all__ = ["Runner", "RunnerOptions"]
+
+log = logging.getLogger("automations.runner")
+runs_log = logging.getLogger("automations.runs")
+
+
+@dataclass(frozen=True, slots=True)
+class RunnerOptions:
+    dry_run: bool = False
+    concurrency: int = 8
+    #: How long SIGTERM waits for in-flight runs before leaving them to the next start.
+    grace_s: float = 10.0
+
+
+class Runner:
+    def __init__(
+        self,
+        directory: Path,
+        store: SQLiteStore,
+        connections: Connections,
+        env: Mapping[str, str],
+        options: RunnerOptions = RunnerOptions(),
+    ) -> None:
+        self.directory = directory
+        self.store = store
+        self.env = env
+        self.options = options
+        self.executor = Executor(store, connections, env)
+        self.dispatcher = Dispatcher(self._execute, options.concurrency)
+        self.recipes = RecipeSet()
+        self.started = False
+        self._sources: dict[str, tuple[Any, asyncio.Task[None]]] = {}
+        self._watcher: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+        self.reloads = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._apply(reload(self.recipes, self.directory, self.env), initial=True)
+        resumed = self.store.unfinished()
+        for run in resumed:
+            self.dispatcher.submit(run, _order_key(run))
+        if resumed:
+            log.info("resuming %d run(s) left unfinished", len(resumed))
+        await self._start_sources()
+        self._watcher = asyncio.get_running_loop().create_task(self._watch_recipes())
+        self.started = True
+
+    async def stop(self) -> None:
+        """Stop taking events, let in-flight runs finish (bounded by ``grace_s``)."""
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.cancel()
+        for _, task in self._sources.values():
+            task.cancel()
+        tasks = [t for _, t in self._sources.values()]
+        if self._watcher is not None:
+            tasks.append(self._watcher)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        finished = await self.dispatcher.drain(self.options.grace_s)
+        if not finished:
+            log.warning("stopped with runs in flight; they resume on the next start")
+
+    # -- events in ---------------------------------------------------------------------------
+
+    def accept(self, run: RunRecord, order_key: str | None) -> tuple[RunRecord, bool]:
+        """Record one run durably and dispatch it if new (the webhook intake's callback)."""
+        stored, is_new = self.store.enqueue(run)
+        if is_new:
+            self.dispatcher.submit(stored, order_key)
+        return stored, is_new
+
+    def accept_many(self, items: Sequence[tuple[RunRecord, str | None]]) -> None:
+        results = self.store.enqueue_many([r for r, _ in items])
+        for (stored, is_new), (_, key) in zip(results, items, strict=True):
+            if is_new:
+                self.dispatcher.submit(stored, key)
+
+    # -- runs out ----------------------------------------------------------------------------
+
+    async def _execute(self, run: RunRecord) -> None:
+        recipe = self._recipe_for(run)
+        if recipe is None:
+            log.warning("run %s waits: recipe %s is not loaded", run.id, run.recipe)
+            return
+        started = time.perf_counter()
+        final = await self.executor.execute(run, recipe, dry_run=self.options.dry_run)
+        ms = (time.perf_counter() - started) * 1000
+        level = logging.INFO if final.status is not RunStatus.FAILED else logging.WARNING
+        runs_log.log(
+            level,
+            "%s %s %s %.1fms%s",
+            final.recipe, final.event_key, final.status.value, ms,
+            f" {final.error}" if final.error else "",
+            extra={"run": {
+                "run_id": final.id, "recipe": final.recipe, "event_key": final.event_key,
+                "status": final.status.value, "duration_ms": round(ms, 2),
+                "dry_run": final.dry_run, "error": final.error,
+            }},
+        )
+
+    def _recipe_for(self, run: RunRecord) -> Recipe | None:
+        current = self.recipes.by_name.get(run.recipe)
+        if run.status is RunStatus.RUNNING and run.recipe_hash and (
+            current is None or current.content_hash != run.recipe_hash
+        ):
+            try:  # a run resumed after a restart finishes on the version it started with
+                return load_version(self.store, run, self.env)
+            except Exception:  # noqa: BLE001 - fall back to the current version
+                pass
+        return current
+
+    # -- recipes and sources -----------------------------------------------------------------
+
+    def _apply(self, new: RecipeSet, *, initial: bool = False) -> None:
+        for file, diags in new.diagnostics.items():
+            old = self.recipes.diagnostics.get(file)
+            if diags != old:
+                for d in diags:
+                    (log.error if d.is_error else log.warning)("%s", d.format())
+        if not initial:
+            added = set(new.by_name) - set(self.recipes.by_name)
+            removed = set(self.recipes.by_name) - set(new.by_name)
+            changed = {
+                n for n, r in new.by_name.items()
+                if n in self.recipes.by_name and self.recipes.by_name[n] is not r
+            }
+            if added or removed or changed:
+                log.info("recipes reloaded: added %s, changed %s, removed %s",
+                         sorted(added) or "-", sorted(changed) or "-", sorted(removed) or "-")
+        self.recipes = new
+
+    async def _start_sources(self) -> None:
+        wanted = {
+            r.name: r for r in self.recipes.by_name.values()
+            if isinstance(r.trigger, TableTrigger | ScheduleTrigger)
+        }
+        for name in list(self._sources):
+            trig, task = self._sources[name]
+            if name not in wanted or wanted[name].trigger != trig:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                del self._sources[name]
+        waits = []
+        for name, recipe in wanted.items():
+            if name in self._sources:
+                continue  # unchanged trigger: its position and schedule are untouched
+            started = asyncio.Event()
+            if isinstance(recipe.trigger, TableTrigger):
+                coro = run_table(recipe, self.store, self.accept_many, started)
+            else:
+                coro = run_schedule(recipe, self.store, self.accept_many, started)
+            task = asyncio.get_running_loop().create_task(coro, name=f"source:{name}")
+            task.add_done_callback(_log_crash)
+            self._sources[name] = (recipe.trigger, task)
+            waits.append(started.wait())
+        if waits:
+            await asyncio.wait_for(asyncio.gather(*waits), timeout=30)
+
+    async def _watch_recipes(self) -> None:
+        async for changes in awatch(self.directory, debounce=50, step=10, recursive=True,
+                                    stop_event=self._stop):
+            if not any(Path(p).suffix in RECIPE_SUFFIXES for _, p in changes):
+                continue
+            self._apply(reload(self.recipes, self.directory, self.env))
+            self.reloads += 1
+            await self._start_sources()
+
+    # -- health ------------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        recipes = [
+            {
+                "name": r.name,
+                "file": str(r.source),
+                "trigger": r.trigger.kind,
+                "version": r.content_hash[:12],
+                **({"path": getattr(r.trigger, "path")} if r.trigger.kind == "webhook" else {}),
+            }
+            for r in sorted(self.recipes.by_name.values(), key=lambda r: r.name)
+        ]
+        return {
+            "status": "ok" if self.started else "starting",
+            "dry_run": self.options.dry_run,
+            "recipes": recipes,
+            "errors": {
+                f: [d.as_dict() for d in ds] for f, ds in self.recipes.errors().items()
+            },
+            "in_flight": self.dispatcher.in_flight,
+            "reloads": self.reloads,
+        }
+
+
+def _order_key(run: RunRecord) -> str | None:
+    if run.trigger is TriggerKind.TABLE:
+        return f"{run.recipe}:{run.event_key.partition('@')[0]}"
+    if run.trigger is TriggerKind.SCHEDULE and ":" in run.event_key[20:]:
+        return f"{run.recipe}:{run.event_key[21:]}"
+    return None
+
+
+def _log_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("trigger source %s stopped: %r", task.get_name(), task.exception())

@@ -1,0 +1,121 @@
+"""Where a webhook comes in: verify, de-duplicate, record durably, answer.
+
+Answers: 202 once the event is recorded as a run (body: the run id); 200 for a repeated delivery
+of an event already recorded (no second run); 401 bad or missing signature (nothing recorded);
+400 a body that is not JSON; 404 no recipe on that path; 405 not a POST; 413 body over the limit.
+The signature is checked over the raw bytes before the body is parsed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from jmespath.exceptions import JMESPathError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from automations.errors import ConfigError, SignatureError
+from automations.execution.executor import new_run
+from automations.model import Recipe, WebhookTrigger
+from automations.records import RunRecord, TriggerKind
+from automations.triggers.verify import default_event_id, verify_webhook
+
+__all__ = ["DEFAULT_MAX_BODY", "WebhookIntake"]
+
+DEFAULT_MAX_BODY = 1 << 20  # 1 MiB
+
+#: Records a run durably (or finds the one already recorded for its event); returns the stored
+#: run and whether it is new. New runs are handed to the dispatcher by the callee.
+Accept = Callable[[RunRecord, str | None], tuple[RunRecord, bool]]
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+class WebhookIntake:
+    """The ASGI endpoint for every webhook path; looks recipes up per request, so hot reload
+    moves, adds and removes paths without restarting the server."""
+
+    def __init__(
+        self,
+        lookup: Callable[[str], Recipe | None],
+        env: Mapping[str, str],
+        accept: Accept,
+        *,
+        max_body: int = DEFAULT_MAX_BODY,
+        tolerance_s: float = 300.0,
+    ) -> None:
+        self.lookup = lookup
+        self.env = env
+        self.accept = accept
+        self.max_body = max_body
+        self.tolerance_s = tolerance_s
+
+    async def __call__(self, request: Request) -> Response:
+        recipe = self.lookup(request.url.path)
+        if recipe is None:
+            return _error(404, f"no recipe serves {request.url.path}")
+        if request.method != "POST":
+            return JSONResponse({"error": "use POST"}, status_code=405, headers={"Allow": "POST"})
+        try:
+            body = await self._read(request)
+        except _TooLarge:
+            return _error(413, f"body larger than {self.max_body} bytes")
+        trigger = recipe.trigger
+        assert isinstance(trigger, WebhookTrigger)
+        secret = self.env.get(trigger.secret_env) if trigger.secret_env else None
+        try:
+            verify_webhook(trigger.scheme, secret=secret, headers=request.headers, body=body,
+                           header=trigger.header, tolerance_s=self.tolerance_s)
+        except SignatureError as exc:
+            return _error(401, str(exc))
+        except ConfigError as exc:  # the runner lacks the secret: refuse, and say what to set
+            return _error(503, str(exc))
+        try:
+            payload = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return _error(400, "the body is not JSON")
+        event_key = self._event_key(trigger, request.headers, payload, body)
+        run, is_new = self.accept(new_run(recipe.name, TriggerKind.WEBHOOK, event_key, payload),
+                                  None)
+        if is_new:
+            return JSONResponse({"run_id": run.id, "status": "accepted"}, status_code=202)
+        return JSONResponse({"run_id": run.id, "status": "duplicate"}, status_code=200)
+
+    async def _read(self, request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+            raise _TooLarge
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self.max_body:
+                raise _TooLarge
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    @staticmethod
+    def _event_key(
+        trigger: WebhookTrigger, headers: Mapping[str, str], payload: Any, body: bytes
+    ) -> str:
+        if trigger.event_id is not None:
+            try:
+                value = trigger.event_id.search(payload)
+            except JMESPathError:
+                value = None
+            if value is not None and value != "":
+                return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+        default = default_event_id(trigger.scheme, headers, payload)
+        if default:
+            return default
+        # no identity: identical bodies are one event (a provider's retry of the same delivery)
+        return "sha256:" + hashlib.sha256(body).hexdigest()

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+import pytest
+
+from automations.ratelimit import RateLimiter
+from tests.fakes import VirtualClock
+
+
+def run_burst(limiter: RateLimiter, clock: VirtualClock, n: int) -> list[tuple[int, float]]:
+    releases: list[tuple[int, float]] = []
+
+    async def one(i: int) -> None:
+        await limiter.acquire()
+        releases.append((i, clock()))
+
+    async def main() -> None:
+        await asyncio.gather(*(one(i) for i in range(n)))
+
+    asyncio.run(main())
+    return releases
+
+
+def test_releases_are_evenly_spaced_and_first_come_first_served() -> None:
+    clock = VirtualClock(start=100.0)
+    limiter = RateLimiter(10, 1.0, guard=0.01, clock=clock, sleep=clock.sleep)
+    releases = run_burst(limiter, clock, 25)
+    assert [i for i, _ in releases] == list(range(25))
+    gaps = [round(b - a, 9) for (_, a), (_, b) in itertools.pairwise(releases)]
+    assert gaps == [0.101] * 24
+    assert releases[0][1] == 100.0
+    assert limiter.released == 25
+
+
+def test_any_rate_consecutive_releases_span_more_than_the_window() -> None:
+    clock = VirtualClock(start=0.0)
+    limiter = RateLimiter(10, 1.0, guard=0.01, clock=clock, sleep=clock.sleep)
+    times = [t for _, t in run_burst(limiter, clock, 60)]
+    assert min(b - a for a, b in zip(times, times[10:], strict=False)) == pytest.approx(1.01)
+
+
+def test_a_late_caller_does_not_wait() -> None:
+    clock = VirtualClock(start=0.0)
+    limiter = RateLimiter(10, 1.0, clock=clock, sleep=clock.sleep)
+
+    async def main() -> None:
+        await limiter.acquire()
+        clock.now += 5.0
+        await limiter.acquire()
+
+    asyncio.run(main())
+    assert clock.sleeps == []
+
+
+def test_an_overshooting_sleep_widens_the_next_gap_instead_of_shrinking_it() -> None:
+    clock = VirtualClock(start=0.0)
+
+    async def late_sleep(seconds: float) -> None:
+        await clock.sleep(seconds + 0.05)  # the event loop woke us 50 ms late
+
+    limiter = RateLimiter(10, 1.0, guard=0.0, clock=clock, sleep=late_sleep)
+    times = [t for _, t in run_burst(limiter, clock, 4)]
+    assert [round(b - a, 9) for a, b in itertools.pairwise(times)] == [0.15] * 3
+
+
+def test_a_cancelled_waiter_leaves_the_queue() -> None:
+    order: list[str] = []
+
+    async def main() -> None:
+        limiter = RateLimiter(20, 1.0, guard=0.0)
+
+        async def one(name: str) -> None:
+            await limiter.acquire()
+            order.append(name)
+
+        first = asyncio.create_task(one("a"))
+        await asyncio.sleep(0)
+        doomed = asyncio.create_task(one("b"))
+        last = asyncio.create_task(one("c"))
+        await asyncio.sleep(0)
+        doomed.cancel()
+        await asyncio.gather(first, last)
+        assert doomed.cancelled()
+
+    asyncio.run(main())
+    assert order == ["a", "c"]
+
+
+def test_effective_rate_and_validation() -> None:
+    assert RateLimiter(10, 1.0, guard=0.01).effective_rate == pytest.approx(10 / 1.01)
+    with pytest.raises(ValueError):
+        RateLimiter(0)
+    with pytest.raises(ValueError):
+        RateLimiter(10, guard=-0.1)

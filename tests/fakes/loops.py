@@ -1,0 +1,105 @@
+"""A fake Loops API: ``PUT /v1/contacts/update`` and ``POST /v1/events/send``.
+
+Requires ``Authorization: Bearer <key>``; validates bodies against the full Loops OpenAPI spec and
+the documented 500-character cap on values; answers 409 to an ``Idempotency-Key`` it has already
+accepted (within the fake's lifetime); sends ``x-ratelimit-limit`` / ``x-ratelimit-remaining``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+from typing import Any
+
+import httpx
+
+from tests.fakes import FakeProvider, Received
+
+__all__ = ["LoopsFake"]
+
+
+class LoopsFake(FakeProvider):
+    spec_file = "loops-openapi.json"
+
+    def __init__(self, keys: Iterable[str] = ("loops-test-key",), **kwargs: Any) -> None:
+        super().__init__(keys, **kwargs)
+        self.events: list[dict[str, Any]] = []
+        self.contacts: dict[str, dict[str, Any]] = {}
+        self.idempotency_keys: set[str] = set()
+        self._ids = itertools.count(1)
+        self._limit = self._limiter.limit
+
+    def authenticate(
+        self, request: httpx.Request, rec: Received
+    ) -> tuple[str | None, httpx.Response | None]:
+        auth = request.headers.get("authorization", "")
+        token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else None
+        if token is None or token not in self.keys:
+            return None, self.error(401, rec)
+        return f"loops:{token}", None
+
+    def route(self, request: httpx.Request, rec: Received) -> httpx.Response:
+        # Loops' servers entry is https://app.loops.so/api; the fake also answers without "/api".
+        path = request.url.path.removeprefix("/api")
+        if (request.method, path) not in (
+            ("PUT", "/v1/contacts/update"),
+            ("POST", "/v1/events/send"),
+        ):
+            return httpx.Response(405 if self.validator.operation("post", path) else 404)
+        problems = self.validator.request_errors(request.method, path, rec.body)
+        problems += _too_long(rec.body)
+        if problems:
+            return httpx.Response(400, json={"success": False, "message": problems[0]})
+        body: dict[str, Any] = rec.body
+        who = body.get("email") or body.get("userId")
+        if path == "/v1/contacts/update":
+            contact = self.contacts.setdefault(who, {"id": f"cl{next(self._ids):022x}"})
+            contact.update(body)
+            return httpx.Response(200, json={"success": True, "id": contact["id"]})
+        key = request.headers.get("idempotency-key")
+        if key is not None:
+            if len(key) > 100:
+                return httpx.Response(
+                    400, json={"success": False, "message": "Idempotency-Key is too long."}
+                )
+            if key in self.idempotency_keys:
+                return httpx.Response(
+                    409,
+                    json={
+                        "success": False,
+                        "message": "Idempotency key has been used in the previous 24 hours.",
+                    },
+                )
+            self.idempotency_keys.add(key)
+        self.events.append(body)
+        return httpx.Response(200, json={"success": True})
+
+    def error(self, status: int, rec: Received) -> httpx.Response:
+        if status == 429:
+            return self.rate_limited()
+        messages = {401: "Invalid API key.", 400: "Bad request.", 500: "Internal server error."}
+        return httpx.Response(
+            status, json={"success": False, "message": messages.get(status, f"Error {status}.")}
+        )
+
+    def rate_limited(self) -> httpx.Response:
+        return httpx.Response(
+            429,
+            json={"success": False, "message": "Rate limit exceeded."},
+            headers=self.rate_headers(0),
+        )
+
+    def rate_headers(self, remaining: int) -> dict[str, str]:
+        return {"x-ratelimit-limit": str(self._limit), "x-ratelimit-remaining": str(remaining)}
+
+
+def _too_long(value: Any, path: str = "") -> list[str]:
+    if isinstance(value, str):
+        return (
+            [f"{path or '(body)'}: value is longer than 500 characters"] if len(value) > 500 else []
+        )
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _too_long(v, f"{path}.{k}" if path else k)]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _too_long(v, f"{path}[{i}]")]
+    return []
