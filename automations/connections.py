@@ -42,7 +42,7 @@ from automations.endpoints import (
 )
 from automations.errors import AmbiguousSendError, ConfigError, ProviderError
 from automations.outbound import Connection, OutboundRequest, SendResult
-from automations.ratelimit import RateLimiter
+from automations.ratelimit import RateLimiter, Slot
 from automations.retry import RetryPolicy, parse_retry_after
 
 __all__ = [
@@ -203,12 +203,15 @@ class Connections:
         attempt = 0
         while True:
             attempt += 1
+            extensions = {}
             if limiter is not None:
-                await limiter.acquire()
+                extensions["trace"] = _report_sending(await limiter.acquire())
             last: httpx.Response | None = None
             retry_after: float | None = None
             try:
-                response = await client.request(req.method, url, json=req.json, headers=headers)
+                response = await client.request(
+                    req.method, url, json=req.json, headers=headers, extensions=extensions
+                )
             except _NOT_SENT as exc:
                 reason = f"could not be reached ({type(exc).__name__})"
             except _UNSENDABLE as exc:
@@ -352,6 +355,17 @@ def read_body(response: httpx.Response) -> Any:
         except ValueError:
             pass
     return text if len(text) <= MAX_TEXT_BODY else text[:MAX_TEXT_BODY] + "…"
+
+
+def _report_sending(slot: Slot) -> Callable[[str, dict[str, Any]], Awaitable[None]]:
+    """An httpcore ``trace`` hook telling the limiter when the request really went out: the
+    first request of a burst spends a connection handshake on the way, the next ones do not."""
+
+    async def trace(event: str, info: dict[str, Any]) -> None:
+        if event.endswith("send_request_body.complete"):
+            slot.sent()
+
+    return trace
 
 
 def _refuse_to_send(request: httpx.Request) -> httpx.Response:

@@ -4,30 +4,52 @@ Quo counts requests in fixed one-second windows aligned to the clock (10 per win
 Loops allows 10 per second per team. Pacing evenly rather than in bursts keeps every window, fixed
 or sliding, under the limit:
 
-- Slots are spaced on the *actual* release times (the moment ``acquire()`` returns), so a sleep
-  that overshoots never squeezes the next gap.
-- Any ``rate`` consecutive releases then span at least ``per + guard`` seconds. The ``guard``
-  absorbs the jitter between release and arrival at the provider (the event loop, the connection
-  pool, the network): without it, 10 requests released exactly 0.1 s apart can land as 11 in one
-  sliding second when one is delayed and a later one is not.
-- The default guard (10 ms) costs about 1% of throughput; ``bench/bench_pacing.py`` measures the
-  delivered rate and the 429 count against both window styles.
+- Releases follow a schedule, one every ``interval = (per + guard) / rate`` seconds, so any
+  ``rate`` consecutive releases span ``per + guard``. The ``guard`` absorbs the jitter between
+  release and arrival at the provider (event loop, connection pool, network): without it,
+  requests released exactly 0.1 s apart can land as 11 in one sliding second when one is delayed
+  and a later one is not. The default (10 ms) costs 1% of throughput.
+- The schedule, not the actual wake-up time, sets the next slot: sleeps wake up ~1 ms late, and
+  letting that lateness accumulate would cost another 1%.
+- A check on *actual* times backs the schedule up: a release never comes less than
+  ``per + guard / 2`` after the one ``rate`` places before it. Each ``acquire()`` returns a
+  ``Slot``; its time is the release, moved to the moment the request really went out when the
+  sender reports it (``Slot.sent()``). A very late wake-up (a busy event loop) or a request held
+  up opening a connection (TCP and TLS handshakes delay the first request of a burst, not the
+  next ones) then shifts the schedule instead of crowding the next window.
 
-One limiter is shared by every concurrent caller of one connection key. Waiters queue on an
-``asyncio.Lock``, which wakes them in arrival order (FIFO); a caller cancelled while waiting
+``bench/bench_pacing.py`` measures the delivered rate and the 429 count against both window
+styles. One limiter is shared by every concurrent caller of one connection key. Waiters queue on
+an ``asyncio.Lock``, which wakes them in arrival order (FIFO); a caller cancelled while waiting
 gives up its place without disturbing the others. A limiter belongs to one event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 
-__all__ = ["RateLimiter"]
+__all__ = ["RateLimiter", "Slot"]
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
+
+
+class Slot:
+    """One release. ``at`` is when it was released, or when its request went out if later."""
+
+    __slots__ = ("_clock", "at")
+
+    def __init__(self, at: float, clock: Clock) -> None:
+        self.at = at
+        self._clock = clock
+
+    def sent(self) -> None:
+        """Record that the request is on the wire now (the limiter spaces from this time)."""
+        self.at = max(self.at, self._clock())
 
 
 class RateLimiter:
@@ -54,12 +76,17 @@ class RateLimiter:
         self.rate = rate
         self.per = per
         self.guard = guard
-        #: Seconds between two releases.
+        #: Seconds between two scheduled releases.
         self.interval = (per + guard) / rate
         self._clock = clock
         self._sleep = sleep
         self._lock = asyncio.Lock()
-        self._last_release: float | None = None
+        # The window check: releases[-count] + span - slack <= the next release (actual times).
+        self._count = max(1, math.floor(rate))
+        self._span = self._count * self.interval
+        self._slack = guard / 2 * (self._span / (per + guard))
+        self._recent: deque[Slot] = deque(maxlen=self._count)
+        self._next: float | None = None
         self._released = 0
 
     @property
@@ -72,17 +99,21 @@ class RateLimiter:
         """How many slots have been handed out so far."""
         return self._released
 
-    async def acquire(self) -> None:
+    async def acquire(self) -> Slot:
         """Wait for this caller's slot. Callers are served in the order they called."""
         async with self._lock:
-            if self._last_release is not None:
-                wait = self._last_release + self.interval - self._clock()
-                if wait > 0:
-                    await self._sleep(wait)
-            # Record the real release time, not the target: an overshooting sleep must widen
-            # the following gap, never shrink it.
-            self._last_release = self._clock()
+            now = self._clock()
+            # After an idle spell the schedule restarts now: unused slots are not saved up.
+            target = now if self._next is None else max(self._next, now)
+            if len(self._recent) == self._count:
+                target = max(target, self._recent[0].at + self._span - self._slack)
+            if target > now:
+                await self._sleep(target - now)
+            slot = Slot(self._clock(), self._clock)
+            self._recent.append(slot)
+            self._next = target + self.interval
             self._released += 1
+            return slot
 
     def __repr__(self) -> str:
         return f"RateLimiter(rate={self.rate!r}, per={self.per!r}, guard={self.guard!r})"

@@ -1,19 +1,22 @@
 """Audit-log throughput and size: how fast the SQLite run store records typical runs.
 
-A typical run is what the engine writes for a two-step recipe (Loops update contact, then Loops
-send event) triggered by a webhook: ``enqueue``, ``claim``, ``update_run`` (row, condition), for
-each step ``put_step`` twice (``sending``, then ``succeeded``), and ``update_run`` (succeeded):
-eight writes. Measured two ways:
+A typical run is a two-step recipe (Loops update contact, then Loops send event) triggered by a
+webhook. Two write sequences are timed:
 
-- per-run commit: each write is its own commit, as the runner does it ("written before sent");
-- batched: ``store.transaction()`` around every 100 runs (one commit per batch), as a bulk import
-  or a replay of many runs can do.
+- the brief's: ``enqueue``, ``claim``, per step ``put_step`` twice (``sending``, then
+  ``succeeded``), ``update_run`` (succeeded): 7 writes;
+- the executor's (automations/execution/executor.py): the same plus ``update_run(row=...,
+  condition=...)`` after the claim and a final ``get_run``: 8 writes and a read.
 
-Then the size on disk of 10,000 typical runs after a checkpoint and VACUUM, as bytes per run,
-for the typical run and for a richer one (Quo SMS with Quo's full message object as response,
-a Content-Type header on each request).
+Each is measured two ways: per-run commit (every write is its own commit, as the runner needs for
+"written before sent") and batched (``store.transaction()`` around every 100 runs, one commit
+per batch, for bulk imports and replays).
 
-Run: ``python bench/bench_audit.py`` (about 30 s). Prints medians of several repeats.
+Then the size on disk of 10,000 runs after a checkpoint and VACUUM, in bytes per run, for the
+typical run and for a richer one (a Quo SMS whose response is Quo's full message object, and a
+Content-Type header on each request).
+
+Run: ``python bench/bench_audit.py`` (about 60 s). Prints medians of several repeats.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from automations.stores import SQLiteStore
 RUNS_PER_REPEAT = 5_000
 REPEATS = 5
 BATCH = 100
+RECIPE_HASH = "3f2a9c1e7b6d5a40"
 SIZE_RUNS = 10_000
 T0 = 1_750_000_000.0
 
@@ -129,27 +133,39 @@ def typical_run(i: int, *, rich: bool = False) -> tuple[RunRecord, list[StepReco
     return run, [contact, second]
 
 
-def record_run(store: SQLiteStore, run: RunRecord, steps: list[StepRecord]) -> None:
-    """The writes the engine makes for one run, in its order."""
+def sending(step: StepRecord) -> StepRecord:
+    """The write made just before the step's request leaves."""
+    return StepRecord(
+        step.run_id,
+        step.index,
+        step.step_id,
+        step.action,
+        StepStatus.SENDING,
+        request=step.request,
+        attempts=1,
+        idempotency_key=step.idempotency_key,
+        started_at=step.started_at,
+    )
+
+
+def brief_sequence(store: SQLiteStore, run: RunRecord, steps: list[StepRecord]) -> None:
     store.enqueue(run)
-    store.claim(run.id, "3f2a9c1e7b6d5a40")
-    store.update_run(run.id, row=run.event, condition=True)
+    store.claim(run.id, RECIPE_HASH)
     for step in steps:
-        store.put_step(
-            StepRecord(
-                step.run_id,
-                step.index,
-                step.step_id,
-                step.action,
-                StepStatus.SENDING,
-                request=step.request,
-                attempts=1,
-                idempotency_key=step.idempotency_key,
-                started_at=step.started_at,
-            )
-        )
+        store.put_step(sending(step))
         store.put_step(step)
     store.update_run(run.id, status=RunStatus.SUCCEEDED, finished_at=T0 + 2.0)
+
+
+def executor_sequence(store: SQLiteStore, run: RunRecord, steps: list[StepRecord]) -> None:
+    store.enqueue(run)
+    store.claim(run.id, RECIPE_HASH)
+    store.update_run(run.id, row=run.event, condition=True, dry_run=False)
+    for step in steps:
+        store.put_step(sending(step))
+        store.put_step(step)
+    store.update_run(run.id, status=RunStatus.SUCCEEDED, error=None, finished_at=T0 + 2.0)
+    store.get_run(run.id)
 
 
 def fresh_store(folder: Path, name: str) -> SQLiteStore:
@@ -159,28 +175,27 @@ def fresh_store(folder: Path, name: str) -> SQLiteStore:
     return SQLiteStore(path)
 
 
-def runs_per_second(folder: Path, write: Callable[[SQLiteStore, list[tuple]], None]) -> float:
+Sequence = Callable[[SQLiteStore, RunRecord, list[StepRecord]], None]
+
+
+def runs_per_second(folder: Path, sequence: Sequence, *, batch: int) -> float:
+    """Runs recorded per second; ``batch`` runs per commit (0: every write commits)."""
     runs = [typical_run(i) for i in range(RUNS_PER_REPEAT)]
     store = fresh_store(folder, "speed")
     try:
         start = time.perf_counter()
-        write(store, runs)
+        if batch:
+            for first in range(0, len(runs), batch):
+                with store.transaction():
+                    for run, steps in runs[first : first + batch]:
+                        sequence(store, run, steps)
+        else:
+            for run, steps in runs:
+                sequence(store, run, steps)
         elapsed = time.perf_counter() - start
     finally:
         store.close()
     return RUNS_PER_REPEAT / elapsed
-
-
-def per_run_commit(store: SQLiteStore, runs: list[tuple]) -> None:
-    for run, steps in runs:
-        record_run(store, run, steps)
-
-
-def batched(store: SQLiteStore, runs: list[tuple]) -> None:
-    for start in range(0, len(runs), BATCH):
-        with store.transaction():
-            for run, steps in runs[start : start + BATCH]:
-                record_run(store, run, steps)
 
 
 def bytes_per_run(folder: Path, *, rich: bool) -> tuple[float, float]:
@@ -188,7 +203,7 @@ def bytes_per_run(folder: Path, *, rich: bool) -> tuple[float, float]:
     store = fresh_store(folder, "size")
     with store.transaction():
         for i in range(SIZE_RUNS):
-            record_run(store, *typical_run(i, rich=rich))
+            executor_sequence(store, *typical_run(i, rich=rich))
     path = store.path
     store.close()
     db = sqlite3.connect(path)
@@ -204,20 +219,27 @@ def bytes_per_run(folder: Path, *, rich: bool) -> tuple[float, float]:
 
 def main() -> int:
     print(f"sqlite {sqlite3.sqlite_version}, python {sys.version.split()[0]}")
+    print(f"runs/s, median of {REPEATS} x {RUNS_PER_REPEAT:,} runs:")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        single = [runs_per_second(folder, per_run_commit) for _ in range(REPEATS)]
-        grouped = [runs_per_second(folder, batched) for _ in range(REPEATS)]
-        single_med, grouped_med = statistics.median(single), statistics.median(grouped)
-        print(f"per-run commit (8 commits/run): {single_med:8,.0f} runs/s  (median of {REPEATS})")
-        print(f"batched, {BATCH} runs/commit:     {grouped_med:8,.0f} runs/s  (median of {REPEATS})")
-        print(f"batched / per-run commit:        {grouped_med / single_med:8.1f}x")
+        for name, sequence in (("brief", brief_sequence), ("executor", executor_sequence)):
+            single = statistics.median(
+                runs_per_second(folder, sequence, batch=0) for _ in range(REPEATS)
+            )
+            grouped = statistics.median(
+                runs_per_second(folder, sequence, batch=BATCH) for _ in range(REPEATS)
+            )
+            print(
+                f"  {name:>8} sequence: per-run commit {single:7,.0f}   "
+                f"batched ({BATCH}/commit) {grouped:7,.0f}   ratio {grouped / single:4.1f}x"
+            )
+        print(f"bytes/run on disk, {SIZE_RUNS:,} runs after checkpoint + VACUUM:")
         for rich in (False, True):
             size, json_size = bytes_per_run(folder, rich=rich)
-            label = "rich (Quo full response)" if rich else "typical"
+            label = "rich (Quo SMS)" if rich else "typical"
             print(
-                f"{label:>24}: {size:6.0f} bytes/run on disk "
-                f"({json_size:.0f} of JSON text, {size - json_size:.0f} of columns, indexes, pages)"
+                f"  {label:>14}: {size:5.0f}  ({json_size:.0f} of JSON text, "
+                f"{size - json_size:.0f} of other columns, indexes and page space)"
             )
     return 0
 

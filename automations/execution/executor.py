@@ -144,7 +144,7 @@ class Executor:
                              duration_ms=_ms(started), attempts=getattr(exc, "attempts", 1))
         except ProviderError as exc:
             return self._put(
-                step, red, status=StepStatus.FAILED, error=red.text(str(exc)),
+                step, red, status=StepStatus.FAILED, error=red.text(_explain(exc)),
                 error_code=exc.vendor_code, http_status=exc.status,
                 response_body=red.value(_body_of(exc)), duration_ms=_ms(started),
                 attempts=getattr(exc, "attempts", 1),
@@ -174,6 +174,15 @@ class Executor:
     def _finish(self, run_id: str, status: RunStatus, error: str | None) -> RunRecord:
         self.store.update_run(run_id, status=status, error=error, finished_at=self.clock())
         return self.store.get_run(run_id)
+
+
+def _explain(exc: ProviderError) -> str:
+    """The error with the vendor's own words and plain advice, each said once."""
+    text = str(exc)
+    for extra in (exc.vendor_message, exc.advice):
+        if extra and extra not in text:
+            text = f"{text}; {extra}" if text else extra
+    return text
 
 
 def _ms(started: float) -> float:

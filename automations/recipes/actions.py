@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterator
-from functools import cache
-from typing import Any
+from collections.abc import Callable, Iterator
+from functools import cache, lru_cache
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
+import fastjsonschema
 
 from automations.model import Action
 from automations.recipes.context import CompileContext
@@ -26,6 +27,9 @@ from automations.templates import (
     iter_refs,
     parse_template,
 )
+
+if TYPE_CHECKING:
+    import jsonschema
 
 __all__ = ["ACTION_KINDS", "compile_actions", "iter_strings"]
 
@@ -47,6 +51,9 @@ _SECRET_PATTERNS = (
                 r"(?![A-Za-z0-9_/.-])"), "an API key"),
 )
 _SECRET_HEADERS = {"authorization", "x-api-key", "api-key", "apikey", "x-auth-token", "token"}
+
+#: A vendor-schema finding: the path inside the body and the message.
+_Finding = tuple[Path_, str]
 
 
 def iter_strings(value: Any, path: Path_ = ()) -> Iterator[tuple[Path_, str]]:
@@ -83,13 +90,49 @@ def _check_secrets(ctx: CompileContext, path: Path_, params: Any) -> None:
 
 
 @cache
-def _vendor_validator(kind: str) -> jsonschema.Draft7Validator | None:
+def _vendor_schema(kind: str) -> dict[str, Any] | None:
     from automations import vendor  # the packaged vendor request schemas
 
     try:
-        return jsonschema.Draft7Validator(vendor.schema_for(kind))
+        return vendor.schema_for(kind)
     except KeyError:
         return None
+
+
+@cache
+def _vendor_accepts(kind: str) -> Callable[[Any], object]:
+    """``kind``'s vendor schema compiled by fastjsonschema: raises when a body is not valid."""
+    return fastjsonschema.compile(_vendor_schema(kind))  # type: ignore[no-any-return]
+
+
+@cache
+def _vendor_validator(kind: str) -> jsonschema.Draft7Validator:
+    import jsonschema  # only needed when a probe fails the fast check: keeps lint's start quick
+
+    return jsonschema.Draft7Validator(_vendor_schema(kind))
+
+
+@lru_cache(maxsize=1024)
+def _vendor_errors(kind: str, body_json: str, dynamic: frozenset[Path_]) -> tuple[_Finding, ...]:
+    """The vendor-schema errors of a probe body that its dynamic values do not explain.
+
+    Cached by the probe's JSON text: recipes repeat the same bodies (a ``quo.send_sms`` from
+    ``${QUO_FROM}`` to ``[/Phone]`` with a templated text probes the same every time), and a
+    ``jsonschema`` walk is what makes a probe failing the fast check expensive.
+    """
+    out: list[_Finding] = []
+    for err in _vendor_validator(kind).iter_errors(json.loads(body_json)):
+        epath: Path_ = tuple(err.absolute_path)
+        if err.validator in ("anyOf", "oneOf") and _touches(epath, dynamic):
+            if not all(e.validator == "required" for e in err.context or ()):
+                continue
+        elif _under(epath, dynamic):
+            continue
+        elif err.validator not in ("required", "additionalProperties", "minItems", "maxItems") \
+                and _touches(epath, dynamic):
+            continue
+        out.append((epath, _vendor_message(kind, err)))
+    return tuple(out)
 
 
 def _probe(t: Template) -> Any:
@@ -103,36 +146,31 @@ def _probe(t: Template) -> Any:
     return _DYNAMIC
 
 
-def _under(path: Path_, prefixes: set[Path_]) -> bool:
+def _under(path: Path_, prefixes: frozenset[Path_]) -> bool:
     return any(path[: len(p)] == p for p in prefixes)
 
 
 def _check_vendor(ctx: CompileContext, kind: str, path: Path_, tpl: Template) -> None:
-    validator = _vendor_validator(kind)
     body = _probe(tpl)
-    dynamic = {p for p, _ in iter_refs(tpl)}
     if kind.startswith("loops."):
         for spath, text in iter_strings(body):
             if text != _DYNAMIC and len(text) > _LOOPS_MAX:
                 ctx.report((*path, *spath), "VND002",
                            f"Loops accepts at most {_LOOPS_MAX} characters per value; this one "
                            f"has {len(text)}")
-    if validator is None:
+    if _vendor_schema(kind) is None:
         return
-    for err in validator.iter_errors(body):
-        epath: Path_ = tuple(err.absolute_path)
-        if err.validator in ("anyOf", "oneOf") and _touches(epath, dynamic):
-            if not all(e.validator == "required" for e in err.context or ()):
-                continue
-        elif _under(epath, dynamic):
-            continue
-        elif err.validator not in ("required", "additionalProperties", "minItems", "maxItems") \
-                and _touches(epath, dynamic):
-            continue
-        ctx.report((*path, *epath), "VND001", _vendor_message(kind, err))
+    try:
+        _vendor_accepts(kind)(body)
+        return  # valid with the markers in: no error to report, whatever they stand for
+    except fastjsonschema.JsonSchemaException:
+        pass  # perhaps only a marker failing a pattern: find out which errors are real
+    dynamic = frozenset(p for p, _ in iter_refs(tpl))
+    for epath, message in _vendor_errors(kind, json.dumps(body), dynamic):
+        ctx.report((*path, *epath), "VND001", message)
 
 
-def _touches(path: Path_, dynamic: set[Path_]) -> bool:
+def _touches(path: Path_, dynamic: frozenset[Path_]) -> bool:
     return any(d[: len(path)] == path for d in dynamic)
 
 

@@ -65,6 +65,11 @@ class Dispatcher:
                 return
             run = chain.popleft()
 
+    async def wait_idle(self) -> None:
+        """Wait until every submitted run (queued ones too) has executed."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
     async def drain(self, timeout: float) -> bool:
         """Stop taking runs and wait up to ``timeout`` s for those in flight; ``True`` when all
         finished. Runs cut off stay ``running`` in the store and are resumed on restart."""

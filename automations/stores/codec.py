@@ -48,8 +48,12 @@ UPDATABLE_RUN_FIELDS = frozenset(
 )
 
 # Built once: ``json.dumps`` with non-default options builds a new encoder on every call.
-_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
-_ENCODE_ASCII = json.JSONEncoder(separators=(",", ":"), default=str).encode
+# No circular-reference check: values come from JSON, CSV and YAML rows, and a cycle still fails
+# (RecursionError instead of ValueError), only without the bookkeeping on every container.
+_ENCODE = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, check_circular=False, default=str
+).encode
+_ENCODE_ASCII = json.JSONEncoder(separators=(",", ":"), check_circular=False, default=str).encode
 
 
 def dump_json(value: Any) -> str | None:

@@ -59,7 +59,7 @@ class WebhookIntake:
         self.max_body = max_body
         self.tolerance_s = tolerance_s
 
-    async def __call__(self, request: Request) -> Response:
+    async def handle(self, request: Request) -> Response:
         recipe = self.lookup(request.url.path)
         if recipe is None:
             return _error(404, f"no recipe serves {request.url.path}")

@@ -54,15 +54,33 @@ def test_a_late_caller_does_not_wait() -> None:
     assert clock.sleeps == []
 
 
-def test_an_overshooting_sleep_widens_the_next_gap_instead_of_shrinking_it() -> None:
+def test_small_wake_up_delays_do_not_accumulate() -> None:
     clock = VirtualClock(start=0.0)
 
     async def late_sleep(seconds: float) -> None:
-        await clock.sleep(seconds + 0.05)  # the event loop woke us 50 ms late
+        await clock.sleep(seconds + 0.001)  # the event loop wakes us 1 ms late, every time
 
-    limiter = RateLimiter(10, 1.0, guard=0.0, clock=clock, sleep=late_sleep)
-    times = [t for _, t in run_burst(limiter, clock, 4)]
-    assert [round(b - a, 9) for a, b in itertools.pairwise(times)] == [0.15] * 3
+    limiter = RateLimiter(10, 1.0, guard=0.01, clock=clock, sleep=late_sleep)
+    times = [t for _, t in run_burst(limiter, clock, 31)]
+    assert times[30] == pytest.approx(30 * 0.101 + 0.001)  # on schedule, not 30 ms behind
+
+
+def test_a_very_late_wake_up_shifts_the_schedule_instead_of_crowding_a_window() -> None:
+    clock = VirtualClock(start=0.0)
+    calls = 0
+
+    async def sleep(seconds: float) -> None:
+        nonlocal calls
+        calls += 1
+        await clock.sleep(seconds + (0.05 if calls == 1 else 0.0))  # one 50 ms hiccup
+
+    limiter = RateLimiter(10, 1.0, guard=0.01, clock=clock, sleep=sleep)
+    times = [t for _, t in run_burst(limiter, clock, 40)]
+    assert times[1] == pytest.approx(0.151)
+    assert times[11] == pytest.approx(0.151 + 1.005)  # held back by the window check
+    assert times[12] == pytest.approx(0.151 + 1.005 + 0.101)  # and the schedule follows
+    spans = [b - a for a, b in zip(times, times[10:], strict=False)]
+    assert min(spans) >= 1.005 - 1e-9
 
 
 def test_a_cancelled_waiter_leaves_the_queue() -> None:

@@ -1,0 +1,155 @@
+"""The webhook intake: every answer the issue names, and nothing half-processed."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from automations.recipes.compiler import load_recipe_text
+from automations.records import RunRecord
+from automations.stores import MemoryStore
+from automations.triggers.verify import sign_openphone, sign_standard
+from automations.triggers.webhook import WebhookIntake
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+QUO_SECRET = "c2VjcmV0LWtleS1mb3ItcXVv"
+
+RECIPES = {
+    "/hooks/loops": "standard-webhooks",
+    "/hooks/quo": "openphone",
+    "/hooks/token": "token",
+}
+
+
+def _recipe(path: str, scheme: str) -> str:
+    secret = {"standard-webhooks": "LOOPS_SECRET", "openphone": "QUO_SECRET", "token": "TOK"}
+    header = ", header: X-Token" if scheme == "token" else ""
+    return (
+        f"name: r{abs(hash(path)) % 1000}\ntrigger:\n  webhook: {{path: {path}, verify: "
+        f"{{scheme: {scheme}, secret: \"${{{secret[scheme]}}}\"{header}}}}}\n"
+        "actions:\n  - http.request: {method: POST, url: \"https://x.example/a\"}\n"
+    )
+
+
+class AsgiClient:
+    """Synchronous calls into an ASGI app through httpx's ASGI transport (no network)."""
+
+    def __init__(self, app: Starlette) -> None:
+        self.app = app
+
+    def request(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        async def go() -> httpx.Response:
+            transport = httpx.ASGITransport(app=self.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+                return await c.request(method, path, **kw)
+
+        return asyncio.run(go())
+
+    def post(self, path: str, **kw: Any) -> httpx.Response:
+        return self.request("POST", path, **kw)
+
+    def get(self, path: str, **kw: Any) -> httpx.Response:
+        return self.request("GET", path, **kw)
+
+
+@pytest.fixture
+def client() -> tuple[AsgiClient, MemoryStore, list[RunRecord]]:
+    env = {"LOOPS_SECRET": SECRET, "QUO_SECRET": QUO_SECRET, "TOK": "s3cret-token"}
+    recipes = {}
+    for path, scheme in RECIPES.items():
+        res = load_recipe_text(_recipe(path, scheme), "r.yaml", base_dir=Path("."), env=env)
+        assert res.recipe is not None, res.diagnostics
+        recipes[path] = res.recipe
+    store = MemoryStore()
+    dispatched: list[RunRecord] = []
+
+    def accept(run: RunRecord, key: str | None) -> tuple[RunRecord, bool]:
+        stored, new = store.enqueue(run)
+        if new:
+            dispatched.append(stored)
+        return stored, new
+
+    intake = WebhookIntake(recipes.get, env, accept, max_body=1000)
+    app = Starlette(routes=[Route("/{p:path}", intake.handle, methods=["GET", "POST", "PUT"])])
+    return AsgiClient(app), store, dispatched
+
+
+def _standard(body: bytes, msg_id: str = "msg_1", ts: int | None = None) -> dict[str, str]:
+    ts = int(time.time()) if ts is None else ts
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(ts),
+        "webhook-signature": sign_standard(SECRET, msg_id, ts, body),
+        "content-type": "application/json",
+    }
+
+
+def test_valid_then_replayed_delivery(client: tuple[AsgiClient, MemoryStore, list[RunRecord]]) -> None:
+    c, store, dispatched = client
+    body = json.dumps({"eventName": "contact.created"}).encode()
+    first = c.post("/hooks/loops", content=body, headers=_standard(body))
+    assert first.status_code == 202
+    run_id = first.json()["run_id"]
+    again = c.post("/hooks/loops", content=body, headers=_standard(body))
+    assert again.status_code == 200
+    assert again.json() == {"run_id": run_id, "status": "duplicate"}
+    assert [r.id for r in dispatched] == [run_id]
+    assert store.get_run(run_id).event_key == "msg_1"
+
+
+def test_forged_stale_and_missing_signatures_record_nothing(
+    client: tuple[AsgiClient, MemoryStore, list[RunRecord]],
+) -> None:
+    c, store, dispatched = client
+    body = b'{"a": 1}'
+    forged = _standard(body)
+    forged["webhook-signature"] = "v1,AAAA" + forged["webhook-signature"][7:]
+    assert c.post("/hooks/loops", content=body, headers=forged).status_code == 401
+    stale = _standard(body, ts=int(time.time()) - 600)
+    assert c.post("/hooks/loops", content=body, headers=stale).status_code == 401
+    assert c.post("/hooks/loops", content=body).status_code == 401
+    tampered = _standard(body)
+    assert c.post("/hooks/loops", content=b'{"a": 2}', headers=tampered).status_code == 401
+    assert dispatched == []
+    assert store.count() == 0
+    assert SECRET not in c.post("/hooks/loops", content=body, headers=forged).text
+
+
+def test_openphone_signature_and_event_id(
+    client: tuple[AsgiClient, MemoryStore, list[RunRecord]],
+) -> None:
+    c, store, _ = client
+    body = json.dumps({"id": "EV123", "type": "message.received"}).encode()
+    ts = int(time.time() * 1000)
+    headers = {"openphone-signature": sign_openphone(QUO_SECRET, ts, body)}
+    res = c.post("/hooks/quo", content=body, headers=headers)
+    assert res.status_code == 202
+    assert store.get_run(res.json()["run_id"]).event_key == "EV123"
+
+
+def test_token_scheme(client: tuple[AsgiClient, MemoryStore, list[RunRecord]]) -> None:
+    c, _, _ = client
+    assert c.post("/hooks/token", content=b"{}", headers={"X-Token": "nope"}).status_code == 401
+    assert c.post("/hooks/token", content=b"{}", headers={"X-Token": "s3cret-token"}).status_code == 202
+
+
+def test_statuses(client: tuple[AsgiClient, MemoryStore, list[RunRecord]]) -> None:
+    c, store, _ = client
+    assert c.post("/nope", content=b"{}").status_code == 404
+    res = c.get("/hooks/loops")
+    assert res.status_code == 405
+    assert res.headers["allow"] == "POST"
+    big = b'{"x": "' + b"a" * 2000 + b'"}'
+    assert c.post("/hooks/loops", content=big, headers=_standard(big)).status_code == 413
+    bad = b"not json"
+    assert c.post("/hooks/loops", content=bad, headers=_standard(bad)).status_code == 400
+    assert store.count() == 0
