@@ -4,14 +4,14 @@
 owns one ``httpx.AsyncClient`` and one ``RateLimiter`` per API key, and ``send`` carries an
 ``OutboundRequest`` to a ``SendResult`` or a ``ProviderError``:
 
-    attempt := acquire the key's rate-limiter slot, send
+    attempt := wait for the key's rate-limiter slot, send (reporting when it left)
       2xx or an ``also_success`` status     -> SendResult
-      429, 408, 5xx                          -> wait (Retry-After or backoff), attempt again
+      504 to a request not resend_safe       -> AmbiguousSendError (the gateway timed out while
+                                                the provider may have acted)
+      429, 408, other 5xx                    -> wait (Retry-After or backoff), attempt again
       connect error (nothing was sent)       -> wait, attempt again
       no answer after sending                -> resend_safe: wait, attempt again
                                                 else: AmbiguousSendError (never resent)
-      504 to a request not resend_safe       -> AmbiguousSendError (the gateway timed out while
-                                                the provider may have acted)
       any other status                       -> ProviderError (permanent, with advice)
     attempts capped by RetryPolicy.max_attempts and max_total
 
@@ -198,14 +198,16 @@ class Connections:
         limiter = self._limiter(endpoint) if endpoint else None
         call = _Call(req, endpoint, url, headers, explain or explainer_for(req.connection))
         client = self._http()
+        slot = await limiter.acquire() if limiter else None
+        # Durations and the max_total budget start at the first slot, not in the queue for it.
         started = self._clock()
         previous_delay: float | None = None
         attempt = 0
         while True:
             attempt += 1
-            extensions = {}
-            if limiter is not None:
-                extensions["trace"] = _report_sending(await limiter.acquire())
+            if attempt > 1 and limiter is not None:
+                slot = await limiter.acquire()
+            extensions = {"trace": _report_sending(slot)} if slot else {}
             last: httpx.Response | None = None
             retry_after: float | None = None
             try:

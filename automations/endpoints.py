@@ -152,9 +152,11 @@ class ConnectionSettings:
         return {name: value for name, value in pairs.items() if value}
 
     def quo_through_maton(self) -> bool:
+        """Maton when asked for, or when only a Maton key is configured; otherwise direct
+        (with no key at all, previews show Quo's own URL)."""
         if self.quo_via is not None:
             return self.quo_via == "maton"
-        return self.quo_api_key is None
+        return self.quo_api_key is None and self.maton_api_key is not None
 
     def base_url_for(self, connection: Connection) -> str | None:
         """The base URL requests of ``connection`` go to (no key needed; ``None`` for HTTP)."""
@@ -181,13 +183,15 @@ class ConnectionSettings:
                 _limiter_key("loops", key),
                 self.loops_rate,
             )
+        if connection is Connection.QUO and self.quo_via is None and not (
+            self.quo_api_key or self.maton_api_key
+        ):
+            raise ConfigError(
+                "Quo needs an API key: set QUO_API_KEY (direct) or MATON_API_KEY "
+                "(through the Maton gateway)",
+                variable="QUO_API_KEY or MATON_API_KEY",
+            )
         if connection is Connection.QUO and self.quo_through_maton():
-            if self.maton_api_key is None and self.quo_via is None:
-                raise ConfigError(
-                    "Quo needs an API key: set QUO_API_KEY (direct) or MATON_API_KEY "
-                    "(through the Maton gateway)",
-                    variable="QUO_API_KEY or MATON_API_KEY",
-                )
             key = _require(self.maton_api_key, "MATON_API_KEY", "AUTOMATIONS_QUO_VIA is maton")
             headers = [("Authorization", f"Bearer {key}"), ua]
             if self.maton_connection:

@@ -20,6 +20,7 @@ import json
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from automations.conditions import Condition, compile_expression
@@ -167,7 +168,9 @@ def _parse_ref(body: str) -> ColumnRef | StepRef:
     return ColumnRef(name, fallback)
 
 
+@lru_cache(maxsize=4096)
 def _parse_string(s: str) -> Template:
+    # cached: templates are immutable values, and recipes repeat the same strings (/Email, ...)
     if s.startswith("//"):
         return Literal(s[1:])
     if s.startswith("/") and len(s) > 1:
@@ -236,15 +239,22 @@ def iter_refs(
     t: Template, _path: tuple[str | int, ...] = ()
 ) -> Iterator[tuple[tuple[str | int, ...], Ref]]:
     """Every reference in ``t`` with the path of the value holding it."""
+    found: list[tuple[tuple[str | int, ...], Ref]] = []
+    _collect_refs(t, _path, found)
+    return iter(found)
+
+
+def _collect_refs(
+    t: Template, path: tuple[str | int, ...], found: list[tuple[tuple[str | int, ...], Ref]]
+) -> None:
+    # a list, not nested generators: the compiler walks every action's template with it
     if isinstance(t, ColumnRef | StepRef | EnvRef):
-        yield _path, t
+        found.append((path, t))
     elif isinstance(t, Text):
-        for p in t.parts:
-            if not isinstance(p, str):
-                yield _path, p
+        found.extend((path, p) for p in t.parts if not isinstance(p, str))
     elif isinstance(t, MapTemplate):
         for k, v in t.items:
-            yield from iter_refs(v, (*_path, k))
+            _collect_refs(v, (*path, k), found)
     elif isinstance(t, ListTemplate):
         for i, v in enumerate(t.items):
-            yield from iter_refs(v, (*_path, i))
+            _collect_refs(v, (*path, i), found)

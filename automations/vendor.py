@@ -6,13 +6,18 @@ resolved, one self-contained draft-07 schema per action kind, with the spec's so
 
 Valid bodies, the common case, cost one call to a ``fastjsonschema``-compiled function. Only an
 invalid body goes through ``jsonschema`` to say which field is wrong and why.
+
+In previews and dry runs an unset variable renders as the placeholder ``${NAME}``
+(``execution.render.PreviewEnv``). A value that is exactly a placeholder stands for a value not
+known yet: problems with it are not reported, and the adapters leave it as it is.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterable
+import re
+from collections.abc import Callable, Iterable, Mapping
 from importlib import resources
 from typing import Any
 
@@ -21,9 +26,24 @@ import jsonschema  # type: ignore[import-untyped, unused-ignore]
 
 from automations.errors import RenderError
 
-__all__ = ["format_path", "require_valid", "schema_for", "schema_kinds", "sources", "validate_body"]
+__all__ = [
+    "format_path",
+    "is_placeholder",
+    "require_mapping",
+    "require_valid",
+    "schema_for",
+    "schema_kinds",
+    "sources",
+    "validate_body",
+]
 
 _MAX_SHOWN = 60
+_PLACEHOLDER = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
+
+
+def is_placeholder(value: Any) -> bool:
+    """Whether ``value`` is a preview's ``${NAME}`` stand-in for an unset variable."""
+    return isinstance(value, str) and _PLACEHOLDER.fullmatch(value) is not None
 
 
 @functools.cache
@@ -70,14 +90,22 @@ def validate_body(kind: str, body: Any) -> list[str]:
         fast(body)
     except fastjsonschema.JsonSchemaValueException as exc:
         errors = _sorted(_full_validator(kind).iter_errors(body))
-        problems = list(dict.fromkeys(_describe(e) for e in errors))  # allOf can repeat one
-        if problems:
+        known = [e for e in errors if not is_placeholder(e.instance)]
+        problems = list(dict.fromkeys(_describe(e) for e in known))  # allOf can repeat one
+        if problems or errors:
             return problems
         # jsonschema skips formats it has no checker for (``uri``); fastjsonschema's own words
         # are better than silence then.
         message = str(exc.message).removeprefix(f"{exc.name} ")
         return [f"{format_path(exc.path[1:])}: {message}"]
     return []
+
+
+def require_mapping(kind: str, body: Any) -> Mapping[str, Any]:
+    """``body`` if it is a mapping of fields, else ``RenderError`` (nothing is sent)."""
+    if not isinstance(body, Mapping):
+        raise RenderError(f"{kind} takes a mapping of fields, not {type(body).__name__}")
+    return body
 
 
 def require_valid(kind: str, body: Any) -> None:

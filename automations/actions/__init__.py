@@ -41,9 +41,10 @@ class ActionSpec(Protocol):
         ...
 
     def build(
-        self, body: Mapping[str, Any], *, run_id: str, step_index: int, phone_region: str
+        self, body: Any, *, run_id: str, step_index: int, phone_region: str
     ) -> OutboundRequest:
-        """The request for a rendered ``body``; ``RenderError`` (nothing sent) if it is not valid.
+        """The request for a rendered ``body`` (a mapping of the vendor's fields); ``RenderError``
+        (nothing sent) if it is not a valid one.
 
         ``run_id`` and ``step_index`` make idempotency keys stable across retries and restarts;
         ``phone_region`` reads phone numbers written without a country code.

@@ -15,6 +15,7 @@ import httpx
 
 from automations.errors import RenderError
 from automations.outbound import Connection, OutboundRequest
+from automations.vendor import require_mapping
 
 __all__ = ["HTTP_REQUEST", "HttpRequest", "explain_http_error"]
 
@@ -32,8 +33,9 @@ class HttpRequest:
     connection: Connection = Connection.HTTP
 
     def build(
-        self, body: Mapping[str, Any], *, run_id: str, step_index: int, phone_region: str
+        self, body: Any, *, run_id: str, step_index: int, phone_region: str
     ) -> OutboundRequest:
+        body = require_mapping(self.kind, body)
         unknown = sorted(set(body) - FIELDS)
         if unknown:
             raise RenderError(

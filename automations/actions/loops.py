@@ -22,7 +22,7 @@ from typing import Any
 
 from automations.errors import RenderError
 from automations.outbound import Connection, OutboundRequest
-from automations.vendor import format_path, require_valid
+from automations.vendor import format_path, require_mapping, require_valid
 
 __all__ = [
     "MAX_VALUE_CHARS",
@@ -50,8 +50,9 @@ class LoopsUpdateContact:
     connection: Connection = Connection.LOOPS
 
     def build(
-        self, body: Mapping[str, Any], *, run_id: str, step_index: int, phone_region: str
+        self, body: Any, *, run_id: str, step_index: int, phone_region: str
     ) -> OutboundRequest:
+        body = require_mapping(self.kind, body)
         out = _prepared(self.kind, body)
         return OutboundRequest(Connection.LOOPS, "PUT", "/v1/contacts/update", json=out)
 
@@ -68,8 +69,9 @@ class LoopsSendEvent:
     also_success: frozenset[int] = field(default=frozenset({409}))
 
     def build(
-        self, body: Mapping[str, Any], *, run_id: str, step_index: int, phone_region: str
+        self, body: Any, *, run_id: str, step_index: int, phone_region: str
     ) -> OutboundRequest:
+        body = require_mapping(self.kind, body)
         out = _prepared(self.kind, body)
         return OutboundRequest(
             Connection.LOOPS,

@@ -2,6 +2,7 @@
 
 Phone fields are normalized to E.164 with the recipe's region before the body is checked against
 Quo's own request schema; a number that cannot be read stops the step before anything is sent.
+A preview's ``${NAME}`` placeholder (an unset variable) is left as it is.
 
 An SMS is not resend-safe: ``POST /v1/messages`` has no idempotency key, so a send that may have
 reached Quo is recorded ``unknown`` rather than tried again.
@@ -15,7 +16,7 @@ from typing import Any
 
 from automations.outbound import Connection, OutboundRequest
 from automations.phone import to_e164
-from automations.vendor import require_valid
+from automations.vendor import is_placeholder, require_mapping, require_valid
 
 __all__ = ["CREATE_CONTACT", "SEND_SMS", "QuoCreateContact", "QuoSendSms", "explain_quo_error"]
 
@@ -33,15 +34,16 @@ class QuoCreateContact:
     connection: Connection = Connection.QUO
 
     def build(
-        self, body: Mapping[str, Any], *, run_id: str, step_index: int, phone_region: str
+        self, body: Any, *, run_id: str, step_index: int, phone_region: str
     ) -> OutboundRequest:
+        body = require_mapping(self.kind, body)
         out = dict(body)
         fields = out.get("defaultFields")
         if isinstance(fields, Mapping) and isinstance(fields.get("phoneNumbers"), list):
             fields = dict(fields)
             numbers = []
             for i, entry in enumerate(fields["phoneNumbers"]):
-                if isinstance(entry, Mapping) and entry.get("value") is not None:
+                if isinstance(entry, Mapping) and _is_number(entry.get("value")):
                     path = f"defaultFields.phoneNumbers[{i}].value"
                     entry = {**entry, "value": to_e164(entry["value"], phone_region, path=path)}
                 numbers.append(entry)
@@ -65,20 +67,29 @@ class QuoSendSms:
     connection: Connection = Connection.QUO
 
     def build(
-        self, body: Mapping[str, Any], *, run_id: str, step_index: int, phone_region: str
+        self, body: Any, *, run_id: str, step_index: int, phone_region: str
     ) -> OutboundRequest:
+        body = require_mapping(self.kind, body)
         out = dict(body)
         if "to" in out:
             to = out["to"] if isinstance(out["to"], list) else [out["to"]]
-            out["to"] = [to_e164(v, phone_region, path=f"to[{i}]") for i, v in enumerate(to)]
+            out["to"] = [
+                to_e164(v, phone_region, path=f"to[{i}]") if not is_placeholder(v) else v
+                for i, v in enumerate(to)
+            ]
         sender = out.get("from")
-        if sender is not None and not (isinstance(sender, str) and sender.startswith("PN")):
+        if _is_number(sender) and not (isinstance(sender, str) and sender.startswith("PN")):
             out["from"] = to_e164(sender, phone_region, path="from")
         require_valid(self.kind, out)
         return OutboundRequest(Connection.QUO, "POST", "/v1/messages", json=out, resend_safe=False)
 
     def explain_error(self, status: int, body: Any) -> ErrorExplanation:
         return explain_quo_error(status, body)
+
+
+def _is_number(value: Any) -> bool:
+    """Whether a phone field holds a value to normalize: not empty, not a preview placeholder."""
+    return value is not None and not is_placeholder(value)
 
 
 CREATE_CONTACT = QuoCreateContact()

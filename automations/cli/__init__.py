@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -39,23 +40,11 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from automations.cli import lint, preview
-
-    for module in (lint, preview):
+    # the command modules import ``friendly_errors`` from here, so they are loaded after it
+    for name in ("lint", "preview", "history", "serve"):
+        module = importlib.import_module(f"automations.cli.{name}")
         for command in module.COMMANDS:
             cli.add_command(command)
-    try:
-        from automations.cli import history
-    except ImportError:  # pragma: no cover - during development only
-        return
-    for command in history.COMMANDS:
-        cli.add_command(command)
-    try:
-        from automations.cli import serve
-    except ImportError:  # pragma: no cover
-        return
-    for command in serve.COMMANDS:
-        cli.add_command(command)
 
 
 _register()

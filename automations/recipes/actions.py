@@ -50,6 +50,9 @@ _SECRET_PATTERNS = (
     (re.compile(r"(?<![A-Za-z0-9_/.-])(?=[A-Za-z_-]*[0-9])(?=[0-9_-]*[A-Za-z])[A-Za-z0-9_-]{32,}"
                 r"(?![A-Za-z0-9_/.-])"), "an API key"),
 )
+#: No pattern above matches fewer characters (``whsec_`` and 8 more): shorter text is skipped.
+_SECRET_MIN_LENGTH = 14
+_ENV_CREDENTIAL = re.compile(r"(Bearer |Basic |Token )?\$\{[A-Za-z0-9_]+\}")
 _SECRET_HEADERS = {"authorization", "x-api-key", "api-key", "apikey", "x-auth-token", "token"}
 
 #: A vendor-schema finding: the path inside the body and the message.
@@ -57,26 +60,35 @@ _Finding = tuple[Path_, str]
 
 
 def iter_strings(value: Any, path: Path_ = ()) -> Iterator[tuple[Path_, str]]:
+    """Every string in ``value`` (nested mappings and lists), with its path, depth first."""
+    found: list[tuple[Path_, str]] = []
+    _collect_strings(value, path, found)
+    return iter(found)
+
+
+def _collect_strings(value: Any, path: Path_, found: list[tuple[Path_, str]]) -> None:
+    # a list, not nested generators: this runs over every action of every recipe
     if isinstance(value, str):
-        yield path, value
+        found.append((path, value))
     elif isinstance(value, dict):
         for k, v in value.items():
-            yield from iter_strings(v, (*path, k))
+            _collect_strings(v, (*path, k), found)
     elif isinstance(value, list):
         for i, v in enumerate(value):
-            yield from iter_strings(v, (*path, i))
+            _collect_strings(v, (*path, i), found)
 
 
 def _check_secrets(ctx: CompileContext, path: Path_, params: Any) -> None:
     for spath, text in iter_strings(params, path):
-        if "${" in text and re.fullmatch(r"(Bearer |Basic |Token )?\$\{[A-Za-z0-9_]+\}", text):
+        if "${" in text and _ENV_CREDENTIAL.fullmatch(text):
             continue
         header = spath[-1] if len(spath) >= 2 and spath[-2] == "headers" else None
         what = None
-        for rx, label in _SECRET_PATTERNS:
-            if rx.search(text):
-                what = label
-                break
+        if len(text) >= _SECRET_MIN_LENGTH:
+            for rx, label in _SECRET_PATTERNS:
+                if rx.search(text):
+                    what = label
+                    break
         if what is None and isinstance(header, str) and header.lower() in _SECRET_HEADERS:
             if "${" not in text and len(text) >= 8:
                 what = "a credential"

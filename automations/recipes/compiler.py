@@ -10,10 +10,11 @@ import hashlib
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from automations.conditions import Condition
+from automations.conditions import Condition, compile_expression
 from automations.diagnostics import Diagnostic, Severity
 from automations.model import Recipe, RecipeTest
 from automations.recipes.actions import compile_actions
@@ -49,10 +50,25 @@ class LoadResult:
 
 def display_name(path: Path) -> str:
     """The path as a user should see it: relative to the working directory when inside it."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
+    return _display_name(path, Path(os.path.realpath(path)))
+
+
+def _display_name(path: Path, resolved: Path) -> str:
+    cwd = _resolved_dir(os.getcwd())
+    if cwd == os.sep:
+        return str(resolved)[1:] or "."
+    text = str(resolved)
+    if text == cwd:
+        return "."
+    if text.startswith(cwd + os.sep):
+        return text[len(cwd) + 1 :]
+    return str(path)
+
+
+@lru_cache(maxsize=8)
+def _resolved_dir(cwd: str) -> str:
+    # resolved once per working directory, not once per file
+    return str(Path(cwd).resolve())
 
 
 def _plus_numbers(ctx: CompileContext) -> None:
@@ -78,15 +94,19 @@ def _columns(ctx: CompileContext, raw: Any) -> tuple[tuple[str, Condition], ...]
     return tuple(out)
 
 
-def _condition_fields(cond: Condition) -> Iterator[str]:
-    """Top-level field names a JMESPath expression reads from the row."""
-    stack: list[tuple[dict[str, Any], bool]] = [(cond.parsed.parsed, True)]
+@lru_cache(maxsize=1024)
+def _condition_fields(source: str) -> tuple[str, ...]:
+    """Top-level field names the (valid) JMESPath expression ``source`` reads from the row.
+
+    By source text: recipes repeat their conditions, and jmespath keeps the parsed ones."""
+    fields: list[str] = []
+    stack: list[tuple[dict[str, Any], bool]] = [(compile_expression(source).parsed.parsed, True)]
     while stack:
         node, top = stack.pop()
         kind = node.get("type")
         children = node.get("children", [])
         if kind == "field" and top:
-            yield str(node["value"])
+            fields.append(str(node["value"]))
         elif kind in ("subexpression", "index_expression"):
             if children:
                 stack.append((children[0], top))
@@ -99,6 +119,7 @@ def _condition_fields(cond: Condition) -> Iterator[str]:
                     stack.append((c, False))
         elif kind not in ("current", "literal", "expref"):
             stack.extend((c, top) for c in children if isinstance(c, dict))
+    return tuple(fields)
 
 
 def _check_condition_columns(
@@ -106,7 +127,7 @@ def _check_condition_columns(
 ) -> None:
     if cond is None or known.names is None:
         return
-    for name in _condition_fields(cond):
+    for name in _condition_fields(cond.source):
         # ``null`` / ``true`` / ``false`` unquoted are field names in JMESPath that are never
         # set, so ``Phone != null`` works as people expect; they are not typos.
         if name not in known.names and name not in ("null", "true", "false"):
@@ -127,7 +148,10 @@ def _tests(ctx: CompileContext, raw: Any) -> tuple[RecipeTest, ...]:
     for i, t in enumerate(raw):
         if not isinstance(t, dict):
             continue
-        expect = t.get("expect") or {}
+        expect = t.get("expect")
+        expect = expect if isinstance(expect, dict) else {}  # the schema check reported it
+        env = t.get("env")
+        env = env if isinstance(env, dict) else {}
         requests = expect.get("requests")
         out.append(
             RecipeTest(
@@ -135,7 +159,7 @@ def _tests(ctx: CompileContext, raw: Any) -> tuple[RecipeTest, ...]:
                 event=t.get("row"),
                 expect_condition=expect.get("condition"),
                 expect_requests=tuple(requests) if isinstance(requests, list) else None,
-                env=tuple(sorted((str(k), str(v)) for k, v in (t.get("env") or {}).items())),
+                env=tuple(sorted((str(k), str(v)) for k, v in env.items())),
                 line=ctx.doc.positions.of_value(("tests", i))[0],
             )
         )
@@ -144,9 +168,12 @@ def _tests(ctx: CompileContext, raw: Any) -> tuple[RecipeTest, ...]:
 
 def _sibling_tests(path: Path, ctx: CompileContext) -> tuple[RecipeTest, ...]:
     """Tests from ``NAME.test.yaml`` beside ``NAME.yaml``: a ``tests:`` list."""
+    # string operations, not Path ones: this runs for every recipe file
+    text = str(path)
+    stem = text[: len(text) - len(path.suffix)]
     for suffix in RECIPE_SUFFIXES:
-        sib = path.with_name(path.name[: -len(path.suffix)] + ".test" + suffix)
-        if sib.is_file():
+        if os.path.isfile(stem + ".test" + suffix):
+            sib = Path(stem + ".test" + suffix)
             doc = parse_yaml(sib.read_text("utf-8"), display_name(sib))
             sctx = CompileContext(doc, ctx.base_dir, ctx.env)
             ctx.diagnostics.extend(doc.diagnostics)
@@ -187,7 +214,8 @@ def load_recipe_text(
     if trigger is not None and getattr(trigger, "secret_env", None):
         env_names.add(str(getattr(trigger, "secret_env")))
     actions = compile_actions(ctx, raw.get("actions"), known, env_names, error_lines=error_lines)
-    for i, item in enumerate(raw.get("actions") or []):
+    raw_actions = raw.get("actions")
+    for i, item in enumerate(raw_actions if isinstance(raw_actions, list) else []):
         if isinstance(item, dict) and isinstance(item.get("only_run_if"), str):
             for a in actions:
                 if a.condition is not None and a.condition.source == item["only_run_if"]:
@@ -236,13 +264,14 @@ def _env_position(ctx: CompileContext, name: str) -> tuple[int, int]:
 
 def load_recipe(path: Path, env: Mapping[str, str] | None = None) -> LoadResult:
     """Compile the recipe file at ``path``."""
-    name = display_name(path)
+    source = Path(os.path.realpath(path))  # Path.resolve() without its extra stat()
+    name = _display_name(path, source)
     try:
         text = path.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         d = Diagnostic(name, 1, 1, Severity.ERROR, "IO001", f"cannot read the file: {exc}")
         return LoadResult(name, None, (d,))
-    return load_recipe_text(text, name, base_dir=path.parent, env=env, source=path.resolve())
+    return load_recipe_text(text, name, base_dir=path.parent, env=env, source=source)
 
 
 def iter_recipe_files(paths: Iterable[Path]) -> Iterator[Path]:

@@ -43,21 +43,37 @@ def recipe_schema() -> dict[str, Any]:
     return schema
 
 
-#: Where an "exactly one of these keys" rule applies: the instance path (``"*"`` for every item
-#: of a list) and the keys.
-_OneOfKeys = tuple[tuple[str, ...], list[str]]
+#: Where an "exactly one of these keys" rule applies: the path to the value (``None`` standing
+#: for every item of a list) and the keys.
+_OneOfKeys = tuple[tuple[str | None, ...], list[str]]
+
+
+def _inline_refs(node: Any, definitions: Mapping[str, Any], seen: frozenset[str] = frozenset()) -> Any:
+    """``node`` with each ``{"$ref": "#/definitions/x"}`` replaced by the definition (draft-07
+    ignores a ``$ref``'s siblings). The compiled validator calls a function per ``$ref``, and
+    formats a name for it with ``locals()`` each time, valid value or not."""
+    if isinstance(node, list):
+        return [_inline_refs(v, definitions, seen) for v in node]
+    if not isinstance(node, dict):
+        return node
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/definitions/"):
+        name = ref.removeprefix("#/definitions/")
+        if name in definitions and name not in seen:  # a recursive definition stays a $ref
+            return _inline_refs(definitions[name], definitions, seen | {name})
+    return {k: _inline_refs(v, definitions, seen) for k, v in node.items()}
 
 
 def _split_one_of_keys(
-    schema: dict[str, Any], at: tuple[str, ...] = ()
+    schema: dict[str, Any], at: tuple[str | None, ...] = ()
 ) -> tuple[dict[str, Any], list[_OneOfKeys]]:
     """``schema`` without its ``oneOf: [{required: [a]}, {required: [b]}, ...]`` rules, and where
     they were.
 
-    The compiled validator tries each ``oneOf`` branch under ``try``/``except``; for a valid recipe
-    that is one raised exception per other action kind, which made up most of the fast path's
-    cost. Only the rules reached through ``properties`` and ``items`` are taken out (those are the
-    ones whose instance path is known); any other stays in the schema.
+    The compiled validator tries each ``oneOf`` branch under ``try``/``except``: for a valid recipe,
+    one raised exception per action kind not used, which made up most of the fast path's cost.
+    Only the rules reached through ``properties`` and ``items`` are taken out (their place in the
+    recipe is known); any other stays in the schema.
     """
     out = dict(schema)
     sites: list[_OneOfKeys] = []
@@ -75,15 +91,15 @@ def _split_one_of_keys(
             out["properties"][key] = sub
     items = schema.get("items")
     if isinstance(items, dict):
-        out["items"], more = _split_one_of_keys(items, (*at, "*"))
+        out["items"], more = _split_one_of_keys(items, (*at, None))
         sites.extend(more)
     return out, sites
 
 
-def _values_at(value: Any, at: tuple[str, ...]) -> Iterator[Any]:
+def _values_at(value: Any, at: tuple[str | None, ...]) -> Iterator[Any]:
     if not at:
         yield value
-    elif at[0] == "*":
+    elif at[0] is None:
         if isinstance(value, list):
             for item in value:
                 yield from _values_at(item, at[1:])
@@ -94,8 +110,11 @@ def _values_at(value: Any, at: tuple[str, ...]) -> Iterator[Any]:
 @cache
 def _fast_validator() -> Callable[[Any], bool]:
     """Whether a recipe is valid, cheaply: a fastjsonschema-compiled validator of the schema
-    without its "exactly one of these keys" rules, which are checked here instead."""
-    loose, sites = _split_one_of_keys(recipe_schema())
+    (its ``$ref``s inlined) without its "exactly one of these keys" rules, checked here instead.
+    """
+    schema = recipe_schema()
+    inlined = _inline_refs(schema, schema.get("definitions", {}))
+    loose, sites = _split_one_of_keys(inlined)
     compiled = fastjsonschema.compile(loose)
 
     def valid(value: Any) -> bool:

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 __all__ = ["read_columns"]
+
+_Columns = tuple[list[str] | None, str]
+
+#: ``read_columns`` answers by path, valid while the file's stat signature is unchanged: a
+#: directory of recipes usually shares one table, whose header is then read once per lint run.
+_ANSWERS: dict[str, tuple[tuple[int, ...], _Columns]] = {}
+_MAX_ANSWERS = 256
 
 
 def read_columns(path: Path) -> tuple[list[str] | None, str]:
@@ -14,6 +22,24 @@ def read_columns(path: Path) -> tuple[list[str] | None, str]:
 
     Returns ``(None, reason)`` when the file cannot tell (missing, empty, unreadable).
     """
+    key = str(path)
+    try:
+        st = os.stat(key)
+    except FileNotFoundError:
+        return None, "the file does not exist yet"
+    except OSError:
+        return _read_columns(path)  # let opening it say what is wrong
+    signature = (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino, st.st_dev)
+    cached = _ANSWERS.get(key)
+    if cached is None or cached[0] != signature:
+        if len(_ANSWERS) >= _MAX_ANSWERS:
+            _ANSWERS.clear()
+        cached = _ANSWERS[key] = (signature, _read_columns(path))
+    names, how = cached[1]
+    return (None if names is None else list(names)), how
+
+
+def _read_columns(path: Path) -> _Columns:
     try:
         with path.open(encoding="utf-8-sig", newline="") as fh:
             if path.suffix == ".csv":

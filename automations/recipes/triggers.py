@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import enum
+import os
 import re
 import zoneinfo
+from pathlib import Path
 from typing import Any, TypeVar
 
 from jmespath.exceptions import ParseError
@@ -79,7 +81,7 @@ def _table(ctx: CompileContext, path: Path_, raw: dict[str, Any]) -> tuple[Table
     run_on = run_on if isinstance(run_on, list) else ["added"]
     explicit = raw.get("columns")
     spec = TableSpec(
-        path=file.resolve(),
+        path=Path(os.path.realpath(file)),  # Path.resolve() without its extra stat()
         key=str(raw.get("key", "")),
         run_on_added="added" in run_on,
         run_on_updated="updated" in run_on,
@@ -116,7 +118,8 @@ def _table(ctx: CompileContext, path: Path_, raw: dict[str, Any]) -> tuple[Table
 
 
 def _webhook(ctx: CompileContext, path: Path_, raw: dict[str, Any]) -> WebhookTrigger:
-    verify = raw.get("verify") or {}
+    verify = raw.get("verify")
+    verify = verify if isinstance(verify, dict) else {}  # the schema check reported it
     scheme = _enum(VerifyScheme, verify.get("scheme"), VerifyScheme.NONE)
     secret = verify.get("secret")
     secret_env: str | None = None

@@ -38,7 +38,6 @@ __all__ = [
 
 #: The most bytes a stored JSON text (or characters an error text) may take.
 JSON_TEXT_LIMIT = 8 * 1024
-_R = TypeVar("_R", RunRecord, StepRecord)
 
 #: The key that marks a value cut to ``JSON_TEXT_LIMIT``; its value is the original size.
 TRUNCATED_KEY = "__truncated__"
@@ -46,6 +45,8 @@ TRUNCATED_KEY = "__truncated__"
 UPDATABLE_RUN_FIELDS = frozenset(
     f.name for f in dataclasses.fields(RunRecord) if f.name not in ("id", "steps")
 )
+
+_R = TypeVar("_R", RunRecord, StepRecord)
 
 # Built once: ``json.dumps`` with non-default options builds a new encoder on every call.
 # No circular-reference check: values come from JSON, CSV and YAML rows, and a cycle still fails

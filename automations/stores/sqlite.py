@@ -20,7 +20,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import suppress
+from contextlib import AbstractContextManager, suppress
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -104,7 +104,7 @@ class SQLiteStore(RunStore, StateStore):
                 raise
             raise StoreError(f"cannot open run store {self.path}: {exc}") from exc
 
-    def transaction(self) -> _Transaction:
+    def transaction(self) -> AbstractContextManager[None]:
         """A block whose writes (from this thread) commit together, once, when it ends.
 
         ``with store.transaction(): ...``. Writes are durable when the block exits, not when each

@@ -40,37 +40,42 @@ __all__ = [
 #: The schema version this code writes (``PRAGMA user_version``).
 SCHEMA_VERSION = 1
 
+# The comments inside the CREATE statements are kept by SQLite: ``.schema`` shows them.
+# Indexes serve list_runs newest first: all runs (runs_created), by recipe (runs_recipe), by
+# status (runs_status, also used by unfinished() and prune()).
+# No statement may contain a semicolon except as its terminator (see ``migrate``).
 _SCHEMA_V1 = """
 CREATE TABLE runs (
-    seq INTEGER PRIMARY KEY,
+    seq INTEGER PRIMARY KEY,        -- insertion order, what steps.run_seq refers to
     id TEXT NOT NULL UNIQUE,
     recipe TEXT NOT NULL,
-    trigger TEXT NOT NULL,
-    event_key TEXT NOT NULL,
-    event TEXT,
-    created_at REAL NOT NULL,
-    status TEXT NOT NULL,
+    trigger TEXT NOT NULL,          -- table, webhook, schedule, manual
+    event_key TEXT NOT NULL,        -- one run per (recipe, event_key)
+    event TEXT,                     -- JSON
+    created_at REAL NOT NULL,       -- unix seconds
+    status TEXT NOT NULL,           -- pending, running, succeeded, failed, skipped, unknown
     recipe_hash TEXT,
-    row TEXT,
-    condition INTEGER,
+    row TEXT,                       -- JSON
+    condition INTEGER,              -- 1, 0, or NULL when not evaluated
     dry_run INTEGER NOT NULL DEFAULT 0,
     error TEXT,
     started_at REAL,
     finished_at REAL,
-    replay_of TEXT,
+    replay_of TEXT,                 -- runs.id of the run this one replays
     UNIQUE (recipe, event_key)
 );
 CREATE INDEX runs_created ON runs (created_at);
+CREATE INDEX runs_recipe ON runs (recipe, created_at);
 CREATE INDEX runs_status ON runs (status, created_at);
 CREATE TABLE steps (
     run_seq INTEGER NOT NULL REFERENCES runs (seq),
-    idx INTEGER NOT NULL,
+    idx INTEGER NOT NULL,           -- the action's position in the recipe, from 0
     step_id TEXT NOT NULL,
-    action TEXT NOT NULL,
-    status TEXT NOT NULL,
-    request TEXT,
+    action TEXT NOT NULL,           -- quo.send_sms, loops.send_event, http.request...
+    status TEXT NOT NULL,           -- pending, sending, succeeded, failed, skipped, unknown...
+    request TEXT,                   -- JSON: method, url, headers (masked), body
     http_status INTEGER,
-    response_body TEXT,
+    response_body TEXT,             -- JSON
     attempts INTEGER NOT NULL DEFAULT 0,
     duration_ms REAL,
     error TEXT,
@@ -83,7 +88,7 @@ CREATE TABLE steps (
 CREATE VIEW step_log AS
     SELECT runs.id AS run_id, steps.* FROM steps JOIN runs ON runs.seq = steps.run_seq;
 CREATE TABLE state (
-    scope TEXT NOT NULL,
+    scope TEXT NOT NULL,            -- table:<recipe>, schedule:<recipe>
     key TEXT NOT NULL,
     value TEXT NOT NULL,
     PRIMARY KEY (scope, key)

@@ -193,3 +193,18 @@ A2P = {
 def test_explain_quo_error(status: int, body: Any, expected: tuple[Any, ...]) -> None:
     assert explain_quo_error(status, body) == expected
     assert SMS.explain_error(status, body) == expected
+
+
+def test_preview_placeholders_are_left_alone() -> None:
+    # In previews and dry runs an unset variable renders as "${NAME}".
+    req = build(SMS, {"to": ["${TEST_PHONE}"], "from": "${QUO_FROM}", "content": "Hi"})
+    assert req.json == {"to": ["${TEST_PHONE}"], "from": "${QUO_FROM}", "content": "Hi"}
+    with pytest.raises(RenderError):
+        build(SMS, {"to": ["${TEST_PHONE}"], "from": "${QUO_FROM}"})  # content still required
+
+
+@pytest.mark.parametrize("kind", sorted(ACTIONS))
+def test_a_body_that_is_not_a_mapping_is_a_render_error(kind: str) -> None:
+    with pytest.raises(RenderError) as info:
+        ACTIONS[kind].build("hello", run_id="r", step_index=0, phone_region="US")
+    assert str(info.value) == f"{kind} takes a mapping of fields, not str"

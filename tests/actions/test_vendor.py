@@ -146,3 +146,13 @@ def test_mailing_lists_in_a_contact_update_follow_the_specs_intent() -> None:
 def test_unknown_kind_has_no_schema() -> None:
     with pytest.raises(KeyError):
         vendor.schema_for("http.request")
+
+
+def test_placeholders_for_unset_variables_are_not_problems() -> None:
+    body = {"content": "Hi", "from": "${QUO_FROM}", "to": ["${PHONE}"]}
+    assert vendor.validate_body("quo.send_sms", body) == []
+    assert vendor.validate_body("quo.send_sms", {**body, "to": ["${PHONE}", "x"]}) == [
+        "to: has 2 items; at most 1 allowed",
+        'to[1]: "x" does not match the pattern ^\\+[1-9]\\d{1,14}$',
+    ]
+    assert vendor.is_placeholder("${A_1}") and not vendor.is_placeholder("Hi ${A}")

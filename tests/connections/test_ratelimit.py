@@ -112,3 +112,24 @@ def test_effective_rate_and_validation() -> None:
         RateLimiter(0)
     with pytest.raises(ValueError):
         RateLimiter(10, guard=-0.1)
+
+
+def test_a_request_that_went_out_late_pushes_the_window_back() -> None:
+    clock = VirtualClock(start=0.0)
+    limiter = RateLimiter(10, 1.0, guard=0.01, clock=clock, sleep=clock.sleep)
+    times: list[float] = []
+
+    async def main() -> None:
+        for i in range(12):
+            slot = await limiter.acquire()
+            times.append(slot.at)
+            if i == 0:
+                # The first request spent 80 ms on a connection handshake before going out.
+                saved, clock.now = clock.now, clock.now + 0.08
+                slot.sent()
+                clock.now = saved
+
+    asyncio.run(main())
+    assert times[9] == pytest.approx(0.909)
+    assert times[10] == pytest.approx(0.08 + 1.005)  # not 1.01: a window from 0.08 holds 10
+    assert times[11] == pytest.approx(0.08 + 1.005 + 0.101)

@@ -301,6 +301,7 @@ def test_a_burst_through_one_key_never_meets_429() -> None:
 
         results = run(fake, burst, clock=clock)
         assert [r.attempts for r in results] == [1] * 100
+        assert {r.duration_ms for r in results} == {0.0}  # the wait for a slot is not counted
         assert (fake.rejected, fake.count, fake.max_in_window()) == (0, 100, 10)
 
 

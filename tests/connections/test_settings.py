@@ -134,7 +134,7 @@ def test_describe_masks_secrets_and_shows_the_idempotency_key() -> None:
 def test_describe_never_raises_for_a_missing_key() -> None:
     connections = Connections.for_preview({"QUO_RATE_LIMIT": "nonsense"})
     assert connections.describe(SMS) == (
-        "https://gateway.maton.ai/quo/v1/messages",
+        "https://api.openphone.com/v1/messages",
         (
             ("Authorization", "<unset: set QUO_API_KEY or MATON_API_KEY>"),
             ("User-Agent", "automations/0.1.0"),

@@ -62,7 +62,9 @@ def typical_run(i: int, run_id: str) -> tuple[RunRecord, list[StepRecord]]:
     The same shape as ``bench/bench_audit.py``'s typical run.
     """
     email = f"user{i:08d}@example.com"
-    auth = {"Authorization": "Bearer ***"}
+    # What connections.describe() records today: masked key, User-Agent, Idempotency-Key.
+    headers = {"Authorization": "***", "User-Agent": "automations/0.1.0"}
+    key = f"automations-{run_id}-1"
     run = RunRecord(
         id=run_id,
         recipe="welcome",
@@ -80,7 +82,7 @@ def typical_run(i: int, run_id: str) -> tuple[RunRecord, list[StepRecord]]:
         request={
             "method": "PUT",
             "url": "https://app.loops.so/api/v1/contacts/update",
-            "headers": auth,
+            "headers": headers,
             "body": {"email": email, "firstName": "Ada", "userGroup": "pro"},
         },
         http_status=200,
@@ -99,14 +101,14 @@ def typical_run(i: int, run_id: str) -> tuple[RunRecord, list[StepRecord]]:
         request={
             "method": "POST",
             "url": "https://app.loops.so/api/v1/events/send",
-            "headers": auth,
+            "headers": {**headers, "Idempotency-Key": key},
             "body": {"email": email, "eventName": "welcome"},
         },
         http_status=200,
         response_body={"success": True},
         attempts=1,
         duration_ms=91.7,
-        idempotency_key=f"{run_id}:1",
+        idempotency_key=key,
         started_at=T0 + 1.1,
         finished_at=T0 + 1.2,
     )

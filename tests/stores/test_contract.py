@@ -1,0 +1,418 @@
+"""The RunStore / StateStore contract, run over every store."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from automations.errors import StoreError
+from automations.records import RunFilter, RunRecord, RunStatus, StepStatus
+from automations.stores import MemoryStore, SQLiteStore
+from automations.stores.codec import JSON_TEXT_LIMIT, TRUNCATED_KEY, dump_json
+from tests.stores.factories import T0, FakeClock, make_run, make_step
+
+Store = MemoryStore | SQLiteStore
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(
+    params=["memory", pytest.param("sqlite", marks=pytest.mark.integration)],
+)
+def store(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock) -> Iterator[Store]:
+    s: Store
+    if request.param == "memory":
+        s = MemoryStore(clock=clock)
+    else:
+        s = SQLiteStore(tmp_path / "runs.db", clock=clock)
+    yield s
+    s.close()
+
+
+def ids(runs: list[RunRecord]) -> list[str]:
+    return [r.id for r in runs]
+
+
+# -- enqueue ---------------------------------------------------------------------------------
+
+
+def test_enqueue_records_a_new_run(store: Store) -> None:
+    run = make_run("r1", event={"email": "a@example.com", "tags": ["x"]})
+    stored, new = store.enqueue(run)
+    assert (stored, new) == (run, True)
+    assert store.get_run("r1") == run
+    assert store.count() == 1
+
+
+def test_enqueue_of_the_same_event_returns_the_existing_run(store: Store) -> None:
+    store.enqueue(make_run("r1", event_key="evt-1"))
+    store.put_step(make_step("r1"))
+    again, new = store.enqueue(make_run("r2", event_key="evt-1", created_at=T0 + 5))
+    assert new is False
+    assert again.id == "r1"
+    assert again.steps == (make_step("r1"),)
+    assert store.count() == 1
+    assert store.find_run("welcome", "evt-1") == again
+
+
+def test_the_same_event_key_in_another_recipe_is_another_run(store: Store) -> None:
+    store.enqueue(make_run("r1", recipe="a", event_key="evt-1"))
+    _, new = store.enqueue(make_run("r2", recipe="b", event_key="evt-1"))
+    assert new is True
+    assert store.count() == 2
+
+
+def test_enqueue_refuses_a_second_run_with_the_same_id(store: Store) -> None:
+    store.enqueue(make_run("r1", event_key="a"))
+    with pytest.raises(StoreError, match="a run with id r1 exists already"):
+        store.enqueue(make_run("r1", event_key="b"))
+    assert store.count() == 1
+
+
+def test_enqueue_many_dedupes_within_and_across_batches(store: Store) -> None:
+    store.enqueue(make_run("r0", event_key="k0"))
+    results = store.enqueue_many(
+        [
+            make_run("r1", event_key="k1"),
+            make_run("r2", event_key="k0"),
+            make_run("r3", event_key="k1"),
+        ]
+    )
+    assert [(run.id, new) for run, new in results] == [("r1", True), ("r0", False), ("r1", False)]
+    assert store.count() == 2
+
+
+def test_enqueue_stores_steps_given_with_the_run(store: Store) -> None:
+    run = make_run("r1", steps=(make_step("r1", 1), make_step("r1", 0)))
+    store.enqueue(run)
+    assert [s.index for s in store.get_run("r1").steps] == [0, 1]
+
+
+def test_find_run_of_an_unknown_event_is_none(store: Store) -> None:
+    assert store.find_run("welcome", "nope") is None
+
+
+# -- claim -----------------------------------------------------------------------------------
+
+
+def test_claim_marks_a_pending_run_running(store: Store, clock: FakeClock) -> None:
+    store.enqueue(make_run("r1"))
+    claimed = store.claim("r1", "hash-1")
+    assert claimed is not None
+    assert (claimed.status, claimed.recipe_hash, claimed.started_at) == (
+        RunStatus.RUNNING,
+        "hash-1",
+        clock.now,
+    )
+    assert store.get_run("r1") == claimed
+
+
+def test_claim_resumes_a_running_run_with_its_steps(store: Store, clock: FakeClock) -> None:
+    store.enqueue(make_run("r1"))
+    store.claim("r1", "hash-1")
+    store.put_step(make_step("r1", 0, status=StepStatus.SENDING))
+    clock.now += 60
+    resumed = store.claim("r1", "hash-2")
+    assert resumed is not None
+    assert resumed.status is RunStatus.RUNNING
+    assert resumed.recipe_hash == "hash-2"
+    # The first start is kept: the run's duration counts from when it really began.
+    assert resumed.started_at == clock.now - 60
+    assert [s.status for s in resumed.steps] == [StepStatus.SENDING]
+
+
+@pytest.mark.parametrize(
+    "status",
+    [RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.SKIPPED, RunStatus.UNKNOWN],
+)
+def test_claim_of_a_final_run_is_none_and_changes_nothing(store: Store, status: RunStatus) -> None:
+    store.enqueue(make_run("r1", status=status))
+    before = store.get_run("r1")
+    assert store.claim("r1", "hash-2") is None
+    assert store.get_run("r1") == before
+
+
+def test_claim_of_an_unknown_run_raises(store: Store) -> None:
+    with pytest.raises(StoreError, match="no run with id nope"):
+        store.claim("nope", "hash")
+
+
+# -- update_run ------------------------------------------------------------------------------
+
+
+def test_update_run_sets_fields(store: Store) -> None:
+    store.enqueue(make_run("r1"))
+    store.update_run(
+        "r1",
+        status=RunStatus.FAILED,
+        row={"email": "a@example.com", "n": (1, 2)},
+        condition=False,
+        dry_run=True,
+        error="send: 400 bad phone",
+        finished_at=T0 + 9,
+        recipe_hash="h",
+    )
+    run = store.get_run("r1")
+    assert run == dataclasses.replace(
+        make_run("r1"),
+        status=RunStatus.FAILED,
+        row={"email": "a@example.com", "n": [1, 2]},
+        condition=False,
+        dry_run=True,
+        error="send: 400 bad phone",
+        finished_at=T0 + 9,
+        recipe_hash="h",
+    )
+
+
+def test_update_run_can_clear_a_field(store: Store) -> None:
+    store.enqueue(make_run("r1"))
+    store.update_run("r1", error="boom", condition=True)
+    store.update_run("r1", error=None, condition=None)
+    run = store.get_run("r1")
+    assert (run.error, run.condition) == (None, None)
+
+
+def test_update_run_of_an_unknown_run_raises(store: Store) -> None:
+    with pytest.raises(StoreError, match="no run with id nope"):
+        store.update_run("nope", status=RunStatus.FAILED)
+    with pytest.raises(StoreError, match="no run with id nope"):
+        store.update_run("nope")
+
+
+def test_update_run_rejects_unknown_fields_and_wrong_enum_types(store: Store) -> None:
+    store.enqueue(make_run("r1"))
+    with pytest.raises(TypeError, match=r"unexpected run field.*colour"):
+        store.update_run("r1", colour="red")
+    with pytest.raises(TypeError, match=r"unexpected run field.*steps"):
+        store.update_run("r1", steps=())
+    with pytest.raises(TypeError, match="needs a RunStatus"):
+        store.update_run("r1", status="failed")
+    assert store.get_run("r1") == make_run("r1")
+
+
+# -- put_step --------------------------------------------------------------------------------
+
+
+def test_put_step_inserts_then_replaces_by_index(store: Store) -> None:
+    store.enqueue(make_run("r1"))
+    store.put_step(make_step("r1", 1, status=StepStatus.SENDING))
+    store.put_step(make_step("r1", 0))
+    final = make_step("r1", 1, status=StepStatus.FAILED, error="400", response_body={"e": 1})
+    store.put_step(final)
+    assert store.get_run("r1").steps == (make_step("r1", 0), final)
+
+
+def test_put_step_of_an_unknown_run_raises(store: Store) -> None:
+    with pytest.raises(StoreError, match="no run with id nope"):
+        store.put_step(make_step("nope"))
+
+
+def test_oversized_json_is_cut_with_a_marker(store: Store) -> None:
+    store.enqueue(make_run("r1"))
+    body = {"items": ["é" * 50] * 400}
+    store.put_step(make_step("r1", response_body=body))
+    stored = store.get_run("r1").steps[0].response_body
+    original = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    assert len(original) == 41_211  # é is two bytes in UTF-8
+    assert stored[TRUNCATED_KEY] == len(original)
+    assert stored["head"].startswith('{"items":["éééé')
+    assert len((dump_json(stored) or "").encode()) <= JSON_TEXT_LIMIT
+
+
+def test_json_round_trips_unicode_and_nesting(store: Store) -> None:
+    event = {"name": "Zoë 😀", "nested": {"a": [1, 2.5, None, True]}, "n": 0}
+    store.enqueue(make_run("r1", event=event))
+    assert store.get_run("r1").event == event
+
+
+def test_values_that_are_not_json_are_kept_as_text(store: Store) -> None:
+    when = datetime(2025, 6, 1, 12, 30, tzinfo=UTC)
+    event = {"at": when, "amount": Decimal("9.50"), "odd": "\ud800", 1: "int key"}
+    store.enqueue(make_run("r1", event=event))
+    assert store.get_run("r1").event == {
+        "at": "2025-06-01 12:30:00+00:00",
+        "amount": "9.50",
+        "odd": "\ud800",
+        "1": "int key",
+    }
+
+
+# -- get_run ---------------------------------------------------------------------------------
+
+
+def test_get_run_accepts_a_unique_prefix(store: Store) -> None:
+    for run_id in ("abc123", "abd456", "b00000"):
+        store.enqueue(make_run(run_id))
+    assert store.get_run("abc").id == "abc123"
+    assert store.get_run("b").id == "b00000"
+    with pytest.raises(StoreError, match=r"ambiguous run id prefix ab$"):
+        store.get_run("ab")
+    with pytest.raises(StoreError, match=r"no run with id zz$"):
+        store.get_run("zz")
+    with pytest.raises(StoreError, match=r"no run with id abc1234$"):
+        store.get_run("abc1234")
+
+
+def test_get_run_prefers_an_exact_id_to_a_prefix(store: Store) -> None:
+    store.enqueue(make_run("abc"))
+    store.enqueue(make_run("abcd"))
+    assert store.get_run("abc").id == "abc"
+
+
+def test_get_run_with_steps_in_index_order(store: Store) -> None:
+    store.enqueue(make_run("r1"))
+    for index in (2, 0, 1):
+        store.put_step(make_step("r1", index))
+    assert [s.index for s in store.get_run("r1").steps] == [0, 1, 2]
+
+
+# -- list_runs -------------------------------------------------------------------------------
+
+
+def _history(store: Store) -> None:
+    """r1..r6, one second apart; r3 and r4 share a created_at (r4 enqueued later)."""
+    spec = [
+        ("r1", "a", 0, RunStatus.SUCCEEDED),
+        ("r2", "b", 1, RunStatus.FAILED),
+        ("r3", "a", 2, RunStatus.PENDING),
+        ("r4", "a", 2, RunStatus.FAILED),
+        ("r5", "b", 4, RunStatus.SUCCEEDED),
+        ("r6", "a", 5, RunStatus.RUNNING),
+    ]
+    for run_id, recipe, offset, status in spec:
+        store.enqueue(make_run(run_id, recipe=recipe, created_at=T0 + offset, status=status))
+        store.put_step(make_step(run_id, 0))
+
+
+def test_list_runs_is_newest_first_with_steps(store: Store) -> None:
+    _history(store)
+    runs = store.list_runs(RunFilter())
+    assert ids(runs) == ["r6", "r5", "r4", "r3", "r2", "r1"]
+    assert all(r.steps == (make_step(r.id, 0),) for r in runs)
+
+
+@pytest.mark.parametrize(
+    ("flt", "expected"),
+    [
+        (RunFilter(recipe="a"), ["r6", "r4", "r3", "r1"]),
+        (RunFilter(status=RunStatus.FAILED), ["r4", "r2"]),
+        (RunFilter(recipe="a", status=RunStatus.FAILED), ["r4"]),
+        (RunFilter(since=T0 + 2), ["r6", "r5", "r4", "r3"]),
+        (RunFilter(limit=2), ["r6", "r5"]),
+        (RunFilter(recipe="b", since=T0 + 1, limit=1), ["r5"]),
+        (RunFilter(recipe="nope"), []),
+        (RunFilter(limit=0), []),
+    ],
+)
+def test_list_runs_filters(store: Store, flt: RunFilter, expected: list[str]) -> None:
+    _history(store)
+    assert ids(store.list_runs(flt)) == expected
+
+
+def test_count_by_status(store: Store) -> None:
+    _history(store)
+    assert store.count() == 6
+    assert store.count(RunStatus.FAILED) == 2
+    assert store.count(RunStatus.UNKNOWN) == 0
+
+
+def test_unfinished_is_pending_and_running_oldest_first(store: Store) -> None:
+    _history(store)
+    store.enqueue(make_run("r0", created_at=T0 - 1))
+    runs = store.unfinished()
+    assert ids(runs) == ["r0", "r3", "r6"]
+    assert runs[1].steps == (make_step("r3", 0),)
+
+
+# -- prune -----------------------------------------------------------------------------------
+
+
+def test_prune_deletes_final_runs_past_their_window(store: Store) -> None:
+    now, day = T0 + 100 * 86400, 86400.0
+    ages = {
+        "ok-old": (RunStatus.SUCCEEDED, 8),
+        "ok-new": (RunStatus.SUCCEEDED, 6),
+        "skip-old": (RunStatus.SKIPPED, 8),
+        "fail-old": (RunStatus.FAILED, 31),
+        "fail-mid": (RunStatus.FAILED, 8),
+        "unknown-old": (RunStatus.UNKNOWN, 31),
+        "unknown-mid": (RunStatus.UNKNOWN, 29),
+        "pending-old": (RunStatus.PENDING, 90),
+        "running-old": (RunStatus.RUNNING, 90),
+    }
+    for run_id, (status, age_days) in ages.items():
+        store.enqueue(make_run(run_id, status=status, created_at=now - age_days * day))
+        store.put_step(make_step(run_id))
+    deleted = store.prune(now=now, keep_succeeded_s=7 * day, keep_failed_s=30 * day)
+    assert deleted == 4
+    left = sorted(ids(store.list_runs(RunFilter(limit=100))))
+    assert left == ["fail-mid", "ok-new", "pending-old", "running-old", "unknown-mid"]
+    with pytest.raises(StoreError, match="no run with id ok-old"):
+        store.get_run("ok-old")
+    # The event of a pruned run can be recorded again, steps and all.
+    _, new = store.enqueue(make_run("again", event_key="key-ok-old"))
+    assert new is True
+    assert store.get_run("again").steps == ()
+
+
+def test_prune_with_nothing_to_do(store: Store) -> None:
+    store.enqueue(make_run("r1", status=RunStatus.SUCCEEDED))
+    assert store.prune(now=T0, keep_succeeded_s=1, keep_failed_s=1) == 0
+    assert store.count() == 1
+
+
+# -- transaction -----------------------------------------------------------------------------
+
+
+def test_transaction_commits_its_writes_together(store: Store) -> None:
+    with store.transaction():
+        store.enqueue(make_run("r1"))
+        with store.transaction():
+            store.put_step(make_step("r1"))
+        store.set_state("table:welcome", [("k", "v")])
+    assert store.get_run("r1").steps == (make_step("r1"),)
+    assert store.get_state("table:welcome", "k") == "v"
+
+
+def test_transaction_rolls_back_on_error(store: Store) -> None:
+    store.enqueue(make_run("r0"))
+    with pytest.raises(RuntimeError, match="boom"), store.transaction():
+        store.enqueue(make_run("r1"))
+        store.put_step(make_step("r0"))
+        store.update_run("r0", status=RunStatus.FAILED)
+        store.set_state("s", [("k", "v")])
+        raise RuntimeError("boom")
+    assert ids(store.list_runs(RunFilter())) == ["r0"]
+    assert store.get_run("r0") == make_run("r0")
+    assert store.all_state("s") == {}
+
+
+# -- state -----------------------------------------------------------------------------------
+
+
+def test_state_get_set_all(store: Store) -> None:
+    assert store.get_state("table:a", "k1") is None
+    assert store.all_state("table:a") == {}
+    store.set_state("table:a", [("k1", "h1"), ("k2", "h2")])
+    store.set_state("table:a", [("k2", "h2b")])
+    store.set_state("schedule:b", [("last_fire", "1750000000")])
+    assert store.get_state("table:a", "k1") == "h1"
+    assert store.get_state("table:a", "k2") == "h2b"
+    assert store.all_state("table:a") == {"k1": "h1", "k2": "h2b"}
+    assert store.all_state("schedule:b") == {"last_fire": "1750000000"}
+    assert store.get_state("schedule:b", "k1") is None
+
+
+def test_state_set_from_a_generator(store: Store) -> None:
+    store.set_state("s", ((f"k{i}", str(i)) for i in range(3)))
+    assert store.all_state("s") == {"k0": "0", "k1": "1", "k2": "2"}
