@@ -23,6 +23,8 @@ Quo goes direct (``QUO_API_KEY``, raw key in ``Authorization``) or through the M
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -57,6 +59,8 @@ __all__ = [
 
 #: Text bodies are kept up to this many characters (JSON bodies are parsed whole).
 MAX_TEXT_BODY = 4096
+#: How many ``describe`` answers a ``Connections`` remembers.
+_DESCRIBED_MAX = 256
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 # Failures before any byte of the request left: always safe to try again.
@@ -101,6 +105,11 @@ class Connections:
         self._now = now
         self._rng = rng or random.Random()
         self._limiters: dict[str, RateLimiter] = {}
+        self._endpoints: dict[Connection, Endpoint | None] = {}
+        self._described: dict[
+            tuple[Connection, str, tuple[tuple[str, str], ...], str | None],
+            tuple[str, tuple[tuple[str, str], ...]],
+        ] = {}
 
     @classmethod
     def for_preview(cls, env: Mapping[str, str]) -> Connections:
@@ -143,8 +152,17 @@ class Connections:
 
         Raises ``ConfigError`` when the connection's API key is not configured.
         """
-        endpoint = self.settings.endpoint(connection)
+        endpoint = self._endpoint(connection)
         return None if endpoint is None else self._limiter(endpoint)
+
+    def _endpoint(self, connection: Connection) -> Endpoint | None:
+        # The settings are frozen, so each connection's endpoint is built once (building one
+        # hashes the key); a missing key raises ConfigError every time, and is not remembered.
+        try:
+            return self._endpoints[connection]
+        except KeyError:
+            endpoint = self._endpoints[connection] = self.settings.endpoint(connection)
+            return endpoint
 
     def _limiter(self, endpoint: Endpoint) -> RateLimiter:
         limiter = self._limiters.get(endpoint.limiter_key)
@@ -162,15 +180,26 @@ class Connections:
     def describe(self, req: OutboundRequest) -> tuple[str, tuple[tuple[str, str], ...]]:
         """The URL and headers ``req`` would be sent with, secrets masked. Never raises: a
         missing key shows as ``Authorization: <unset: set QUO_API_KEY>``."""
+        # Every run describes its requests for the audit, and most are alike (same endpoint and
+        # path, no idempotency key): remember the answers, a bounded number of them.
+        key = (req.connection, req.path, req.headers, req.idempotency_key)
+        described = self._described.get(key)
+        if described is None:
+            if len(self._described) >= _DESCRIBED_MAX:
+                self._described.clear()
+            described = self._described[key] = self._describe(req)
+        return described
+
+    def _describe(self, req: OutboundRequest) -> tuple[str, tuple[tuple[str, str], ...]]:
         try:
-            endpoint = self.settings.endpoint(req.connection)
+            endpoint = self._endpoint(req.connection)
         except ConfigError as exc:
             base = self.settings.base_url_for(req.connection) or ""
             unset = ("Authorization", f"<unset: set {exc.variable}>")
             headers = (unset, *mask_headers(self._headers(req, None)))
-            return mask_url(base + req.path), headers
+            return _masked_url(base + req.path), headers
         url = endpoint.url(req.path) if endpoint else req.path
-        return mask_url(url), mask_headers(self._headers(req, endpoint))
+        return _masked_url(url), mask_headers(self._headers(req, endpoint))
 
     def _headers(self, req: OutboundRequest, endpoint: Endpoint | None) -> list[tuple[str, str]]:
         headers = [*(endpoint.headers if endpoint else self.settings.plain_headers), *req.headers]
@@ -192,7 +221,7 @@ class Connections:
         still failing when ``policy`` ran out; ``retryable`` tells which). ``explain`` turns an
         error answer into ``(vendor_message, vendor_code, advice)``; by default the provider's.
         """
-        endpoint = self.settings.endpoint(req.connection)
+        endpoint = self._endpoint(req.connection)
         url = endpoint.url(req.path) if endpoint else req.path
         headers = self._headers(req, endpoint)
         limiter = self._limiter(endpoint) if endpoint else None
@@ -212,7 +241,11 @@ class Connections:
             retry_after: float | None = None
             try:
                 response = await client.request(
-                    req.method, url, json=req.json, headers=headers, extensions=extensions
+                    req.method,
+                    _parsed_url(url),
+                    json=req.json,
+                    headers=headers,
+                    extensions=extensions,
                 )
             except _NOT_SENT as exc:
                 reason = f"could not be reached ({type(exc).__name__})"
@@ -259,10 +292,10 @@ class _Call:
     ) -> None:
         self.req = req
         self.endpoint = endpoint
-        self.url = mask_url(url)
+        self.url = _masked_url(url)
         self.headers = mask_headers(headers)
         self.explain = explain
-        self.provider = endpoint.name if endpoint else (httpx.URL(url).host or "the endpoint")
+        self.provider = endpoint.name if endpoint else (_parsed_url(url).host or "the endpoint")
         self.what = f"{req.method} {req.path if endpoint else self.url}"
 
     def result(self, response: httpx.Response, attempts: int, ms: float) -> SendResult:
@@ -347,16 +380,27 @@ class _Call:
 def read_body(response: httpx.Response) -> Any:
     """The body as JSON when it is JSON, else as text (at most ``MAX_TEXT_BODY`` characters);
     ``None`` when empty."""
+    content = response.content
+    if not content.strip():
+        return None
+    # JSON is parsed from the bytes (as ``response.json()`` does): decoding them to text first
+    # would cost as much again, for nothing.
+    content_type = response.headers.get("content-type", "")
+    if "json" in content_type or content.lstrip()[:1] in (b"{", b"["):
+        try:
+            return json.loads(content)
+        except ValueError:
+            pass
     text = response.text
     if not text.strip():
         return None
-    content_type = response.headers.get("content-type", "")
-    if "json" in content_type or text.lstrip()[:1] in ("{", "["):
-        try:
-            return response.json()
-        except ValueError:
-            pass
     return text if len(text) <= MAX_TEXT_BODY else text[:MAX_TEXT_BODY] + "…"
+
+
+# Provider URLs repeat (a base URL and a few fixed paths): parse and mask each once. Bounded,
+# because ``http.request`` URLs are templated and may differ on every run.
+_parsed_url = functools.lru_cache(maxsize=256)(httpx.URL)
+_masked_url = functools.lru_cache(maxsize=256)(mask_url)
 
 
 def _report_sending(slot: Slot) -> Callable[[str, dict[str, Any]], Awaitable[None]]:

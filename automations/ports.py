@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 
 from automations.records import RunFilter, RunRecord, RunStatus, StepRecord
 
-__all__ = ["RunStore", "StateStore"]
+__all__ = ["RunStore", "StateStore", "Store"]
 
 
 class RunStore(ABC):
@@ -90,3 +91,12 @@ class StateStore(ABC):
 
     @abstractmethod
     def all_state(self, scope: str) -> dict[str, str]: ...
+
+
+class Store(RunStore, StateStore):
+    """One database holding both runs and trigger state: what the runner is given."""
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Group writes into one commit (a no-op where every write is already atomic). Never wrap
+        a send in one: writes inside are durable only when the block ends."""
+        return nullcontext()

@@ -114,7 +114,8 @@ class Text:
     parts: tuple[str | ColumnRef | StepRef | EnvRef, ...]
 
     def render(self, ctx: RenderContext) -> str:
-        return "".join(p if isinstance(p, str) else to_text(p.render(ctx)) for p in self.parts)
+        # a list, not a generator: join builds one from a generator anyway
+        return "".join([p if isinstance(p, str) else to_text(p.render(ctx)) for p in self.parts])
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ import uvicorn
 
 from automations.cli import friendly_errors
 from automations.cli.history import db_option, resolve_db
-from automations.connections import ConnectionSettings, Connections
+from automations.connections import Connections, ConnectionSettings
 from automations.runner.app import build_app
 from automations.runner.logs import configure_logging
 from automations.runner.service import Runner, RunnerOptions
@@ -35,29 +35,41 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def _serve(directory: Path, db: Path, host: str, port: int, options: RunnerOptions,
-                 max_body: int) -> None:
+async def _serve(
+    directory: Path, db: Path, host: str, port: int, options: RunnerOptions, max_body: int
+) -> None:
     store = open_store(db)
     env = dict(os.environ)
     async with Connections(ConnectionSettings.from_env(env)) as conns:
         runner = Runner(directory, store, conns, env, options)
-        config = uvicorn.Config(build_app(runner, max_body=max_body), host=host, port=port,
-                                log_level="warning", access_log=False, lifespan="off")
+        config = uvicorn.Config(
+            build_app(runner, max_body=max_body),
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
         server = _Server(config)
         loop = asyncio.get_running_loop()
 
         def shutdown() -> None:
             log.info("stopping: no new events; finishing runs in flight")
-            runner.dispatcher.closed = True
+            runner.dispatcher.close(finish_queued=False)
             server.should_exit = True
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, shutdown)
         try:
             await runner.start()
-            log.info("serving %d recipe(s) from %s on http://%s:%d%s",
-                     len(runner.recipes.by_name), directory, host, port,
-                     " (dry run: nothing is sent)" if options.dry_run else "")
+            log.info(
+                "serving %d recipe(s) from %s on http://%s:%d%s",
+                len(runner.recipes.by_name),
+                directory,
+                host,
+                port,
+                " (dry run: nothing is sent)" if options.dry_run else "",
+            )
             await server.serve()
         finally:
             await runner.stop()
@@ -71,17 +83,42 @@ async def _serve(directory: Path, db: Path, host: str, port: int, options: Runne
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8787, show_default=True, type=int)
 @click.option("--dry-run", is_flag=True, help="Render and audit every run; send nothing.")
-@click.option("--concurrency", default=8, show_default=True, type=click.IntRange(min=1),
-              help="Runs executing at once.")
-@click.option("--grace", default=10.0, show_default=True, type=float,
-              help="Seconds to let in-flight runs finish on SIGTERM / Ctrl-C.")
-@click.option("--max-body", default=DEFAULT_MAX_BODY, show_default=True, type=int,
-              help="Largest webhook body accepted, in bytes (413 above).")
-@click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
-              show_default=True)
+@click.option(
+    "--concurrency",
+    default=8,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Runs executing at once.",
+)
+@click.option(
+    "--grace",
+    default=10.0,
+    show_default=True,
+    type=float,
+    help="Seconds to let in-flight runs finish on SIGTERM / Ctrl-C.",
+)
+@click.option(
+    "--max-body",
+    default=DEFAULT_MAX_BODY,
+    show_default=True,
+    type=int,
+    help="Largest webhook body accepted, in bytes (413 above).",
+)
+@click.option(
+    "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
 @friendly_errors
-def run(directory: Path, db: Path | None, host: str, port: int, dry_run: bool,
-        concurrency: int, grace: float, max_body: int, log_format: str) -> None:
+def run(
+    directory: Path,
+    db: Path | None,
+    host: str,
+    port: int,
+    dry_run: bool,
+    concurrency: int,
+    grace: float,
+    max_body: int,
+    log_format: str,
+) -> None:
     """Run the recipes in DIRECTORY: serve webhooks, watch tables, fire schedules; reload
     recipes when their files change. SIGTERM or Ctrl-C stops cleanly (exit 0)."""
     configure_logging(log_format)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import Any
 
@@ -27,7 +28,7 @@ from automations.execution.rows import evaluate_condition, row_for
 from automations.execution.versions import remember_version
 from automations.model import Recipe
 from automations.outbound import OutboundRequest
-from automations.ports import RunStore, StateStore
+from automations.ports import RunStore, StateStore, Store
 from automations.records import RunRecord, RunStatus, StepRecord, StepStatus, TriggerKind
 from automations.redact import Redactor
 from automations.retry import RetryPolicy
@@ -83,6 +84,19 @@ class Executor:
 
     async def execute(self, run: RunRecord, recipe: Recipe, *, dry_run: bool = False) -> RunRecord:
         """Run (or resume) ``run`` with ``recipe``; returns the final record."""
+        batch = _Batch(self.store)
+        batch.begin()
+        try:
+            final = await self._execute(run, recipe, dry_run, batch)
+        except BaseException as exc:
+            batch.abort(exc)
+            raise
+        batch.commit()
+        return final
+
+    async def _execute(
+        self, run: RunRecord, recipe: Recipe, dry_run: bool, batch: _Batch
+    ) -> RunRecord:
         claimed = self.store.claim(run.id, recipe.content_hash)
         if claimed is None:
             return self.store.get_run(run.id)
@@ -126,7 +140,7 @@ class Executor:
                 self._put(step, red, status=StepStatus.UNKNOWN, error=msg,
                           attempts=prior.attempts)
                 return self._finish(run.id, RunStatus.UNKNOWN, f"{action.id}: {msg}")
-            outcome = await self._send(step, req, red)
+            outcome = await self._send(step, req, red, batch)
             if outcome.status is StepStatus.SUCCEEDED:
                 responses[action.id] = outcome.response_body
                 continue
@@ -134,28 +148,38 @@ class Executor:
             return self._finish(run.id, status, f"{action.id}: {outcome.error}")
         return self._finish(run.id, RunStatus.SUCCEEDED, None)
 
-    async def _send(self, step: StepRecord, req: OutboundRequest, red: Redactor) -> StepRecord:
+    async def _send(
+        self, step: StepRecord, req: OutboundRequest, red: Redactor, batch: _Batch
+    ) -> StepRecord:
         self.store.put_step(replace(step, status=StepStatus.SENDING, attempts=step.attempts + 1))
+        batch.commit()  # the request leaves only once "sending" is durable
         started = time.perf_counter()
         try:
             result = await self.connections.send(req, self.retry)
-        except AmbiguousSendError as exc:
+        except (ProviderError, ConfigError) as exc:
+            batch.begin()
+            return self._failed(step, red, exc, started)
+        batch.begin()
+        return self._put(
+            step, red, status=StepStatus.SUCCEEDED, http_status=result.status,
+            response_body=red.value(result.body), attempts=result.attempts,
+            duration_ms=result.duration_ms,
+        )
+
+    def _failed(
+        self, step: StepRecord, red: Redactor, exc: ProviderError | ConfigError, started: float
+    ) -> StepRecord:
+        if isinstance(exc, AmbiguousSendError):
             return self._put(step, red, status=StepStatus.UNKNOWN, error=red.text(str(exc)),
                              duration_ms=_ms(started), attempts=getattr(exc, "attempts", 1))
-        except ProviderError as exc:
+        if isinstance(exc, ProviderError):
             return self._put(
                 step, red, status=StepStatus.FAILED, error=red.text(_explain(exc)),
                 error_code=exc.vendor_code, http_status=exc.status,
                 response_body=red.value(_body_of(exc)), duration_ms=_ms(started),
                 attempts=getattr(exc, "attempts", 1),
             )
-        except ConfigError as exc:
-            return self._put(step, red, status=StepStatus.FAILED, error=red.text(str(exc)))
-        return self._put(
-            step, red, status=StepStatus.SUCCEEDED, http_status=result.status,
-            response_body=red.value(result.body), attempts=result.attempts,
-            duration_ms=result.duration_ms,
-        )
+        return self._put(step, red, status=StepStatus.FAILED, error=red.text(str(exc)))
 
     def _describe(self, req: OutboundRequest, red: Redactor) -> dict[str, Any]:
         url, headers = self.connections.describe(req)
@@ -174,6 +198,40 @@ class Executor:
     def _finish(self, run_id: str, status: RunStatus, error: str | None) -> RunRecord:
         self.store.update_run(run_id, status=status, error=error, finished_at=self.clock())
         return self.store.get_run(run_id)
+
+
+class _Batch:
+    """A run's writes between two requests, committed together (one commit per stretch instead
+    of one per write).
+
+    Committed before every request leaves ("written before sent"), and never left open across
+    an ``await``: other coroutines on this thread would join the open transaction and take
+    their own writes (a webhook's inbox entry) for durable before they are. A store without
+    ``transaction()`` commits every write as before.
+    """
+
+    __slots__ = ("_open", "_store")
+
+    def __init__(self, store: RunStore) -> None:
+        self._store = store if isinstance(store, Store) else None
+        self._open: AbstractContextManager[None] | None = None
+
+    def begin(self) -> None:
+        if self._store is not None and self._open is None:
+            block = self._store.transaction()
+            block.__enter__()
+            self._open = block
+
+    def commit(self) -> None:
+        if self._open is not None:
+            block, self._open = self._open, None
+            block.__exit__(None, None, None)
+
+    def abort(self, exc: BaseException) -> None:
+        """Roll back what was written since the last commit (the run stays resumable)."""
+        if self._open is not None:
+            block, self._open = self._open, None
+            block.__exit__(type(exc), exc, exc.__traceback__)
 
 
 def _explain(exc: ProviderError) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 from automations.conditions import Condition, compile_expression
 from automations.diagnostics import Diagnostic, Severity
-from automations.model import Recipe, RecipeTest
+from automations.model import Recipe, RecipeTest, WebhookTrigger
 from automations.recipes.actions import compile_actions
 from automations.recipes.context import CompileContext
 from automations.recipes.structure import check_structure, did_you_mean
@@ -100,19 +100,23 @@ def _condition_fields(source: str) -> tuple[str, ...]:
 
     By source text: recipes repeat their conditions, and jmespath keeps the parsed ones."""
     fields: list[str] = []
-    stack: list[tuple[dict[str, Any], bool]] = [(compile_expression(source).parsed.parsed, True)]
+    tree: Any = compile_expression(source).parsed.parsed
+    stack: list[tuple[dict[str, Any], bool]] = [(tree, True)]
     while stack:
         node, top = stack.pop()
         kind = node.get("type")
         children = node.get("children", [])
         if kind == "field" and top:
             fields.append(str(node["value"]))
-        elif kind in ("subexpression", "index_expression"):
-            if children:
-                stack.append((children[0], top))
-                for c in children[1:]:
-                    stack.append((c, False))
-        elif kind in ("projection", "filter_projection", "value_projection", "flatten"):
+        elif kind in (
+            "subexpression",
+            "index_expression",
+            "projection",
+            "filter_projection",
+            "value_projection",
+            "flatten",
+        ):
+            # only the left side reads the row; the rest reads what it selected
             if children:
                 stack.append((children[0], top))
                 for c in children[1:]:
@@ -211,8 +215,8 @@ def load_recipe_text(
     condition = compile_expr(ctx, ("only_run_if",), raw.get("only_run_if"))
     _check_condition_columns(ctx, ("only_run_if",), condition, known)
     env_names: set[str] = set()
-    if trigger is not None and getattr(trigger, "secret_env", None):
-        env_names.add(str(getattr(trigger, "secret_env")))
+    if isinstance(trigger, WebhookTrigger) and trigger.secret_env:
+        env_names.add(trigger.secret_env)
     actions = compile_actions(ctx, raw.get("actions"), known, env_names, error_lines=error_lines)
     raw_actions = raw.get("actions")
     for i, item in enumerate(raw_actions if isinstance(raw_actions, list) else []):
@@ -225,7 +229,10 @@ def load_recipe_text(
         if name not in env:
             ctx.diagnostics.append(
                 Diagnostic(
-                    file, *_env_position(ctx, name), Severity.WARNING, "ENV001",
+                    file,
+                    *_env_position(ctx, name),
+                    Severity.WARNING,
+                    "ENV001",
                     f"environment variable {name} is not set here; runs will fail until it is "
                     "(dry runs and previews show ${" + name + "})",
                 )
@@ -286,9 +293,7 @@ def iter_recipe_files(paths: Iterable[Path]) -> Iterator[Path]:
                 yield f
 
 
-def load_directory(
-    paths: Iterable[Path], env: Mapping[str, str] | None = None
-) -> list[LoadResult]:
+def load_directory(paths: Iterable[Path], env: Mapping[str, str] | None = None) -> list[LoadResult]:
     """Compile every recipe under ``paths`` and check what spans files: duplicate recipe
     names and two webhook recipes on one path."""
     results = [load_recipe(f, env) for f in iter_recipe_files(paths)]
@@ -305,9 +310,13 @@ def cross_check(results: list[LoadResult]) -> list[LoadResult]:
         if rec is not None:
             if rec.name in names:
                 extra.append(
-                    _at_key(r, "name", "DUP001",
-                            f'recipe name "{rec.name}" is already used by {names[rec.name]}; '
-                            "names must be unique")
+                    _at_key(
+                        r,
+                        "name",
+                        "DUP001",
+                        f'recipe name "{rec.name}" is already used by {names[rec.name]}; '
+                        "names must be unique",
+                    )
                 )
             else:
                 names[rec.name] = r.file
@@ -315,15 +324,22 @@ def cross_check(results: list[LoadResult]) -> list[LoadResult]:
             if rec.trigger.kind == "webhook" and isinstance(path, str):
                 if path in hooks:
                     extra.append(
-                        _at_key(r, "trigger", "DUP002",
-                                f"webhook path {path} is already served by {hooks[path]}; "
-                                "give each webhook recipe its own path")
+                        _at_key(
+                            r,
+                            "trigger",
+                            "DUP002",
+                            f"webhook path {path} is already served by {hooks[path]}; "
+                            "give each webhook recipe its own path",
+                        )
                     )
                 else:
                     hooks[path] = r.file
         if extra:
-            r = LoadResult(r.file, None, tuple(sorted((*r.diagnostics, *extra),
-                                                      key=lambda d: (d.line, d.column))))
+            r = LoadResult(
+                r.file,
+                None,
+                tuple(sorted((*r.diagnostics, *extra), key=lambda d: (d.line, d.column))),
+            )
         out.append(r)
     return out
 

@@ -48,7 +48,9 @@ def recipe_schema() -> dict[str, Any]:
 _OneOfKeys = tuple[tuple[str | None, ...], list[str]]
 
 
-def _inline_refs(node: Any, definitions: Mapping[str, Any], seen: frozenset[str] = frozenset()) -> Any:
+def _inline_refs(
+    node: Any, definitions: Mapping[str, Any], seen: frozenset[str] = frozenset()
+) -> Any:
     """``node`` with each ``{"$ref": "#/definitions/x"}`` replaced by the definition (draft-07
     ignores a ``$ref``'s siblings). The compiled validator calls a function per ``$ref``, and
     formats a name for it with ``locals()`` each time, valid value or not."""
@@ -115,7 +117,8 @@ def _fast_validator() -> Callable[[Any], bool]:
     schema = recipe_schema()
     inlined = _inline_refs(schema, schema.get("definitions", {}))
     loose, sites = _split_one_of_keys(inlined)
-    compiled = fastjsonschema.compile(loose)
+    # only valid or not is needed here: short messages make a third of the code to compile
+    compiled = fastjsonschema.compile(loose, detailed_exceptions=False)
 
     def valid(value: Any) -> bool:
         try:
@@ -193,11 +196,17 @@ class _Mapper:
         key = (pos[0], pos[1], code, message)
         if key not in self.seen:
             self.seen.add(key)
-            self.out.append(Diagnostic(self.doc.file, pos[0], pos[1], Severity.ERROR, code, message))
+            self.out.append(
+                Diagnostic(self.doc.file, pos[0], pos[1], Severity.ERROR, code, message)
+            )
 
     def error(self, err: jsonschema.ValidationError) -> None:
         path: Path_ = tuple(err.absolute_path)
-        v, schema, inst = err.validator, err.schema, err.instance
+        # typed loosely on purpose: the stubs say "... | Unset", but a reported error has them all
+        v: Any = err.validator
+        schema: Any = err.schema
+        inst: Any = err.instance
+        want: Any = err.validator_value
         pos = self.doc.positions
         if v == "additionalProperties" and isinstance(inst, dict):
             allowed = list(schema.get("properties", {}))
@@ -213,7 +222,7 @@ class _Mapper:
                         f'unknown key "{key}" in {_where(path)}{hint}',
                     )
         elif v == "required" and isinstance(inst, dict):
-            for key in err.validator_value:
+            for key in want:
                 if key not in inst:
                     self.add(
                         pos.of_key(path),
@@ -227,12 +236,14 @@ class _Mapper:
             if not present:
                 msg = f"{_where(path)} needs one of: {', '.join(alts)}"
             else:
-                msg = f"{_where(path)} takes only one of {', '.join(alts)} (found {', '.join(present)})"
+                msg = (
+                    f"{_where(path)} takes only one of {', '.join(alts)} "
+                    f"(found {', '.join(present)})"
+                )
             self.add(pos.of_key(path), "SCH005", msg)
         elif v == "type":
             if path in self.skip_values:
                 return  # reported as YAML004 ("quote it")
-            want = err.validator_value
             wants = [want] if isinstance(want, str) else list(want)
             names = " or ".join(_TYPE_NAMES.get(w, w) for w in wants)
             self.add(
@@ -241,7 +252,7 @@ class _Mapper:
                 f"{_where(path)} must be {names}, not {_describe(inst)}",
             )
         elif v == "enum":
-            choices = [str(c) for c in err.validator_value]
+            choices = [str(c) for c in want]
             hint = did_you_mean(str(inst), choices)
             self.add(
                 pos.of_value(path),
@@ -253,15 +264,19 @@ class _Mapper:
 
 
 def _rephrase(err: jsonschema.ValidationError) -> str:
-    v, inst, want = err.validator, err.instance, err.validator_value
-    desc = str(err.schema.get("description", ""))
+    v: Any = err.validator
+    inst: Any = err.instance
+    want: Any = err.validator_value
+    schema: Any = err.schema
+    desc = str(schema.get("description", ""))
     first_sentence = desc.split(". ")[0].rstrip(".")
     if v == "pattern":
         return f"{json.dumps(inst)} is not valid here" + (
             f" ({first_sentence})" if first_sentence else ""
         )
     if v in ("minItems", "maxItems"):
-        return f"expected {'at least' if v == 'minItems' else 'at most'} {want} item(s), got {len(inst)}"
+        bound = "at least" if v == "minItems" else "at most"
+        return f"expected {bound} {want} item(s), got {len(inst)}"
     if v == "minLength":
         return "must not be empty"
     if v == "minProperties":

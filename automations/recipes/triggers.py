@@ -67,7 +67,7 @@ def compile_expr(ctx: CompileContext, path: Path_, source: Any) -> Condition | N
             path,
             "EXP001",
             f"invalid JMESPath: {exc.msg} near {exc.token_value!r}; "
-            'quote column names with spaces ("First Name") and compare strings with \'...\'',
+            "quote column names with spaces (\"First Name\") and compare strings with '...'",
             offset=where,
         )
     except Exception as exc:  # jmespath raises a few other kinds for lexer errors
@@ -151,8 +151,9 @@ def _webhook(ctx: CompileContext, path: Path_, raw: dict[str, Any]) -> WebhookTr
                 "write secret: ${WEBHOOK_SECRET}",
             )
     if scheme is VerifyScheme.TOKEN and not verify.get("header"):
-        ctx.report(vpath, "SCH002", "scheme token needs header: the header carrying the token",
-                   at_key=True)
+        ctx.report(
+            vpath, "SCH002", "scheme token needs header: the header carrying the token", at_key=True
+        )
     event_id = compile_expr(ctx, (*path, "event_id"), raw.get("event_id"))
     return WebhookTrigger(
         path=str(raw.get("path", "")),
@@ -219,4 +220,3 @@ def compile_trigger(ctx: CompileContext, raw: Any) -> tuple[Trigger | None, Know
     if kind == "schedule":
         return _schedule(ctx, path, body)
     return None, unknown
-

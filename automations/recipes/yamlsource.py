@@ -38,7 +38,7 @@ _PLAIN_TAGS: dict[str, str] = {}
 _MAX_PLAIN_TAGS = 4096
 
 
-class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
+class _Loader(_BaseLoader):  # type: ignore[misc]
     """The safe loader, resolving each distinct plain scalar's tag once.
 
     The C composer calls back into the Python resolver for every node, and the regular
@@ -131,7 +131,7 @@ class _Builder:
                         km,
                         "YAML003",
                         f"key {shown!r} is not a string (YAML reads it as "
-                        f"{key_node.tag.rsplit(':', 1)[-1]}); quote it: \"{shown}\"",
+                        f'{key_node.tag.rsplit(":", 1)[-1]}); quote it: "{shown}"',
                     )
                 )
                 continue

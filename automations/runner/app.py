@@ -7,6 +7,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from automations.runner.inbox import GroupCommit
 from automations.runner.service import Runner
 from automations.triggers.webhook import DEFAULT_MAX_BODY, WebhookIntake
 
@@ -16,8 +17,9 @@ _ALL = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 def build_app(runner: Runner, *, max_body: int = DEFAULT_MAX_BODY) -> Starlette:
+    inbox = GroupCommit(runner.accept_many)
     intake = WebhookIntake(
-        lambda path: runner.recipes.webhook(path), runner.env, runner.accept, max_body=max_body
+        lambda path: runner.recipes.webhook(path), runner.env, inbox.accept, max_body=max_body
     )
 
     async def healthz(request: Request) -> Response:

@@ -19,13 +19,17 @@ log = logging.getLogger("automations.runner")
 
 
 class Dispatcher:
-    def __init__(self, execute: Callable[[RunRecord], Awaitable[None]], concurrency: int = 8) -> None:
+    def __init__(
+        self, execute: Callable[[RunRecord], Awaitable[None]], concurrency: int = 8
+    ) -> None:
         self._execute = execute
         self._slots = asyncio.Semaphore(concurrency)
         self._chains: dict[str, deque[RunRecord]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._submitted: set[str] = set()
         self.closed = False
+        #: Closed without finishing queued runs: a run still waiting for a slot does not start.
+        self._hold = False
 
     @property
     def in_flight(self) -> int:
@@ -52,7 +56,8 @@ class Dispatcher:
         while True:
             try:
                 async with self._slots:
-                    await self._execute(run)
+                    if not self._hold:
+                        await self._execute(run)
             except Exception:  # a bug must not stop the chain; the run stays resumable
                 log.exception("run %s could not be executed", run.id)
             finally:
@@ -70,13 +75,21 @@ class Dispatcher:
         while self._tasks:
             await asyncio.wait(set(self._tasks))
 
-    async def drain(self, timeout: float) -> bool:
-        """Stop taking runs and wait up to ``timeout`` s for those in flight; ``True`` when all
-        finished. Runs cut off stay ``running`` in the store and are resumed on restart."""
+    def close(self, *, finish_queued: bool = True) -> None:
+        """Take no more runs. With ``finish_queued=False`` the runs waiting for a slot do not
+        start either: they stay ``pending`` in the store and run on the next start, rather than
+        begin sending during a shutdown that may cut them off (an SMS cut off is ``unknown``)."""
         self.closed = True
+        self._hold = self._hold or not finish_queued
+
+    async def drain(self, timeout: float, *, finish_queued: bool = True) -> bool:
+        """Stop taking runs (see ``close``) and wait up to ``timeout`` s for those submitted;
+        ``True`` when all finished. Runs cut off stay ``running`` in the store and are resumed
+        on restart."""
+        self.close(finish_queued=finish_queued)
         if not self._tasks:
             return True
-        done, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
+        _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
         for task in pending:
             task.cancel()
         if pending:

@@ -20,9 +20,9 @@ from watchfiles import awatch
 from automations.connections import Connections
 from automations.execution.executor import Executor
 from automations.execution.versions import load_version
-from automations.model import Recipe, ScheduleTrigger, TableTrigger
-from automations.records import RunRecord, RunStatus, TriggerKind
+from automations.model import Recipe, ScheduleTrigger, TableTrigger, WebhookTrigger
 from automations.recipes.compiler import RECIPE_SUFFIXES
+from automations.records import RunRecord, RunStatus, TriggerKind
 from automations.runner.dispatch import Dispatcher
 from automations.runner.registry import RecipeSet, reload
 from automations.runner.sources import run_schedule, run_table
@@ -78,7 +78,8 @@ class Runner:
         self.started = True
 
     async def stop(self) -> None:
-        """Stop taking events, let in-flight runs finish (bounded by ``grace_s``)."""
+        """Stop taking events, let the runs already executing finish (bounded by ``grace_s``);
+        runs not started yet stay pending for the next start."""
         self._stop.set()
         if self._watcher is not None:
             self._watcher.cancel()
@@ -88,7 +89,7 @@ class Runner:
         if self._watcher is not None:
             tasks.append(self._watcher)
         await asyncio.gather(*tasks, return_exceptions=True)
-        finished = await self.dispatcher.drain(self.options.grace_s)
+        finished = await self.dispatcher.drain(self.options.grace_s, finish_queued=False)
         if not finished:
             log.warning("stopped with runs in flight; they resume on the next start")
 
@@ -101,18 +102,26 @@ class Runner:
             self.dispatcher.submit(stored, order_key)
         return stored, is_new
 
-    def accept_many(self, items: Sequence[tuple[RunRecord, str | None]]) -> None:
+    def accept_many(
+        self, items: Sequence[tuple[RunRecord, str | None]]
+    ) -> list[tuple[RunRecord, bool]]:
+        """``accept`` for several runs, recorded in one commit."""
         results = self.store.enqueue_many([r for r, _ in items])
         for (stored, is_new), (_, key) in zip(results, items, strict=True):
             if is_new:
                 self.dispatcher.submit(stored, key)
+        return results
 
     # -- runs out ----------------------------------------------------------------------------
 
     async def _execute(self, run: RunRecord) -> None:
         recipe = self._recipe_for(run)
         if recipe is None:
-            log.warning("run %s waits: recipe %s is not loaded", run.id, run.recipe)
+            log.warning(
+                "run %s waits: recipe %s is not loaded (it runs when the recipe is back)",
+                run.id,
+                run.recipe,
+            )
             return
         started = time.perf_counter()
         final = await self.executor.execute(run, recipe, dry_run=self.options.dry_run)
@@ -121,23 +130,34 @@ class Runner:
         runs_log.log(
             level,
             "%s %s %s %.1fms%s",
-            final.recipe, final.event_key, final.status.value, ms,
+            final.recipe,
+            final.event_key,
+            final.status.value,
+            ms,
             f" {final.error}" if final.error else "",
-            extra={"run": {
-                "run_id": final.id, "recipe": final.recipe, "event_key": final.event_key,
-                "status": final.status.value, "duration_ms": round(ms, 2),
-                "dry_run": final.dry_run, "error": final.error,
-            }},
+            extra={
+                "run": {
+                    "run_id": final.id,
+                    "recipe": final.recipe,
+                    "event_key": final.event_key,
+                    "status": final.status.value,
+                    "duration_ms": round(ms, 2),
+                    "dry_run": final.dry_run,
+                    "error": final.error,
+                }
+            },
         )
 
     def _recipe_for(self, run: RunRecord) -> Recipe | None:
         current = self.recipes.by_name.get(run.recipe)
-        if run.status is RunStatus.RUNNING and run.recipe_hash and (
-            current is None or current.content_hash != run.recipe_hash
+        if (
+            run.status is RunStatus.RUNNING
+            and run.recipe_hash
+            and (current is None or current.content_hash != run.recipe_hash)
         ):
             try:  # a run resumed after a restart finishes on the version it started with
                 return load_version(self.store, run, self.env)
-            except Exception:  # noqa: BLE001 - fall back to the current version
+            except Exception:  # unreadable: fall back to the current version
                 pass
         return current
 
@@ -149,21 +169,33 @@ class Runner:
             if diags != old:
                 for d in diags:
                     (log.error if d.is_error else log.warning)("%s", d.format())
+        added: set[str] = set()
         if not initial:
             added = set(new.by_name) - set(self.recipes.by_name)
             removed = set(self.recipes.by_name) - set(new.by_name)
             changed = {
-                n for n, r in new.by_name.items()
+                n
+                for n, r in new.by_name.items()
                 if n in self.recipes.by_name and self.recipes.by_name[n] is not r
             }
             if added or removed or changed:
-                log.info("recipes reloaded: added %s, changed %s, removed %s",
-                         sorted(added) or "-", sorted(changed) or "-", sorted(removed) or "-")
+                log.info(
+                    "recipes reloaded: added %s, changed %s, removed %s",
+                    sorted(added) or "-",
+                    sorted(changed) or "-",
+                    sorted(removed) or "-",
+                )
         self.recipes = new
+        if added:
+            # runs that found their recipe gone wait in the store; it is back, so they run now
+            for run in self.store.unfinished():
+                if run.recipe in added:
+                    self.dispatcher.submit(run, _order_key(run))
 
     async def _start_sources(self) -> None:
         wanted = {
-            r.name: r for r in self.recipes.by_name.values()
+            r.name: r
+            for r in self.recipes.by_name.values()
             if isinstance(r.trigger, TableTrigger | ScheduleTrigger)
         }
         for name in list(self._sources):
@@ -189,8 +221,9 @@ class Runner:
             await asyncio.wait_for(asyncio.gather(*waits), timeout=30)
 
     async def _watch_recipes(self) -> None:
-        async for changes in awatch(self.directory, debounce=50, step=10, recursive=True,
-                                    stop_event=self._stop):
+        async for changes in awatch(
+            self.directory, debounce=50, step=10, recursive=True, stop_event=self._stop
+        ):
             if not any(Path(p).suffix in RECIPE_SUFFIXES for _, p in changes):
                 continue
             self._apply(reload(self.recipes, self.directory, self.env))
@@ -206,7 +239,7 @@ class Runner:
                 "file": str(r.source),
                 "trigger": r.trigger.kind,
                 "version": r.content_hash[:12],
-                **({"path": getattr(r.trigger, "path")} if r.trigger.kind == "webhook" else {}),
+                **({"path": r.trigger.path} if isinstance(r.trigger, WebhookTrigger) else {}),
             }
             for r in sorted(self.recipes.by_name.values(), key=lambda r: r.name)
         ]
@@ -214,20 +247,27 @@ class Runner:
             "status": "ok" if self.started else "starting",
             "dry_run": self.options.dry_run,
             "recipes": recipes,
-            "errors": {
-                f: [d.as_dict() for d in ds] for f, ds in self.recipes.errors().items()
-            },
+            "errors": {f: [d.as_dict() for d in ds] for f, ds in self.recipes.errors().items()},
             "in_flight": self.dispatcher.in_flight,
             "reloads": self.reloads,
         }
 
 
 def _order_key(run: RunRecord) -> str | None:
+    """The order key the run's source gave it (``sources``), rebuilt from its event key."""
     if run.trigger is TriggerKind.TABLE:
-        return f"{run.recipe}:{run.event_key.partition('@')[0]}"
+        # an updated row's event key is "<row key>@<16 hex digits>"; row keys (e-mail
+        # addresses) may hold "@" themselves, so only that exact suffix is cut
+        key, at, digest = run.event_key.rpartition("@")
+        if not (at and len(digest) == 16 and all(c in _HEX for c in digest)):
+            key = run.event_key
+        return f"{run.recipe}:{key}"
     if run.trigger is TriggerKind.SCHEDULE and ":" in run.event_key[20:]:
         return f"{run.recipe}:{run.event_key[21:]}"
     return None
+
+
+_HEX = frozenset("0123456789abcdef")
 
 
 def _log_crash(task: asyncio.Task[None]) -> None:

@@ -28,8 +28,9 @@ __all__ = ["Enqueue", "run_schedule", "run_table", "table_scope"]
 
 log = logging.getLogger("automations.runner")
 
-#: Records runs durably and hands the new ones to the dispatcher; takes (run, order key) pairs.
-Enqueue = Callable[[Sequence[tuple[RunRecord, str | None]]], None]
+#: Records runs durably and hands the new ones to the dispatcher; takes (run, order key) pairs
+#: (what it returns is not used here).
+Enqueue = Callable[[Sequence[tuple[RunRecord, str | None]]], object]
 
 #: After this long without a change, a last line without its newline counts as a row.
 SETTLE_S = 2.0

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 from automations.errors import StoreError
-from automations.ports import RunStore, StateStore
+from automations.ports import Store
 from automations.records import RunFilter, RunRecord, RunStatus, StepRecord
 from automations.stores.codec import (
     check_run_changes,
@@ -50,7 +50,7 @@ class _Tables:
         )
 
 
-class MemoryStore(RunStore, StateStore):
+class MemoryStore(Store):
     """``RunStore`` and ``StateStore`` in this process's memory; lost when it ends."""
 
     def __init__(self, *, clock: Callable[[], float] = time.time) -> None:

@@ -26,7 +26,7 @@ from types import TracebackType
 from typing import Any
 
 from automations.errors import StoreError
-from automations.ports import RunStore, StateStore
+from automations.ports import Store
 from automations.records import RunFilter, RunRecord, RunStatus, StepRecord
 from automations.stores.codec import check_run_changes, normalize_run
 from automations.stores.sqlite_schema import (
@@ -66,7 +66,7 @@ _PRUNABLE = (
 )
 
 
-class SQLiteStore(RunStore, StateStore):
+class SQLiteStore(Store):
     """``RunStore`` and ``StateStore`` in the SQLite file at ``path`` (created if missing).
 
     Every method is durable when it returns, unless called inside ``transaction()``, which

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from jmespath.exceptions import JMESPathError
@@ -28,8 +28,11 @@ __all__ = ["DEFAULT_MAX_BODY", "WebhookIntake"]
 DEFAULT_MAX_BODY = 1 << 20  # 1 MiB
 
 #: Records a run durably (or finds the one already recorded for its event); returns the stored
-#: run and whether it is new. New runs are handed to the dispatcher by the callee.
-Accept = Callable[[RunRecord, str | None], tuple[RunRecord, bool]]
+#: run and whether it is new, or an awaitable of them (the runner's group commit, which answers
+#: once the commit holding the run is done). New runs are handed to the dispatcher by the callee.
+Accept = Callable[
+    [RunRecord, str | None], tuple[RunRecord, bool] | Awaitable[tuple[RunRecord, bool]]
+]
 
 
 class _TooLarge(Exception):
@@ -38,6 +41,12 @@ class _TooLarge(Exception):
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
+
+
+def _answer(run_id: str, status: str, code: int) -> Response:
+    # The bytes JSONResponse would send, built without its encoder setup on every request.
+    body = f'{{"run_id":{json.dumps(run_id)},"status":"{status}"}}'.encode()
+    return Response(body, status_code=code, media_type="application/json")
 
 
 class WebhookIntake:
@@ -60,9 +69,10 @@ class WebhookIntake:
         self.tolerance_s = tolerance_s
 
     async def handle(self, request: Request) -> Response:
-        recipe = self.lookup(request.url.path)
+        path: str = request.scope["path"]  # request.url would parse the whole URL
+        recipe = self.lookup(path)
         if recipe is None:
-            return _error(404, f"no recipe serves {request.url.path}")
+            return _error(404, f"no recipe serves {path}")
         if request.method != "POST":
             return JSONResponse({"error": "use POST"}, status_code=405, headers={"Allow": "POST"})
         try:
@@ -73,8 +83,14 @@ class WebhookIntake:
         assert isinstance(trigger, WebhookTrigger)
         secret = self.env.get(trigger.secret_env) if trigger.secret_env else None
         try:
-            verify_webhook(trigger.scheme, secret=secret, headers=request.headers, body=body,
-                           header=trigger.header, tolerance_s=self.tolerance_s)
+            verify_webhook(
+                trigger.scheme,
+                secret=secret,
+                headers=request.headers,
+                body=body,
+                header=trigger.header,
+                tolerance_s=self.tolerance_s,
+            )
         except SignatureError as exc:
             return _error(401, str(exc))
         except ConfigError as exc:  # the runner lacks the secret: refuse, and say what to set
@@ -84,11 +100,11 @@ class WebhookIntake:
         except (json.JSONDecodeError, UnicodeDecodeError):
             return _error(400, "the body is not JSON")
         event_key = self._event_key(trigger, request.headers, payload, body)
-        run, is_new = self.accept(new_run(recipe.name, TriggerKind.WEBHOOK, event_key, payload),
-                                  None)
+        accepted = self.accept(new_run(recipe.name, TriggerKind.WEBHOOK, event_key, payload), None)
+        run, is_new = accepted if isinstance(accepted, tuple) else await accepted
         if is_new:
-            return JSONResponse({"run_id": run.id, "status": "accepted"}, status_code=202)
-        return JSONResponse({"run_id": run.id, "status": "duplicate"}, status_code=200)
+            return _answer(run.id, "accepted", 202)
+        return _answer(run.id, "duplicate", 200)
 
     async def _read(self, request: Request) -> bytes:
         declared = request.headers.get("content-length")

@@ -43,9 +43,18 @@ HOOK_SECRET = "whsec_" + "c2VjcmV0LWZvci1hY2NlcHRhbmNlLXRlc3RzLTAx"
 QUO_HOOK_SECRET = "cXVvLXNpZ25pbmctc2VjcmV0LWZvci10ZXN0cw=="
 #: Variables a developer's shell might hold that would change what the runner talks to.
 _SCRUBBED = (
-    "QUO_API_KEY", "MATON_API_KEY", "LOOPS_API_KEY", "QUO_BASE_URL", "MATON_BASE_URL",
-    "LOOPS_BASE_URL", "MATON_CONNECTION", "AUTOMATIONS_QUO_VIA", "AUTOMATIONS_DB", "QUO_FROM",
-    "QUO_RATE_LIMIT", "LOOPS_RATE_LIMIT",
+    "QUO_API_KEY",
+    "MATON_API_KEY",
+    "LOOPS_API_KEY",
+    "QUO_BASE_URL",
+    "MATON_BASE_URL",
+    "LOOPS_BASE_URL",
+    "MATON_CONNECTION",
+    "AUTOMATIONS_QUO_VIA",
+    "AUTOMATIONS_DB",
+    "QUO_FROM",
+    "QUO_RATE_LIMIT",
+    "LOOPS_RATE_LIMIT",
 )
 #: How long any single wait may take before the test fails (generous: a loaded 2-core box).
 WAIT_S = 30.0
@@ -116,11 +125,17 @@ def dumps(value: Any) -> bytes:
 
 
 class _Latency:
-    """Answers each request ``latency`` seconds after the fake processed it, so a runner killed
-    meanwhile has sent a request whose outcome it never learns. (The loopback app calls the
-    handler synchronously, so this sleep holds that fake's requests in line: fine at 10/s.)"""
+    """Answers each request ``latency`` seconds after the fake processed it (and only once
+    ``gate`` is open), so a runner killed meanwhile has sent a request whose outcome it never
+    learns. The loopback app calls the handler synchronously, so the wait holds that fake's
+    requests in line: fine at 10 requests/s."""
 
     latency: float = 0.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.gate = threading.Event()
+        self.gate.set()
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         try:
@@ -128,6 +143,7 @@ class _Latency:
         finally:
             if self.latency:
                 time.sleep(self.latency)
+            self.gate.wait(WAIT_S)
 
 
 class SlowQuo(_Latency, QuoFake):
@@ -168,7 +184,11 @@ class Fakes:
 def fakes() -> Iterator[Fakes]:
     quo, loops = SlowQuo([QUO_KEY]), SlowLoops([LOOPS_KEY])
     with LoopbackServer(quo) as quo_url, LoopbackServer(loops) as loops_url:
-        yield Fakes(quo, loops, quo_url, loops_url)
+        try:
+            yield Fakes(quo, loops, quo_url, loops_url)
+        finally:
+            quo.gate.set()
+            loops.gate.set()
 
 
 # -- the runner ---------------------------------------------------------------------------------
@@ -201,11 +221,22 @@ class RunnerProcess:
         assert not self.running, "already running"
         self.starts += 1
         log = open(self.logs_dir / f"runner-{self.starts}.log", "wb")  # noqa: SIM115
-        cmd = [sys.executable, "-m", "automations", "run", str(self.directory),
-               "--db", str(self.db), "--port", str(self.port), *self.args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "automations",
+            "run",
+            str(self.directory),
+            "--db",
+            str(self.db),
+            "--port",
+            str(self.port),
+            *self.args,
+        ]
         try:
-            self.proc = subprocess.Popen(cmd, env=self.env, cwd=self.db.parent,
-                                         stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                cmd, env=self.env, cwd=self.db.parent, stdout=log, stderr=subprocess.STDOUT
+            )
         finally:
             log.close()
         wait_until(self._healthy, "the runner to answer GET /healthz with 200")
@@ -264,12 +295,38 @@ class RunnerProcess:
     def runs(self, *extra: str) -> list[dict[str, Any]]:
         """``automations runs --format json`` (all of them, newest first)."""
         out = subprocess.run(
-            [sys.executable, "-m", "automations", "runs", "--db", str(self.db), "--format",
-             "json", "--limit", "100000", *extra],
-            env=self.env, capture_output=True, check=True, timeout=WAIT_S,
+            [
+                sys.executable,
+                "-m",
+                "automations",
+                "runs",
+                "--db",
+                str(self.db),
+                "--format",
+                "json",
+                "--limit",
+                "100000",
+                *extra,
+            ],
+            env=self.env,
+            capture_output=True,
+            check=True,
+            timeout=WAIT_S,
         )
         runs: list[dict[str, Any]] = json.loads(out.stdout)
         return runs
+
+    def show(self, run_id: str) -> dict[str, Any]:
+        """``automations show RUN_ID`` (every step's request and response)."""
+        out = subprocess.run(
+            [sys.executable, "-m", "automations", "show", run_id, "--db", str(self.db)],
+            env=self.env,
+            capture_output=True,
+            check=True,
+            timeout=WAIT_S,
+        )
+        run: dict[str, Any] = json.loads(out.stdout)
+        return run
 
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """A read-only query of the run database (for waiting; assertions use ``runs``)."""
@@ -298,12 +355,15 @@ class RunnerProcess:
         rows = self.query("SELECT count(*) FROM runs WHERE status IN ('pending', 'running')")
         return int(rows[0][0]) if rows else 0
 
-    def wait_runs(self, recipe: str | None, n: int, *, finished: bool = True,
-                  timeout: float = WAIT_S) -> None:
+    def wait_runs(
+        self, recipe: str | None, n: int, *, finished: bool = True, timeout: float = WAIT_S
+    ) -> None:
         """Wait until ``recipe`` has at least ``n`` runs (finished ones, by default)."""
-        wait_until(lambda: self.count_runs(recipe, finished=finished) >= n,
-                   f"{n} {'finished ' if finished else ''}run(s) of {recipe or 'any recipe'}",
-                   timeout=timeout)
+        wait_until(
+            lambda: self.count_runs(recipe, finished=finished) >= n,
+            f"{n} {'finished ' if finished else ''}run(s) of {recipe or 'any recipe'}",
+            timeout=timeout,
+        )
 
     def wait_idle(self, timeout: float = WAIT_S) -> None:
         wait_until(lambda: self.unfinished() == 0, "every run to finish", timeout=timeout)
@@ -324,23 +384,35 @@ def recipes_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def start_runner(tmp_path: Path, fakes: Fakes) -> Iterator[StartRunner]:
-    """``start_runner(directory, *args, keys=True, env={...})``: a started runner on a fresh
-    port with ``--db tmp/automations.db``. At teardown a runner still running gets SIGTERM and
-    must exit 0."""
+    """``start_runner(directory, *args, keys=True, env={NAME: value or None})``: a started
+    runner on a fresh port with ``--db tmp/automations.db``, every recipe loaded without
+    errors. At teardown a runner still running gets SIGTERM and must exit 0."""
     started: list[RunnerProcess] = []
 
-    def start(directory: Path, *args: str, keys: bool = True,
-              env: Mapping[str, str] | None = None) -> RunnerProcess:
+    def start(
+        directory: Path, *args: str, keys: bool = True, env: Mapping[str, str | None] | None = None
+    ) -> RunnerProcess:
         full = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
-        full |= fakes.env(keys=keys) | {"QUO_FROM": QUO_FROM, "HOOK_SECRET": HOOK_SECRET,
-                                        "QUO_HOOK_SECRET": QUO_HOOK_SECRET}
-        full |= dict(env or {})
+        full |= fakes.env(keys=keys) | {
+            "QUO_FROM": QUO_FROM,
+            "HOOK_SECRET": HOOK_SECRET,
+            "QUO_HOOK_SECRET": QUO_HOOK_SECRET,
+        }
+        for name, value in (env or {}).items():  # None: unset
+            if value is None:
+                full.pop(name, None)
+            else:
+                full[name] = value
         logs = tmp_path / "logs"
         logs.mkdir(exist_ok=True)
-        runner = RunnerProcess(directory, tmp_path / "automations.db", free_port(), full,
-                               tuple(args), logs)
+        runner = RunnerProcess(
+            directory, tmp_path / "automations.db", free_port(), full, tuple(args), logs
+        )
         started.append(runner)
-        return runner.start()
+        runner.start()
+        errors = runner.health()["errors"]
+        assert errors == {}, f"recipes did not load: {errors}\n{runner.log}"
+        return runner
 
     yield start
     problems = []
