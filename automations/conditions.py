@@ -6,13 +6,21 @@ from dataclasses import dataclass
 from typing import Any
 
 import jmespath
+from jmespath.exceptions import JMESPathError
 from jmespath.parser import ParsedResult
+from jmespath.visitor import TreeInterpreter
 
-__all__ = ["Condition", "compile_expression", "is_truthy"]
+__all__ = ["EVALUATION_ERRORS", "Condition", "compile_expression", "is_truthy"]
+
+#: What evaluating an expression over arbitrary data can raise.
+EVALUATION_ERRORS: tuple[type[Exception], ...] = (JMESPathError, TypeError, ValueError)
 
 # JMESPath functions raise on type errors (e.g. length(null)); the rest of the engine treats
 # a condition that cannot be evaluated as false, and records why.
 _OPTIONS = jmespath.Options(dict_cls=dict)
+# ``ParsedResult.search`` builds a new interpreter per call; it keeps no per-call state, so one
+# shared interpreter saves a quarter of a condition's cost on the hot path.
+_INTERPRETER = TreeInterpreter(_OPTIONS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,8 +31,10 @@ class Condition:
     parsed: ParsedResult
 
     def search(self, data: Any) -> Any:
-        """The expression's value over ``data``; a JMESPath runtime error propagates."""
-        return self.parsed.search(data, options=_OPTIONS)
+        """The expression's value over ``data``. A runtime error (JMESPath's type errors, or
+        Python's ``TypeError`` for a comparison such as ``"12" > `10` ``) propagates; callers
+        catch ``EVALUATION_ERRORS``."""
+        return _INTERPRETER.visit(self.parsed.parsed, data)
 
     def test(self, data: Any) -> bool:
         """Truthiness in JMESPath's sense: false, null, "", [] and {} are false; 0 is true."""
@@ -43,5 +53,3 @@ def is_truthy(value: Any) -> bool:
     if isinstance(value, str | list | dict):
         return len(value) > 0
     return True
-
-

@@ -124,6 +124,9 @@ class Connections:
         return cls(settings, transport=httpx.MockTransport(_refuse_to_send))
 
     async def __aenter__(self) -> Connections:
+        # Build the client (and its TLS context, which takes a while to load) now, rather than
+        # on the way of the first request.
+        self._http()
         return self
 
     async def __aexit__(

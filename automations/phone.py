@@ -11,6 +11,8 @@ faster than the rules for length.
 
 from __future__ import annotations
 
+import functools
+
 import phonenumbers
 
 from automations.errors import RenderError
@@ -39,6 +41,8 @@ def to_e164(value: object, region: str, *, path: str = "") -> str:
     return _parse_first_possible((text,), region, path, shown=text)
 
 
+# the same numbers come back row after row (a fixed sender, a lead texted again): parse once
+@functools.lru_cache(maxsize=4096)
 def _parse_first_possible(candidates: tuple[str, ...], region: str, path: str, shown: str) -> str:
     problem = "is not a phone number"
     for text in candidates:

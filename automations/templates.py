@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from automations.conditions import Condition, compile_expression
+from automations.conditions import EVALUATION_ERRORS, Condition, compile_expression
 from automations.errors import ConfigError
 
 __all__ = [
@@ -87,7 +87,10 @@ class StepRef:
 
     def render(self, ctx: RenderContext) -> Any:
         body = ctx.steps.get(self.step)
-        value = body if self.path is None or body is None else self.path.search(body)
+        try:
+            value = body if self.path is None or body is None else self.path.search(body)
+        except EVALUATION_ERRORS:  # a response of another shape than expected: no value
+            value = None
         if self.fallback is not None and (value is None or value == ""):
             return self.fallback
         return value

@@ -19,10 +19,12 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fastjsonschema
-import jsonschema  # type: ignore[import-untyped, unused-ignore]
+
+if TYPE_CHECKING:  # imported when a body is invalid: valid bodies never need it
+    import jsonschema
 
 from automations.errors import RenderError
 
@@ -72,11 +74,15 @@ def sources() -> dict[str, Any]:
 
 @functools.cache
 def _fast_validator(kind: str) -> Callable[[Any], Any]:
-    return fastjsonschema.compile(schema_for(kind))
+    # use_default=False: validation must never change the body (fastjsonschema would otherwise
+    # fill in schema defaults, e.g. Quo's ``"source": "public-api"``)
+    return fastjsonschema.compile(schema_for(kind), use_default=False)
 
 
 @functools.cache
 def _full_validator(kind: str) -> jsonschema.Draft7Validator:
+    import jsonschema
+
     return jsonschema.Draft7Validator(schema_for(kind))
 
 
@@ -140,7 +146,9 @@ def _sorted(errors: Iterable[jsonschema.ValidationError]) -> list[jsonschema.Val
 def _describe(error: jsonschema.ValidationError) -> str:
     reason = _reason(error)
     if reason is None:  # an anyOf / oneOf with no simpler summary: its most relevant branch
-        best = jsonschema.exceptions.best_match(error.context or [])
+        from jsonschema.exceptions import best_match
+
+        best = best_match(error.context or [])
         if best is not None:
             return _describe(best)
         reason = error.message[:200]

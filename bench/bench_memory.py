@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import httpx
+from bench_overhead import ENV, RECIPE, event, instant_vendors  # the sibling bench
 
 from automations.connections import Connections, ConnectionSettings
 from automations.execution.executor import new_run
@@ -34,8 +35,6 @@ from automations.records import RunStatus, TriggerKind
 from automations.runner.logs import configure_logging
 from automations.runner.service import Runner, RunnerOptions
 from automations.stores import open_store
-
-from bench_overhead import ENV, RECIPE, event, instant_vendors  # the sibling bench
 
 BATCH = 200
 FIRST = 1_000
@@ -50,10 +49,14 @@ def rss_mb() -> float:
     raise RuntimeError("no VmRSS in /proc/self/status (not Linux?)")
 
 
-async def feed(runner: Runner, first: int, count: int) -> None:
+async def feed(runner: Runner, first: int, count: int, deadline: float) -> int:
     """Runs ``first`` .. ``first + count - 1``, ``BATCH`` at a time, each batch executed before
-    the next is accepted."""
+    the next is accepted; stops early at ``deadline`` (``time.monotonic()``). Returns how many
+    were fed."""
+    end = first
     for start in range(first, first + count, BATCH):
+        if time.monotonic() > deadline:
+            break
         end = min(start + BATCH, first + count)
         runner.accept_many(
             [
@@ -62,10 +65,12 @@ async def feed(runner: Runner, first: int, count: int) -> None:
             ]
         )
         await runner.dispatcher.wait_idle()
+    return end - first
 
 
-async def main_async(runs: int, send: bool) -> int:
+async def main_async(runs: int, send: bool, max_seconds: float) -> int:
     env = {**ENV, "QUO_RATE_LIMIT": "10000", "LOOPS_RATE_LIMIT": "10000"}
+    wanted = runs
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         (folder / "recipes").mkdir()
@@ -77,11 +82,11 @@ async def main_async(runs: int, send: bool) -> int:
             runner = Runner(folder / "recipes", store, conns, env, RunnerOptions(dry_run=not send))
             await runner.start()
             started = time.perf_counter()
-            first = min(FIRST, runs)
-            await feed(runner, 0, first)
+            deadline = time.monotonic() + max_seconds
+            first = await feed(runner, 0, min(FIRST, runs), deadline)
             gc.collect()
             early = rss_mb()
-            await feed(runner, first, runs - first)
+            runs = first + await feed(runner, first, runs - first, deadline)
             gc.collect()
             late = rss_mb()
             seconds = time.perf_counter() - started
@@ -91,6 +96,8 @@ async def main_async(runs: int, send: bool) -> int:
         store.close()
     mode = "sent to MockTransport" if send else "dry run"
     print(f"memory, {runs:,} runs ({mode}), SQLite file store, python {sys.version.split()[0]}")
+    if runs < wanted:
+        print(f"  (stopped after {max_seconds:g} s, {wanted - runs:,} runs short of {wanted:,})")
     print(
         f"  {done:,} runs succeeded in {seconds:.1f} s ({runs / seconds:,.0f} runs/s); "
         f"database {db_mb:.0f} MB"
@@ -99,7 +106,7 @@ async def main_async(runs: int, send: bool) -> int:
     print(f"  VmRSS after {runs:,} runs: {late:7.1f} MB")
     growth = late - early
     print(f"  growth: {growth:+.1f} MB ({1e6 * growth / max(runs - first, 1):.0f} bytes per run)")
-    ok = growth <= GOAL_MB and done == runs
+    ok = growth <= GOAL_MB and done == runs == wanted
     print(f"goal (growth <= {GOAL_MB:g} MB, every run finished): {'met' if ok else 'NOT met'}")
     return 0 if ok else 1
 
@@ -108,12 +115,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=100_000, help="runs (default 100,000)")
     parser.add_argument("--send", action="store_true", help="send to MockTransport")
+    parser.add_argument(
+        "--max-seconds", type=float, default=100.0, help="stop feeding after this (default 100)"
+    )
     args = parser.parse_args()
     # the runner's one line per run, formatted and written as usual, to /dev/null
     configure_logging("text")
     logging.getLogger("automations").handlers[0].setStream(open(os.devnull, "w"))  # noqa: SIM115
     os.environ.pop("AUTOMATIONS_QUO_VIA", None)
-    return asyncio.run(main_async(min(max(1, args.runs), 1_000_000), args.send))
+    runs = min(max(1, args.runs), 1_000_000)
+    return asyncio.run(main_async(runs, args.send, min(max(1.0, args.max_seconds), 600.0)))
 
 
 if __name__ == "__main__":

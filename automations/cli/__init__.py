@@ -32,22 +32,41 @@ def friendly_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+#: command name -> module defining it. Modules load on first use, so ``automations lint``
+#: does not pay for importing the HTTP server and client stacks.
+_COMMANDS = {
+    "lint": "lint",
+    "schema": "lint",
+    "render": "preview",
+    "test": "preview",
+    "exec": "history",
+    "runs": "history",
+    "show": "history",
+    "replay": "history",
+    "run": "serve",
+}
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = _COMMANDS.get(cmd_name)
+        if module is None:
+            return None
+        loaded = importlib.import_module(f"automations.cli.{module}")
+        found: click.Command | None = next(
+            (c for c in loaded.COMMANDS if c.name == cmd_name), None
+        )
+        return found
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="automations")
 def cli() -> None:
     """Declarative automations: YAML recipes from tables, webhooks and schedules to Quo and
     Loops, validated in CI, run exactly once, audited."""
-
-
-def _register() -> None:
-    # the command modules import ``friendly_errors`` from here, so they are loaded after it
-    for name in ("lint", "preview", "history", "serve"):
-        module = importlib.import_module(f"automations.cli.{name}")
-        for command in module.COMMANDS:
-            cli.add_command(command)
-
-
-_register()
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ from typing import Any
 from automations.connections import Connections
 from automations.errors import AmbiguousSendError, ConfigError, ProviderError, RenderError
 from automations.execution.render import PreviewEnv, render_action
-from automations.execution.rows import evaluate_condition, row_for
+from automations.execution.rows import evaluate_condition, row_for, test_condition
 from automations.execution.versions import remember_version
 from automations.model import Recipe
 from automations.outbound import OutboundRequest
@@ -33,7 +33,7 @@ from automations.records import RunRecord, RunStatus, StepRecord, StepStatus, Tr
 from automations.redact import Redactor
 from automations.retry import RetryPolicy
 
-__all__ = ["Executor", "new_run", "KEY_VARIABLES"]
+__all__ = ["KEY_VARIABLES", "Executor", "new_run"]
 
 #: Environment variables whose values are always secrets, whatever the recipe references.
 KEY_VARIABLES = ("QUO_API_KEY", "MATON_API_KEY", "LOOPS_API_KEY")
@@ -121,7 +121,9 @@ class Executor:
             if prior is not None and prior.status is StepStatus.UNKNOWN:
                 return self._finish(run.id, RunStatus.UNKNOWN, prior.error)
             step = StepRecord(run.id, index, action.id, action.kind, started_at=self.clock())
-            if action.condition is not None and not action.condition.test(row):
+            if action.condition is not None and not test_condition(
+                action.condition, row, f"{action.id}: only_run_if"
+            ).passed:
                 self.store.put_step(replace(step, status=StepStatus.SKIPPED))
                 continue
             try:

@@ -10,7 +10,7 @@ from automations.connections import Connections
 from automations.errors import ConfigError, RenderError
 from automations.execution.executor import KEY_VARIABLES
 from automations.execution.render import PreviewEnv, render_action
-from automations.execution.rows import evaluate_condition, row_for
+from automations.execution.rows import evaluate_condition, row_for, test_condition
 from automations.model import Recipe, RecipeTest
 from automations.redact import Redactor
 
@@ -46,7 +46,9 @@ def preview(
     if cond.passed:
         for index, action in enumerate(recipe.actions):
             entry: dict[str, Any] = {"id": action.id, "action": action.kind}
-            if action.condition is not None and not action.condition.test(row):
+            if action.condition is not None and not test_condition(
+                action.condition, row, f"{action.id}: only_run_if"
+            ).passed:
                 entry["skipped"] = True
             else:
                 try:

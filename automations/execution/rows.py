@@ -5,12 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from jmespath.exceptions import JMESPathError
-
-from automations.conditions import is_truthy
+from automations.conditions import EVALUATION_ERRORS, Condition, is_truthy
 from automations.model import Recipe
 
-__all__ = ["ConditionResult", "evaluate_condition", "row_for"]
+__all__ = ["ConditionResult", "evaluate_condition", "row_for", "test_condition"]
 
 
 def row_for(recipe: Recipe, event: Any) -> Any:
@@ -24,7 +22,7 @@ def row_for(recipe: Recipe, event: Any) -> Any:
     for name, expr in recipe.columns:
         try:
             row[name] = expr.search(event)
-        except JMESPathError:
+        except EVALUATION_ERRORS:
             row[name] = None
     return row
 
@@ -43,8 +41,13 @@ def evaluate_condition(recipe: Recipe, row: Any) -> ConditionResult:
     cond = recipe.condition
     if cond is None:
         return ConditionResult(True, True)
+    return test_condition(cond, row, "only_run_if")
+
+
+def test_condition(cond: Condition, row: Any, what: str) -> ConditionResult:
+    """``cond`` over ``row``; an expression that cannot be evaluated on this row is false."""
     try:
         value = cond.search(row)
-    except JMESPathError as exc:
-        return ConditionResult(False, None, f"only_run_if could not be evaluated: {exc}")
+    except EVALUATION_ERRORS as exc:
+        return ConditionResult(False, None, f"{what} could not be evaluated: {exc}")
     return ConditionResult(is_truthy(value), value)

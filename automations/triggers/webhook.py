@@ -13,10 +13,10 @@ import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from jmespath.exceptions import JMESPathError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from automations.conditions import EVALUATION_ERRORS
 from automations.errors import ConfigError, SignatureError
 from automations.execution.executor import new_run
 from automations.model import Recipe, WebhookTrigger
@@ -126,7 +126,7 @@ class WebhookIntake:
         if trigger.event_id is not None:
             try:
                 value = trigger.event_id.search(payload)
-            except JMESPathError:
+            except EVALUATION_ERRORS:
                 value = None
             if value is not None and value != "":
                 return value if isinstance(value, str) else json.dumps(value, sort_keys=True)

@@ -8,13 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.acceptance.conftest import (
-    Fakes,
-    StartRunner,
-    dumps,
-    openphone_headers,
-    standard_headers,
-)
+from tests.acceptance.conftest import Fakes, StartRunner, dumps, openphone_headers, standard_headers
 
 pytestmark = pytest.mark.acceptance
 

@@ -17,7 +17,6 @@ import httpx
 import pytest
 
 from tests.acceptance.conftest import (
-    WAIT_S,
     Fakes,
     StartRunner,
     append,
@@ -26,6 +25,7 @@ from tests.acceptance.conftest import (
     standard_headers,
     write_recipe,
 )
+from tests.acceptance.runner_process import WAIT_S
 
 pytestmark = pytest.mark.acceptance
 

@@ -11,15 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.acceptance.conftest import (
-    Fakes,
-    RunnerProcess,
-    StartRunner,
-    dumps,
-    standard_headers,
-    wait_until,
-    write_recipe,
-)
+from tests.acceptance.conftest import Fakes, StartRunner, dumps, standard_headers, write_recipe
+from tests.acceptance.runner_process import RunnerProcess, wait_until
 
 pytestmark = pytest.mark.acceptance
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.acceptance.conftest import Fakes, RunnerProcess, StartRunner, append, write_recipe
+from tests.acceptance.conftest import Fakes, StartRunner, append, write_recipe
+from tests.acceptance.runner_process import RunnerProcess
 
 pytestmark = pytest.mark.acceptance
 
