@@ -216,6 +216,7 @@ class Connections:
         policy: RetryPolicy,
         *,
         explain: ErrorExplainer | None = None,
+        on_sending: Callable[[], None] | None = None,
     ) -> SendResult:
         """Send ``req``, retrying what is safe to retry, and return what came back.
 
@@ -223,6 +224,9 @@ class Connections:
         that is not ``resend_safe`` may have been delivered) or ``ProviderError`` (refused, or
         still failing when ``policy`` ran out; ``retryable`` tells which). ``explain`` turns an
         error answer into ``(vendor_message, vendor_code, advice)``; by default the provider's.
+        ``on_sending`` is called once, after the rate limiter let the request go and just before
+        it leaves: the executor records "sending" there, so a crash while the request waits for
+        its slot leaves a step that was never sent (and is sent on resume), not an unknown one.
         """
         endpoint = self._endpoint(req.connection)
         url = endpoint.url(req.path) if endpoint else req.path
@@ -239,6 +243,8 @@ class Connections:
             attempt += 1
             if attempt > 1 and limiter is not None:
                 slot = await limiter.acquire()
+            if attempt == 1 and on_sending is not None:
+                on_sending()
             extensions = {"trace": _report_sending(slot)} if slot else {}
             last: httpx.Response | None = None
             retry_after: float | None = None

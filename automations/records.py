@@ -104,7 +104,8 @@ class RunRecord:
     """One execution of one recipe for one event.
 
     ``event`` is the trigger's payload (the table row, the webhook body, the fire time); ``row``
-    is what the recipe saw after ``columns:``. Both are redacted. ``event_key`` de-duplicates:
+    is what the recipe saw after ``columns:`` (``None`` when the recipe has no ``columns:``: the
+    row is then the event itself). Both are redacted. ``event_key`` de-duplicates:
     a store holds at most one run per ``(recipe, event_key)``.
     """
 

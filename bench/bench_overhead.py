@@ -19,7 +19,9 @@ Then the same work split by part, each timed on its own over the same number of 
   parsing);
 - the rest (redaction, describing requests for the audit, records) is the difference.
 
-Times are per action (per run / 2); medians and 99th percentiles of per-run samples.
+Times are per action (per run / 2); medians and 99th percentiles of per-run samples, and the
+median of this thread's CPU time (which moves less when other processes share the machine). The
+first line gives the time of ``sum(range(1000))`` as a yardstick for the machine's speed.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import statistics
 import sys
 import tempfile
 import time
+import timeit
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -285,11 +288,17 @@ def show(label: str, figures: tuple[float, float, float]) -> None:
     print(f"  {label:34} {figures[0]:8.3f} {figures[1]:8.3f} {figures[2]:8.3f}")
 
 
+def yardstick_us() -> float:
+    """Microseconds for ``sum(range(1000))``, best of 5 x 2,000."""
+    return 1e6 * min(timeit.repeat("sum(range(1000))", number=2000, repeat=5)) / 2000
+
+
 async def main_async(runs: int) -> int:
     recipe = load_recipe()
     print(
         f"engine overhead, 2-step recipe (quo.create_contact + loops.update_contact), "
-        f"{runs:,} runs after {WARMUP} warm-up, python {sys.version.split()[0]}"
+        f"{runs:,} runs after {WARMUP} warm-up, python {sys.version.split()[0]}, "
+        f"sum(range(1000)) in {yardstick_us():.1f} us"
     )
     print(f"  {'ms per action (per run / 2)':34} {'median':>8} {'p99':>8} {'CPU med':>8}")
     with tempfile.TemporaryDirectory() as tmp:

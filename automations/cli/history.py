@@ -66,7 +66,7 @@ def run_json(run: RunRecord, *, full: bool = False) -> dict[str, Any]:
     }
     if full:
         out["event"] = run.event
-        out["row"] = run.row
+        out["row"] = run.row if run.row is not None else run.event
     for s in run.steps:
         step: dict[str, Any] = {
             "index": s.index,

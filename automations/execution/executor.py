@@ -39,6 +39,7 @@ __all__ = ["KEY_VARIABLES", "Executor", "new_run"]
 KEY_VARIABLES = ("QUO_API_KEY", "MATON_API_KEY", "LOOPS_API_KEY")
 
 _DONE = (StepStatus.SUCCEEDED, StepStatus.SKIPPED, StepStatus.DRY_RUN)
+_UNRECORDED_HEADERS = frozenset({"User-Agent", "Idempotency-Key"})
 
 
 def new_run(
@@ -108,7 +109,9 @@ class Executor:
         env: Mapping[str, str] = PreviewEnv(self.env) if dry else self.env
         row = row_for(recipe, claimed.event)
         cond = evaluate_condition(recipe, row)
-        self.store.update_run(run.id, row=red.value(row), condition=cond.passed, dry_run=dry)
+        # the row is stored only when ``columns:`` made it differ from the event (audit size)
+        stored_row = red.value(row) if recipe.columns is not None else None
+        self.store.update_run(run.id, row=stored_row, condition=cond.passed, dry_run=dry)
         if not cond.passed:
             return self._finish(run.id, RunStatus.SKIPPED, cond.error)
         previous = {s.index: s for s in claimed.steps}
@@ -137,8 +140,9 @@ class Executor:
                 self._put(step, red, status=StepStatus.DRY_RUN)
                 continue
             if prior is not None and prior.status is StepStatus.SENDING and not req.resend_safe:
-                msg = ("the runner stopped while this SMS was being sent; it may or may not have "
-                       "been delivered. Check Quo, then `automations replay` to send it again")
+                msg = ("the runner stopped while this request was being sent; it may or may not "
+                       "have reached the provider, and it cannot be sent again safely. Check, "
+                       "then `automations replay` to send it again")
                 self._put(step, red, status=StepStatus.UNKNOWN, error=msg,
                           attempts=prior.attempts)
                 return self._finish(run.id, RunStatus.UNKNOWN, f"{action.id}: {msg}")
@@ -153,11 +157,15 @@ class Executor:
     async def _send(
         self, step: StepRecord, req: OutboundRequest, red: Redactor, batch: _Batch
     ) -> StepRecord:
-        self.store.put_step(replace(step, status=StepStatus.SENDING, attempts=step.attempts + 1))
-        batch.commit()  # the request leaves only once "sending" is durable
+        batch.commit()  # never hold a transaction open across the wait for a slot
+
+        def mark_sending() -> None:
+            # durable (no transaction is open) before the request leaves: written before sent
+            self.store.put_step(replace(step, status=StepStatus.SENDING, attempts=1))
+
         started = time.perf_counter()
         try:
-            result = await self.connections.send(req, self.retry)
+            result = await self.connections.send(req, self.retry, on_sending=mark_sending)
         except (ProviderError, ConfigError) as exc:
             batch.begin()
             return self._failed(step, red, exc, started)
@@ -188,7 +196,8 @@ class Executor:
         return {
             "method": req.method,
             "url": red.text(url),
-            "headers": {k: red.text(v) for k, v in headers},
+            # User-Agent is the same on every request and the idempotency key has its own field
+            "headers": {k: red.text(v) for k, v in headers if k not in _UNRECORDED_HEADERS},
             "body": red.value(req.json),
         }
 

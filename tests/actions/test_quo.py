@@ -99,7 +99,7 @@ def test_create_contact_normalizes_default_phone_numbers() -> None:
     req = build(CONTACT, body)
     assert req.method == "POST"
     assert req.path == "/v1/contacts"
-    assert req.resend_safe is True
+    assert req.resend_safe is False  # no idempotency key: never resent blindly
     assert req.json["defaultFields"]["phoneNumbers"] == [
         {"name": "mobile", "value": "+15555550100"},
         {"name": "work", "value": None},
