@@ -183,8 +183,10 @@ class ConnectionSettings:
                 _limiter_key("loops", key),
                 self.loops_rate,
             )
-        if connection is Connection.QUO and self.quo_via is None and not (
-            self.quo_api_key or self.maton_api_key
+        if (
+            connection is Connection.QUO
+            and self.quo_via is None
+            and not (self.quo_api_key or self.maton_api_key)
         ):
             raise ConfigError(
                 "Quo needs an API key: set QUO_API_KEY (direct) or MATON_API_KEY "

@@ -1,7 +1,7 @@
 """Every error the engine raises, in one tree.
 
     AutomationsError
-    ├── RecipeError            a recipe is broken; carries its diagnostics (file, line, column, code)
+    ├── RecipeError            a recipe is broken; carries diagnostics (file, line, column, code)
     ├── RenderError            a row cannot be rendered into a request (bad phone number, ...)
     ├── ConfigError            the environment lacks something (an API key variable, ...)
     ├── SignatureError         an incoming webhook failed verification

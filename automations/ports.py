@@ -45,7 +45,7 @@ class RunStore(ABC):
 
     @abstractmethod
     def update_run(self, run_id: str, **fields: object) -> None:
-        """Set fields of a run (``status``, ``row``, ``condition``, ``error``, ``finished_at``...)."""
+        """Set fields of a run (``status``, ``row``, ``condition``, ``error``, ...)."""
 
     @abstractmethod
     def put_step(self, step: StepRecord) -> None:

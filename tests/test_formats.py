@@ -19,8 +19,14 @@ def diags(tmp_path: Path) -> list[Diagnostic]:
     f = tmp_path / "x.yaml"
     f.write_text("name: x\nactions:\n  - quo.send_sms: {to: [/Phnoe]}\n")
     return [
-        Diagnostic(str(f), 3, 28, Severity.ERROR, "REF001",
-                   'unknown column "Phnoe" (did you mean "Phone"?)'),
+        Diagnostic(
+            str(f),
+            3,
+            28,
+            Severity.ERROR,
+            "REF001",
+            'unknown column "Phnoe" (did you mean "Phone"?)',
+        ),
         Diagnostic(str(f), 1, 1, Severity.WARNING, "ENV001", "environment variable X, is: not set"),
     ]
 
@@ -28,7 +34,9 @@ def diags(tmp_path: Path) -> list[Diagnostic]:
 def test_text_has_location_snippet_and_caret(diags: list[Diagnostic]) -> None:
     out = format_text(diags)
     lines = out.splitlines()
-    assert lines[0].endswith(':3:28: error: unknown column "Phnoe" (did you mean "Phone"?) [REF001]')
+    assert lines[0].endswith(
+        ':3:28: error: unknown column "Phnoe" (did you mean "Phone"?) [REF001]'
+    )
     assert lines[1] == "   3 |   - quo.send_sms: {to: [/Phnoe]}"
     assert lines[2] == "     | " + " " * 27 + "^"
     assert lines[-1] == "1 error(s), 1 warning(s)"
@@ -37,8 +45,12 @@ def test_text_has_location_snippet_and_caret(diags: list[Diagnostic]) -> None:
 def test_json(diags: list[Diagnostic]) -> None:
     data = json.loads(format_json(diags))
     assert data[0] == {
-        "file": diags[0].file, "line": 3, "column": 28, "severity": "error",
-        "code": "REF001", "message": 'unknown column "Phnoe" (did you mean "Phone"?)',
+        "file": diags[0].file,
+        "line": 3,
+        "column": 28,
+        "severity": "error",
+        "code": "REF001",
+        "message": 'unknown column "Phnoe" (did you mean "Phone"?)',
     }
 
 
@@ -57,7 +69,8 @@ def test_sarif_validates_against_the_oasis_schema(diags: list[Diagnostic]) -> No
     results = log["runs"][0]["results"]
     assert [r["ruleId"] for r in results] == ["REF001", "ENV001"]
     assert results[0]["locations"][0]["physicalLocation"]["region"] == {
-        "startLine": 3, "startColumn": 28,
+        "startLine": 3,
+        "startColumn": 28,
     }
     rules = log["runs"][0]["tool"]["driver"]["rules"]
     assert rules[results[0]["ruleIndex"]]["id"] == "REF001"

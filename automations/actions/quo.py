@@ -52,9 +52,7 @@ class QuoCreateContact:
         require_valid(self.kind, out)
         # POST /v1/contacts has no idempotency key either: a resend after a lost answer would
         # create the contact twice, so an ambiguous outcome is recorded ``unknown`` instead
-        return OutboundRequest(
-            Connection.QUO, "POST", "/v1/contacts", json=out, resend_safe=False
-        )
+        return OutboundRequest(Connection.QUO, "POST", "/v1/contacts", json=out, resend_safe=False)
 
     def explain_error(self, status: int, body: Any) -> ErrorExplanation:
         return explain_quo_error(status, body)

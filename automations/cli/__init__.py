@@ -56,9 +56,7 @@ class _LazyGroup(click.Group):
         if module is None:
             return None
         loaded = importlib.import_module(f"automations.cli.{module}")
-        found: click.Command | None = next(
-            (c for c in loaded.COMMANDS if c.name == cmd_name), None
-        )
+        found: click.Command | None = next((c for c in loaded.COMMANDS if c.name == cmd_name), None)
         return found
 
 

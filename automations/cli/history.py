@@ -15,7 +15,7 @@ import click
 
 from automations.cli import friendly_errors
 from automations.cli.preview import parse_row_option, require_recipe
-from automations.connections import ConnectionSettings, Connections
+from automations.connections import Connections, ConnectionSettings
 from automations.execution.executor import Executor, new_run
 from automations.execution.replay import replay as replay_run
 from automations.execution.versions import load_version
@@ -103,7 +103,9 @@ def _parse_since(value: str | None) -> float | None:
 
 
 def _echo_outcome(run: RunRecord) -> None:
-    click.echo(f"run {run.id} {run.recipe}: {run.status.value}" + (" (dry run)" if run.dry_run else ""))
+    click.echo(
+        f"run {run.id} {run.recipe}: {run.status.value}" + (" (dry run)" if run.dry_run else "")
+    )
     for s in run.steps:
         status = f" HTTP {s.http_status}" if s.http_status else ""
         click.echo(f"  {s.index + 1}. {s.step_id} {s.action}: {s.status.value}{status}")
@@ -158,29 +160,38 @@ def exec_command(recipe: Path, row: str, dry_run: bool, db: Path | None) -> None
 @click.option("--status", type=click.Choice([s.value for s in RunStatus]), default=None)
 @click.option("--since", default=None, help="A date, ISO time, or a duration back: 24h, 7d.")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
-              show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
 @friendly_errors
-def runs(db: Path | None, recipe: str | None, status: str | None, since: str | None,
-         limit: int, fmt: str) -> None:
+def runs(
+    db: Path | None, recipe: str | None, status: str | None, since: str | None, limit: int, fmt: str
+) -> None:
     """The run history, newest first."""
     store = _open_existing(db)
     try:
-        flt = RunFilter(recipe=recipe, status=RunStatus(status) if status else None,
-                        since=_parse_since(since), limit=limit)
+        flt = RunFilter(
+            recipe=recipe,
+            status=RunStatus(status) if status else None,
+            since=_parse_since(since),
+            limit=limit,
+        )
         found = store.list_runs(flt)
     finally:
         store.close()
     if fmt == "json":
         click.echo(json.dumps([run_json(r) for r in found], indent=2, ensure_ascii=False))
         return
-    click.echo(f"{'ID':<12}  {'CREATED (UTC)':<19}  {'RECIPE':<24}  {'TRIGGER':<8}  "
-               f"{'STATUS':<9}  STEPS")
+    click.echo(
+        f"{'ID':<12}  {'CREATED (UTC)':<19}  {'RECIPE':<24}  {'TRIGGER':<8}  {'STATUS':<9}  STEPS"
+    )
     for r in found:
         steps = " ".join(f"{s.action.split('.')[-1]}:{s.status.value}" for s in r.steps)
         created = (_iso(r.created_at) or "")[:19]
-        click.echo(f"{r.id[:12]:<12}  {created:<19}  {r.recipe[:24]:<24}  "
-                   f"{r.trigger.value:<8}  {r.status.value:<9}  {steps}")
+        click.echo(
+            f"{r.id[:12]:<12}  {created:<19}  {r.recipe[:24]:<24}  "
+            f"{r.trigger.value:<8}  {r.status.value:<9}  {steps}"
+        )
     if not found:
         click.echo("(no runs)")
 
@@ -203,8 +214,13 @@ def show(run_id: str, db: Path | None) -> None:
 @click.argument("run_id")
 @db_option
 @click.option("--dry-run", is_flag=True, help="Render and record, send nothing.")
-@click.option("--recipe", "recipe_file", type=click.Path(exists=True, dir_okay=False,
-              path_type=Path), default=None, help="Replay with this recipe file.")
+@click.option(
+    "--recipe",
+    "recipe_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Replay with this recipe file.",
+)
 @friendly_errors
 def replay(run_id: str, db: Path | None, dry_run: bool, recipe_file: Path | None) -> None:
     """Run the failed or unknown steps of a run again, as a new run; steps that succeeded are
@@ -220,8 +236,9 @@ def replay(run_id: str, db: Path | None, dry_run: bool, recipe_file: Path | None
 
         async def go() -> RunRecord:
             async with Connections(ConnectionSettings.from_env(os.environ)) as conns:
-                return await replay_run(Executor(store, conns, os.environ), original, recipe,
-                                        dry_run=dry_run)
+                return await replay_run(
+                    Executor(store, conns, os.environ), original, recipe, dry_run=dry_run
+                )
 
         final = asyncio.run(go())
     finally:

@@ -105,6 +105,20 @@ async def _serve(
     help="Largest webhook body accepted, in bytes (413 above).",
 )
 @click.option(
+    "--keep-succeeded",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Days to keep succeeded and skipped runs.",
+)
+@click.option(
+    "--keep-failed",
+    default=90.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Days to keep failed and unknown runs.",
+)
+@click.option(
     "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
 @friendly_errors
@@ -117,12 +131,25 @@ def run(
     concurrency: int,
     grace: float,
     max_body: int,
+    keep_succeeded: float,
+    keep_failed: float,
     log_format: str,
 ) -> None:
     """Run the recipes in DIRECTORY: serve webhooks, watch tables, fire schedules; reload
     recipes when their files change. SIGTERM or Ctrl-C stops cleanly (exit 0)."""
     configure_logging(log_format)
-    options = RunnerOptions(dry_run=dry_run, concurrency=concurrency, grace_s=grace)
+    options = RunnerOptions(
+        dry_run=dry_run,
+        concurrency=concurrency,
+        grace_s=grace,
+        keep_succeeded_s=keep_succeeded * 86400,
+        keep_failed_s=keep_failed * 86400,
+    )
+    if dry_run:
+        log.warning(
+            "dry run: events seen now are recorded as dry runs and will not run for real "
+            "later; use a separate --db for dry runs"
+        )
     try:
         import uvloop
 

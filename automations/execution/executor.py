@@ -124,9 +124,10 @@ class Executor:
             if prior is not None and prior.status is StepStatus.UNKNOWN:
                 return self._finish(run.id, RunStatus.UNKNOWN, prior.error)
             step = StepRecord(run.id, index, action.id, action.kind, started_at=self.clock())
-            if action.condition is not None and not test_condition(
-                action.condition, row, f"{action.id}: only_run_if"
-            ).passed:
+            if (
+                action.condition is not None
+                and not test_condition(action.condition, row, f"{action.id}: only_run_if").passed
+            ):
                 self.store.put_step(replace(step, status=StepStatus.SKIPPED))
                 continue
             try:
@@ -134,17 +135,19 @@ class Executor:
             except (RenderError, ConfigError) as exc:
                 self._put(step, red, status=StepStatus.FAILED, error=red.text(str(exc)))
                 return self._finish(run.id, RunStatus.FAILED, red.text(f"{action.id}: {exc}"))
-            step = replace(step, request=self._describe(req, red),
-                           idempotency_key=req.idempotency_key)
+            step = replace(
+                step, request=self._describe(req, red), idempotency_key=req.idempotency_key
+            )
             if dry:
                 self._put(step, red, status=StepStatus.DRY_RUN)
                 continue
             if prior is not None and prior.status is StepStatus.SENDING and not req.resend_safe:
-                msg = ("the runner stopped while this request was being sent; it may or may not "
-                       "have reached the provider, and it cannot be sent again safely. Check, "
-                       "then `automations replay` to send it again")
-                self._put(step, red, status=StepStatus.UNKNOWN, error=msg,
-                          attempts=prior.attempts)
+                msg = (
+                    "the runner stopped while this request was being sent; it may or may not "
+                    "have reached the provider, and it cannot be sent again safely. Check, "
+                    "then `automations replay` to send it again"
+                )
+                self._put(step, red, status=StepStatus.UNKNOWN, error=msg, attempts=prior.attempts)
                 return self._finish(run.id, RunStatus.UNKNOWN, f"{action.id}: {msg}")
             outcome = await self._send(step, req, red, batch)
             if outcome.status is StepStatus.SUCCEEDED:
@@ -171,8 +174,12 @@ class Executor:
             return self._failed(step, red, exc, started)
         batch.begin()
         return self._put(
-            step, red, status=StepStatus.SUCCEEDED, http_status=result.status,
-            response_body=red.value(result.body), attempts=result.attempts,
+            step,
+            red,
+            status=StepStatus.SUCCEEDED,
+            http_status=result.status,
+            response_body=red.value(result.body),
+            attempts=result.attempts,
             duration_ms=result.duration_ms,
         )
 
@@ -180,13 +187,24 @@ class Executor:
         self, step: StepRecord, red: Redactor, exc: ProviderError | ConfigError, started: float
     ) -> StepRecord:
         if isinstance(exc, AmbiguousSendError):
-            return self._put(step, red, status=StepStatus.UNKNOWN, error=red.text(str(exc)),
-                             duration_ms=_ms(started), attempts=getattr(exc, "attempts", 1))
+            return self._put(
+                step,
+                red,
+                status=StepStatus.UNKNOWN,
+                error=red.text(str(exc)),
+                duration_ms=_ms(started),
+                attempts=getattr(exc, "attempts", 1),
+            )
         if isinstance(exc, ProviderError):
             return self._put(
-                step, red, status=StepStatus.FAILED, error=red.text(_explain(exc)),
-                error_code=exc.vendor_code, http_status=exc.status,
-                response_body=red.value(_body_of(exc)), duration_ms=_ms(started),
+                step,
+                red,
+                status=StepStatus.FAILED,
+                error=red.text(_explain(exc)),
+                error_code=exc.vendor_code,
+                http_status=exc.status,
+                response_body=red.value(_body_of(exc)),
+                duration_ms=_ms(started),
                 attempts=getattr(exc, "attempts", 1),
             )
         return self._put(step, red, status=StepStatus.FAILED, error=red.text(str(exc)))
@@ -267,5 +285,3 @@ def _body_of(exc: ProviderError) -> Any:
     except Exception:  # not JSON: keep a bounded piece of the text
         text = getattr(resp, "text", "")
         return text[:4096] if isinstance(text, str) else None
-
-

@@ -46,15 +46,14 @@ def preview(
     if cond.passed:
         for index, action in enumerate(recipe.actions):
             entry: dict[str, Any] = {"id": action.id, "action": action.kind}
-            if action.condition is not None and not test_condition(
-                action.condition, row, f"{action.id}: only_run_if"
-            ).passed:
+            if (
+                action.condition is not None
+                and not test_condition(action.condition, row, f"{action.id}: only_run_if").passed
+            ):
                 entry["skipped"] = True
             else:
                 try:
-                    req = render_action(
-                        recipe, action, index, row, penv, {}, run_id=PREVIEW_RUN_ID
-                    )
+                    req = render_action(recipe, action, index, row, penv, {}, run_id=PREVIEW_RUN_ID)
                 except (RenderError, ConfigError) as exc:
                     entry["error"] = red.text(str(exc))
                 else:

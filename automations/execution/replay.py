@@ -30,8 +30,9 @@ async def replay(
     store = executor.store
     n = 1 + sum(1 for r in _replays(executor, original))
     run = replace(
-        new_run(original.recipe, original.trigger, f"{original.event_key}#replay-{n}",
-                original.event),
+        new_run(
+            original.recipe, original.trigger, f"{original.event_key}#replay-{n}", original.event
+        ),
         replay_of=original.id,
     )
     stored, _ = store.enqueue(run)

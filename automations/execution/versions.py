@@ -9,8 +9,8 @@ from pathlib import Path
 from automations.errors import StoreError
 from automations.model import Recipe
 from automations.ports import StateStore
-from automations.records import RunRecord
 from automations.recipes.compiler import load_recipe, load_recipe_text
+from automations.records import RunRecord
 
 __all__ = ["load_version", "remember_version"]
 

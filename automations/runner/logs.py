@@ -35,8 +35,9 @@ def configure_logging(fmt: str = "text", level: int = logging.INFO) -> None:
         handler.setFormatter(_JsonFormatter())
     else:
         handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-                              "%Y-%m-%dT%H:%M:%S")
+            logging.Formatter(
+                "%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S"
+            )
         )
     root = logging.getLogger("automations")
     root.handlers[:] = [handler]

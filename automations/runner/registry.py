@@ -38,7 +38,9 @@ class RecipeSet:
         # lookups on the hot path (every webhook, every run) are precomputed once per set
         names = {r.name: r for r in self.by_file.values()}
         hooks = {
-            r.trigger.path: r for r in self.by_file.values() if isinstance(r.trigger, WebhookTrigger)
+            r.trigger.path: r
+            for r in self.by_file.values()
+            if isinstance(r.trigger, WebhookTrigger)
         }
         object.__setattr__(self, "_names", MappingProxyType(names))
         object.__setattr__(self, "_hooks", MappingProxyType(hooks))
@@ -61,17 +63,29 @@ class RecipeSet:
 def _conflict(recipe: Recipe, chosen: dict[str, Recipe], file: str) -> Diagnostic | None:
     for other in chosen.values():
         if other.name == recipe.name:
-            return Diagnostic(display_name(Path(file)), 1, 1, Severity.ERROR, "DUP001",
-                              f'recipe name "{recipe.name}" is already used by '
-                              f"{display_name(other.source)}; this file was not loaded")
+            return Diagnostic(
+                display_name(Path(file)),
+                1,
+                1,
+                Severity.ERROR,
+                "DUP001",
+                f'recipe name "{recipe.name}" is already used by '
+                f"{display_name(other.source)}; this file was not loaded",
+            )
         if (
             isinstance(recipe.trigger, WebhookTrigger)
             and isinstance(other.trigger, WebhookTrigger)
             and recipe.trigger.path == other.trigger.path
         ):
-            return Diagnostic(display_name(Path(file)), 1, 1, Severity.ERROR, "DUP002",
-                              f"webhook path {recipe.trigger.path} is already served by "
-                              f"{display_name(other.source)}; this file was not loaded")
+            return Diagnostic(
+                display_name(Path(file)),
+                1,
+                1,
+                Severity.ERROR,
+                "DUP002",
+                f"webhook path {recipe.trigger.path} is already served by "
+                f"{display_name(other.source)}; this file was not loaded",
+            )
     return None
 
 
@@ -93,8 +107,9 @@ def reload(current: RecipeSet, directory: Path, env: Mapping[str, str]) -> Recip
             chosen[file] = old
             diags[name] = current.diagnostics.get(name, ())
             continue
-        result = load_recipe_text(text, name, base_dir=Path(file).parent, env=env,
-                                  source=Path(file))
+        result = load_recipe_text(
+            text, name, base_dir=Path(file).parent, env=env, source=Path(file)
+        )
         diags[name] = result.diagnostics
         if result.recipe is not None:
             pending.append((file, result.recipe))

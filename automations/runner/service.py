@@ -40,6 +40,11 @@ class RunnerOptions:
     concurrency: int = 8
     #: How long SIGTERM waits for in-flight runs before leaving them to the next start.
     grace_s: float = 10.0
+    #: Retention of finished runs: successes (and skips) 30 days, failures and unknowns 90.
+    keep_succeeded_s: float = 30 * 86400.0
+    keep_failed_s: float = 90 * 86400.0
+    #: How often old runs are pruned.
+    prune_every_s: float = 3600.0
 
 
 class Runner:
@@ -61,6 +66,7 @@ class Runner:
         self.started = False
         self._sources: dict[str, tuple[Any, asyncio.Task[None]]] = {}
         self._watcher: asyncio.Task[None] | None = None
+        self._pruner: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self.reloads = 0
 
@@ -74,13 +80,17 @@ class Runner:
         if resumed:
             log.info("resuming %d run(s) left unfinished", len(resumed))
         await self._start_sources()
-        self._watcher = asyncio.get_running_loop().create_task(self._watch_recipes())
+        loop = asyncio.get_running_loop()
+        self._watcher = loop.create_task(self._watch_recipes())
+        self._pruner = loop.create_task(self._prune_forever())
         self.started = True
 
     async def stop(self) -> None:
         """Stop taking events, let the runs already executing finish (bounded by ``grace_s``);
         runs not started yet stay pending for the next start."""
         self._stop.set()
+        if self._pruner is not None:
+            self._pruner.cancel()
         if self._watcher is not None:
             self._watcher.cancel()
         for _, task in self._sources.values():
@@ -219,6 +229,20 @@ class Runner:
             waits.append(started.wait())
         if waits:
             await asyncio.wait_for(asyncio.gather(*waits), timeout=30)
+
+    async def _prune_forever(self) -> None:
+        """Delete finished runs past their retention, now and then; never pending or running
+        ones. Failures are kept longer than successes."""
+        opts = self.options
+        while True:
+            removed = self.store.prune(
+                now=time.time(),
+                keep_succeeded_s=opts.keep_succeeded_s,
+                keep_failed_s=opts.keep_failed_s,
+            )
+            if removed:
+                log.info("pruned %d run(s) past their retention", removed)
+            await asyncio.sleep(opts.prune_every_s)
 
     async def _watch_recipes(self) -> None:
         async for changes in awatch(

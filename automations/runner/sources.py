@@ -42,8 +42,9 @@ def table_scope(recipe: Recipe, spec: TableSpec) -> str:
 
 def _report_problems(recipe: Recipe, reader: TableReader) -> None:
     for p in reader.problems:
-        log.warning("recipe %s: %s line %d: %s", recipe.name, reader.spec.path.name, p.line,
-                    p.message)
+        log.warning(
+            "recipe %s: %s line %d: %s", recipe.name, reader.spec.path.name, p.line, p.message
+        )
 
 
 def _table_runs(recipe: Recipe, events: list[TableEvent]) -> list[tuple[RunRecord, str | None]]:
@@ -78,8 +79,14 @@ async def run_table(
         await asyncio.sleep(1.0)
     # watchfiles wakes us within milliseconds of a write; the timeout gives a quiet file its
     # "settled" scan (a last line without a newline counts) and covers missed notifications
-    async for changes in awatch(spec.path.parent, debounce=50, step=10, recursive=False,
-                                rust_timeout=int(SETTLE_S * 1000), yield_on_timeout=True):
+    async for changes in awatch(
+        spec.path.parent,
+        debounce=50,
+        step=10,
+        recursive=False,
+        rust_timeout=int(SETTLE_S * 1000),
+        yield_on_timeout=True,
+    ):
         if not changes:
             scan(settled=True)
         elif any(Path(p) == spec.path for _, p in changes):
@@ -142,4 +149,3 @@ async def run_schedule(
             last = fire
         wait = (clock.next_after(now()) - now()).total_seconds()
         await asyncio.sleep(min(max(wait, 0.01), 60.0))
-

@@ -34,4 +34,6 @@ def test_schema_command_prints_the_schema_file() -> None:
     result = CliRunner().invoke(cli, ["schema"])
     import json
 
-    assert json.loads(result.output) == json.loads((REPO / "schemas/recipe.schema.json").read_text())
+    assert json.loads(result.output) == json.loads(
+        (REPO / "schemas/recipe.schema.json").read_text()
+    )

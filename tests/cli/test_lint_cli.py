@@ -44,8 +44,10 @@ def test_text_format_points_at_the_column(cli: Cli, broken: Path) -> None:
     res = cli("lint", "x.yaml")
     assert res.returncode == 1
     lines = res.stdout.splitlines()
-    assert lines[0] == ('x.yaml:7:12: error: unknown column "Phnoe" (did you mean "Phone"?); '
-                        "columns come from the header of leads.csv [REF001]")
+    assert lines[0] == (
+        'x.yaml:7:12: error: unknown column "Phnoe" (did you mean "Phone"?); '
+        "columns come from the header of leads.csv [REF001]"
+    )
     assert lines[1] == "   7 |       to: [/Phnoe]"
     assert lines[2] == "     |            ^"
     assert "Traceback" not in res.stderr
@@ -78,8 +80,10 @@ def test_yaml_garbage_is_a_diagnostic_not_a_traceback(cli: Cli, tmp_path: Path) 
 
 
 def test_cross_file_checks(cli: Cli, tmp_path: Path) -> None:
-    hook = ("name: {n}\ntrigger:\n  webhook: {{path: /h, verify: {{scheme: none}}}}\n"
-            "actions:\n  - http.request: {{method: GET, url: 'https://x.example/'}}\n")
+    hook = (
+        "name: {n}\ntrigger:\n  webhook: {{path: /h, verify: {{scheme: none}}}}\n"
+        "actions:\n  - http.request: {{method: GET, url: 'https://x.example/'}}\n"
+    )
     (tmp_path / "a.yaml").write_text(hook.format(n="same"))
     (tmp_path / "b.yaml").write_text(hook.format(n="same"))
     data = json.loads(cli("lint", ".", "--format", "json").stdout)

@@ -14,14 +14,26 @@ from tests.cli.conftest import REPO
 pytestmark = pytest.mark.acceptance
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
-ROW = json.dumps({"Email": "ada@example.com", "First Name": "Ada", "Last Name": "L",
-                  "Company": "AE", "Phone": "(555) 555-0100"})
+ROW = json.dumps(
+    {
+        "Email": "ada@example.com",
+        "First Name": "Ada",
+        "Last Name": "L",
+        "Company": "AE",
+        "Phone": "(555) 555-0100",
+    }
+)
 LEAD = str(REPO / "recipes" / "new-lead-to-quo.yaml")
 
 
 def test_render_masks_secrets(cli: Cli) -> None:
-    res = cli("render", LEAD, "--row", ROW,
-              env={"QUO_FROM": "+15555550199", "QUO_API_KEY": "sk-quo-secret-123"})
+    res = cli(
+        "render",
+        LEAD,
+        "--row",
+        ROW,
+        env={"QUO_FROM": "+15555550199", "QUO_API_KEY": "sk-quo-secret-123"},
+    )
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert out["condition"]["passed"] is True
@@ -42,7 +54,11 @@ def test_render_bad_row_is_a_usage_error(cli: Cli) -> None:
 
 def test_recipe_tests_pass_and_fail(cli: Cli, tmp_path: Path) -> None:
     assert cli("test", str(REPO / "recipes")).returncode == 0
-    bad = Path(LEAD).read_text().replace('"Hi {/First Name ?? there}', '"Hello {/First Name ?? there}')
+    bad = (
+        Path(LEAD)
+        .read_text()
+        .replace('"Hi {/First Name ?? there}', '"Hello {/First Name ?? there}')
+    )
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "leads.csv").write_text((REPO / "recipes/data/leads.csv").read_text())
     (tmp_path / "lead.yaml").write_text(bad)
@@ -60,13 +76,23 @@ def test_exec_dry_run_then_runs_show(cli: Cli, tmp_path: Path) -> None:
     runs = json.loads(cli("runs", "--db", "a.db", "--format", "json").stdout)
     assert len(runs) == 1
     run = runs[0]
-    assert {"id", "recipe", "status", "trigger", "event_key", "created_at", "finished_at",
-            "steps"} <= set(run)
+    assert {
+        "id",
+        "recipe",
+        "status",
+        "trigger",
+        "event_key",
+        "created_at",
+        "finished_at",
+        "steps",
+    } <= set(run)
     assert [s["status"] for s in run["steps"]] == ["dry_run", "dry_run"]
     assert {"action", "status", "http_status", "attempts", "error"} <= set(run["steps"][0])
     shown = json.loads(cli("show", run["id"][:8], "--db", "a.db").stdout)
     assert shown["steps"][1]["request"]["body"]["content"].startswith("Hi Ada")
-    assert cli("runs", "--db", "a.db", "--status", "failed", "--format", "json").stdout.strip() == "[]"
+    assert (
+        cli("runs", "--db", "a.db", "--status", "failed", "--format", "json").stdout.strip() == "[]"
+    )
 
 
 def test_exec_without_keys_fails_naming_the_variable(cli: Cli) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from automations.connections import ConnectionSettings, Connections
+from automations.connections import Connections, ConnectionSettings
 from automations.execution.executor import Executor, new_run
 from automations.model import Recipe
 from automations.recipes.compiler import load_recipe_text
@@ -91,20 +91,36 @@ class Harness:
         self.before = arm
 
     def executor(self, conns: Connections) -> Executor:
-        return Executor(self.store, conns, self.env, retry=RetryPolicy(max_attempts=4,
-                        base_delay=0.1, max_delay=1.0, max_total=30.0))
+        return Executor(
+            self.store,
+            conns,
+            self.env,
+            retry=RetryPolicy(max_attempts=4, base_delay=0.1, max_delay=1.0, max_total=30.0),
+        )
 
     def connections(self) -> Connections:
-        return Connections(ConnectionSettings.from_env(self.env),
-                           transport=httpx.MockTransport(self.handler),
-                           clock=self.clock, sleep=self.clock.sleep)
+        return Connections(
+            ConnectionSettings.from_env(self.env),
+            transport=httpx.MockTransport(self.handler),
+            clock=self.clock,
+            sleep=self.clock.sleep,
+        )
 
-    def run(self, row: dict[str, Any] | None = None, *, dry_run: bool = False,
-            existing: RunRecord | None = None) -> RunRecord:
+    def run(
+        self,
+        row: dict[str, Any] | None = None,
+        *,
+        dry_run: bool = False,
+        existing: RunRecord | None = None,
+    ) -> RunRecord:
         async def go() -> RunRecord:
             async with self.connections() as conns:
-                run = existing or self.store.enqueue(
-                    new_run(self.recipe.name, TriggerKind.MANUAL, "k1", row or ROW))[0]
+                run = (
+                    existing
+                    or self.store.enqueue(
+                        new_run(self.recipe.name, TriggerKind.MANUAL, "k1", row or ROW)
+                    )[0]
+                )
                 return await self.executor(conns).execute(run, self.recipe, dry_run=dry_run)
 
         return asyncio.run(go())
@@ -114,8 +130,10 @@ class Harness:
 def harness(tmp_path: Path) -> Iterator[Harness]:
     (tmp_path / "leads.csv").write_text("Email,First Name,Phone,Plan\n")
     clock = VirtualClock()
-    result = load_recipe_text(LEAD, "lead.yaml", base_dir=tmp_path, env=ENV,
-                              source=tmp_path / "lead.yaml")
+    result = load_recipe_text(
+        LEAD, "lead.yaml", base_dir=tmp_path, env=ENV, source=tmp_path / "lead.yaml"
+    )
     assert result.recipe is not None, result.diagnostics
-    yield Harness(MemoryStore(), QuoFake(clock=clock), LoopsFake(clock=clock), clock,
-                  result.recipe, dict(ENV))
+    yield Harness(
+        MemoryStore(), QuoFake(clock=clock), LoopsFake(clock=clock), clock, result.recipe, dict(ENV)
+    )

@@ -56,7 +56,9 @@ def test_columns_mapping_defines_the_row(compile_recipe: Callable[..., LoadResul
 def test_step_reference_must_name_an_earlier_step(
     compile_recipe: Callable[..., LoadResult],
 ) -> None:
-    text = GOOD + "  - id: second\n    loops.send_event: {email: /Email, eventName: x, n: /@frst.id}\n"
+    text = (
+        GOOD + "  - id: second\n    loops.send_event: {email: /Email, eventName: x, n: /@frst.id}\n"
+    )
     result = compile_recipe(text.replace("  - quo.send_sms:", "  - id: first\n    quo.send_sms:"))
     assert [d.code for d in result.diagnostics] == ["REF002"]
     assert '(did you mean "first"?)' in result.diagnostics[0].message
@@ -109,7 +111,10 @@ def test_loops_value_length(compile_recipe: Callable[..., LoadResult]) -> None:
 
 def test_schedule_checks(compile_recipe: Callable[..., LoadResult]) -> None:
     base = "name: s\ntrigger:\n  schedule: {%s}\nactions:\n  - http.request: {method: GET, url: https://x.example/}\n"
-    assert [d.code for d in compile_recipe(base % "cron: '0 9 * * 1-5', timezone: Mars/Base").diagnostics] == ["SCD002"]
+    assert [
+        d.code
+        for d in compile_recipe(base % "cron: '0 9 * * 1-5', timezone: Mars/Base").diagnostics
+    ] == ["SCD002"]
     assert [d.code for d in compile_recipe(base % "cron: '61 9 * * *'").diagnostics] == ["SCD001"]
     assert [d.code for d in compile_recipe(base % "cron: '0 9 * * 7'").diagnostics] == []
     assert [d.code for d in compile_recipe(base % "every: 5x").diagnostics] == ["SCD003"]
@@ -120,7 +125,9 @@ def test_pasted_secrets(compile_recipe: Callable[..., LoadResult]) -> None:
     text = """
     name: hook
     trigger:
-      webhook: {path: /h, verify: {scheme: standard-webhooks, secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}}
+      webhook:
+        path: /h
+        verify: {scheme: standard-webhooks, secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}
     actions:
       - http.request:
           method: POST

@@ -18,7 +18,9 @@ from automations.templates import RenderContext, parse_template, to_text
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
 json_values = st.recursive(
     json_scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 rows = st.dictionaries(st.sampled_from(["Email", "First Name", "Phone", "n", "x y"]), json_values)
@@ -26,9 +28,14 @@ rows = st.dictionaries(st.sampled_from(["Email", "First Name", "Phone", "n", "x 
 RECIPE_KEYS = ["name", "trigger", "actions", "only_run_if", "columns", "tests", "description"]
 yaml_like = st.recursive(
     json_scalars | st.sampled_from(["/Phone", "{/x", "${A}", "//a", "table", "webhook"]),
-    lambda inner: st.lists(inner, max_size=3)
-    | st.dictionaries(st.sampled_from([*RECIPE_KEYS, "table", "path", "key", "quo.send_sms"]),
-                      inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from([*RECIPE_KEYS, "table", "path", "key", "quo.send_sms"]),
+            inner,
+            max_size=4,
+        )
+    ),
     max_leaves=15,
 )
 
@@ -67,15 +74,31 @@ def test_templates_render_any_row(value: Any, row: dict[str, Any]) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(rows, st.sampled_from([
-    "Phone != null && Phone != ''", "length(Phone) > `3`", "\"First Name\" == 'Ada'",
-    "contains(Email, '@')", "n > `2`", "to_number(n) > `1`", "\"x y\"[0]",
-]))
+@given(
+    rows,
+    st.sampled_from(
+        [
+            "Phone != null && Phone != ''",
+            "length(Phone) > `3`",
+            "\"First Name\" == 'Ada'",
+            "contains(Email, '@')",
+            "n > `2`",
+            "to_number(n) > `1`",
+            '"x y"[0]',
+        ]
+    ),
+)
 def test_conditions_over_any_row(row: dict[str, Any], source: str) -> None:
     from automations.model import Recipe, TableSpec, TableTrigger
 
-    recipe = Recipe("r", Path("r.yaml"), "h", TableTrigger(TableSpec(Path("t.csv"), "Email")), (),
-                    condition=compile_expression(source))
+    recipe = Recipe(
+        "r",
+        Path("r.yaml"),
+        "h",
+        TableTrigger(TableSpec(Path("t.csv"), "Email")),
+        (),
+        condition=compile_expression(source),
+    )
     result = evaluate_condition(recipe, row)
     assert isinstance(result.passed, bool)
     assert result.error is None or "could not be evaluated" in result.error

@@ -12,9 +12,9 @@ from tests.recipes.test_loader import GOOD
 def test_unknown_key_did_you_mean(compile_recipe: Callable[..., LoadResult]) -> None:
     result = compile_recipe(GOOD.replace("only_run_if", "only_run_iff"))
     assert codes(result.diagnostics) == [("SCH001", 4, 1)]
-    assert 'unknown key "only_run_iff" in the recipe (did you mean "only_run_if"?)' == (
+    assert (
         result.diagnostics[0].message
-    )
+    ) == 'unknown key "only_run_iff" in the recipe (did you mean "only_run_if"?)'
 
 
 def test_unknown_action_kind(compile_recipe: Callable[..., LoadResult]) -> None:
@@ -24,7 +24,7 @@ def test_unknown_action_kind(compile_recipe: Callable[..., LoadResult]) -> None:
 
 
 def test_missing_required(compile_recipe: Callable[..., LoadResult]) -> None:
-    result = compile_recipe(GOOD.replace("      content: \"Hi {/First Name}!\"\n", ""))
+    result = compile_recipe(GOOD.replace('      content: "Hi {/First Name}!"\n', ""))
     assert codes(result.diagnostics) == [("SCH002", 6, 5)]
     assert 'missing the required key "content"' in result.diagnostics[0].message
 

@@ -21,7 +21,9 @@ ROW = {"First Name": "Ada", "Age": 36, "Tags": ["a", "b"], "Empty": "", "Nothing
 
 
 def render(value: Any, steps: dict[str, Any] | None = None) -> Any:
-    return parse_template(value).render(RenderContext(ROW, {"QUO_FROM": "+15550001111"}, steps or {}))
+    return parse_template(value).render(
+        RenderContext(ROW, {"QUO_FROM": "+15550001111"}, steps or {})
+    )
 
 
 def test_whole_value_keeps_json_type() -> None:

@@ -38,7 +38,7 @@ def test_broken_edit_keeps_last_good_version(tmp_path: Path) -> None:
     second = reload(first, tmp_path, {})
     assert second.by_name["a"] is first.by_name["a"]
     errors = second.errors()
-    assert list(errors) == ["a.yaml"] or list(errors)[0].endswith("a.yaml")
+    assert list(errors) == ["a.yaml"] or next(iter(errors)).endswith("a.yaml")
     assert [d.code for d in next(iter(errors.values()))] == ["YAML001"]
 
 

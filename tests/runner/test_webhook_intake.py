@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
-
-import asyncio
 from typing import Any
 
 import httpx
@@ -35,8 +34,8 @@ def _recipe(path: str, scheme: str) -> str:
     header = ", header: X-Token" if scheme == "token" else ""
     return (
         f"name: r{abs(hash(path)) % 1000}\ntrigger:\n  webhook: {{path: {path}, verify: "
-        f"{{scheme: {scheme}, secret: \"${{{secret[scheme]}}}\"{header}}}}}\n"
-        "actions:\n  - http.request: {method: POST, url: \"https://x.example/a\"}\n"
+        f'{{scheme: {scheme}, secret: "${{{secret[scheme]}}}"{header}}}}}\n'
+        'actions:\n  - http.request: {method: POST, url: "https://x.example/a"}\n'
     )
 
 
@@ -93,7 +92,9 @@ def _standard(body: bytes, msg_id: str = "msg_1", ts: int | None = None) -> dict
     }
 
 
-def test_valid_then_replayed_delivery(client: tuple[AsgiClient, MemoryStore, list[RunRecord]]) -> None:
+def test_valid_then_replayed_delivery(
+    client: tuple[AsgiClient, MemoryStore, list[RunRecord]],
+) -> None:
     c, store, dispatched = client
     body = json.dumps({"eventName": "contact.created"}).encode()
     first = c.post("/hooks/loops", content=body, headers=_standard(body))
@@ -139,7 +140,10 @@ def test_openphone_signature_and_event_id(
 def test_token_scheme(client: tuple[AsgiClient, MemoryStore, list[RunRecord]]) -> None:
     c, _, _ = client
     assert c.post("/hooks/token", content=b"{}", headers={"X-Token": "nope"}).status_code == 401
-    assert c.post("/hooks/token", content=b"{}", headers={"X-Token": "s3cret-token"}).status_code == 202
+    assert (
+        c.post("/hooks/token", content=b"{}", headers={"X-Token": "s3cret-token"}).status_code
+        == 202
+    )
 
 
 def test_statuses(client: tuple[AsgiClient, MemoryStore, list[RunRecord]]) -> None:
