@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -12,6 +13,7 @@ MASK = "***"
 #: Shorter values are not treated as secrets: masking "1" or "yes" everywhere would garble
 #: the audit while protecting nothing.
 _MIN_SECRET_LEN = 6
+_JSON_ESCAPED = re.compile(r'["\\\x00-\x1f\x7f]')
 
 
 def _variants(value: str) -> Iterable[str]:
@@ -68,8 +70,27 @@ class Redactor:
             return v
         if isinstance(v, str):
             return self.text(v)
+        if (
+            isinstance(v, dict | list)
+            and self._json_safe()
+            and not self._rx.search(json.dumps(v, ensure_ascii=False, default=str))
+        ):
+            return v  # one C-level scan instead of a walk: most bodies hold no secret
+        return self._walk(v)
+
+    def _json_safe(self) -> bool:
+        """Whether every secret appears in JSON text exactly as it is (nothing to escape)."""
+        safe = self.__dict__.get("_safe")
+        if safe is None:
+            safe = not any(_JSON_ESCAPED.search(v) for v in self._map)
+            self.__dict__["_safe"] = safe
+        return bool(safe)
+
+    def _walk(self, v: Any) -> Any:
+        if isinstance(v, str):
+            return self.text(v)
         if isinstance(v, dict):
-            return {self.text(str(k)): self.value(x) for k, x in v.items()}
+            return {self.text(str(k)): self._walk(x) for k, x in v.items()}
         if isinstance(v, list | tuple):
-            return [self.value(x) for x in v]
+            return [self._walk(x) for x in v]
         return v

@@ -112,34 +112,34 @@ class Executor:
         # the row is stored only when ``columns:`` made it differ from the event (audit size)
         stored_row = red.value(row) if recipe.columns is not None else None
         self.store.update_run(run.id, row=stored_row, condition=cond.passed, dry_run=dry)
+        prog = _Progress(replace(claimed, row=stored_row, condition=cond.passed, dry_run=dry))
         if not cond.passed:
-            return self._finish(run.id, RunStatus.SKIPPED, cond.error)
-        previous = {s.index: s for s in claimed.steps}
+            return self._finish(prog, RunStatus.SKIPPED, cond.error)
         responses: dict[str, Any] = {}
         for index, action in enumerate(recipe.actions):
-            prior = previous.get(index)
+            prior = prog.steps.get(index)
             if prior is not None and prior.status in _DONE:
                 responses[action.id] = prior.response_body
                 continue
             if prior is not None and prior.status is StepStatus.UNKNOWN:
-                return self._finish(run.id, RunStatus.UNKNOWN, prior.error)
+                return self._finish(prog, RunStatus.UNKNOWN, prior.error)
             step = StepRecord(run.id, index, action.id, action.kind, started_at=self.clock())
             if (
                 action.condition is not None
                 and not test_condition(action.condition, row, f"{action.id}: only_run_if").passed
             ):
-                self.store.put_step(replace(step, status=StepStatus.SKIPPED))
+                self._put(prog, step, status=StepStatus.SKIPPED)
                 continue
             try:
                 req = render_action(recipe, action, index, row, env, responses, run_id=run.id)
             except (RenderError, ConfigError) as exc:
-                self._put(step, red, status=StepStatus.FAILED, error=red.text(str(exc)))
-                return self._finish(run.id, RunStatus.FAILED, red.text(f"{action.id}: {exc}"))
+                self._put(prog, step, status=StepStatus.FAILED, error=red.text(str(exc)))
+                return self._finish(prog, RunStatus.FAILED, red.text(f"{action.id}: {exc}"))
             step = replace(
                 step, request=self._describe(req, red), idempotency_key=req.idempotency_key
             )
             if dry:
-                self._put(step, red, status=StepStatus.DRY_RUN)
+                self._put(prog, step, status=StepStatus.DRY_RUN)
                 continue
             if prior is not None and prior.status is StepStatus.SENDING and not req.resend_safe:
                 msg = (
@@ -147,18 +147,23 @@ class Executor:
                     "have reached the provider, and it cannot be sent again safely. Check, "
                     "then `automations replay` to send it again"
                 )
-                self._put(step, red, status=StepStatus.UNKNOWN, error=msg, attempts=prior.attempts)
-                return self._finish(run.id, RunStatus.UNKNOWN, f"{action.id}: {msg}")
-            outcome = await self._send(step, req, red, batch)
+                self._put(prog, step, status=StepStatus.UNKNOWN, error=msg, attempts=prior.attempts)
+                return self._finish(prog, RunStatus.UNKNOWN, f"{action.id}: {msg}")
+            outcome = await self._send(prog, step, req, red, batch)
             if outcome.status is StepStatus.SUCCEEDED:
                 responses[action.id] = outcome.response_body
                 continue
             status = RunStatus.UNKNOWN if outcome.status is StepStatus.UNKNOWN else RunStatus.FAILED
-            return self._finish(run.id, status, f"{action.id}: {outcome.error}")
-        return self._finish(run.id, RunStatus.SUCCEEDED, None)
+            return self._finish(prog, status, f"{action.id}: {outcome.error}")
+        return self._finish(prog, RunStatus.SUCCEEDED, None)
 
     async def _send(
-        self, step: StepRecord, req: OutboundRequest, red: Redactor, batch: _Batch
+        self,
+        prog: _Progress,
+        step: StepRecord,
+        req: OutboundRequest,
+        red: Redactor,
+        batch: _Batch,
     ) -> StepRecord:
         batch.commit()  # never hold a transaction open across the wait for a slot
 
@@ -171,11 +176,11 @@ class Executor:
             result = await self.connections.send(req, self.retry, on_sending=mark_sending)
         except (ProviderError, ConfigError) as exc:
             batch.begin()
-            return self._failed(step, red, exc, started)
+            return self._failed(prog, step, red, exc, started)
         batch.begin()
         return self._put(
+            prog,
             step,
-            red,
             status=StepStatus.SUCCEEDED,
             http_status=result.status,
             response_body=red.value(result.body),
@@ -184,30 +189,35 @@ class Executor:
         )
 
     def _failed(
-        self, step: StepRecord, red: Redactor, exc: ProviderError | ConfigError, started: float
+        self,
+        prog: _Progress,
+        step: StepRecord,
+        red: Redactor,
+        exc: ProviderError | ConfigError,
+        started: float,
     ) -> StepRecord:
         if isinstance(exc, AmbiguousSendError):
             return self._put(
+                prog,
                 step,
-                red,
                 status=StepStatus.UNKNOWN,
                 error=red.text(str(exc)),
                 duration_ms=_ms(started),
-                attempts=getattr(exc, "attempts", 1),
+                attempts=exc.attempts,
             )
         if isinstance(exc, ProviderError):
             return self._put(
+                prog,
                 step,
-                red,
                 status=StepStatus.FAILED,
                 error=red.text(_explain(exc)),
                 error_code=exc.vendor_code,
                 http_status=exc.status,
                 response_body=red.value(_body_of(exc)),
                 duration_ms=_ms(started),
-                attempts=getattr(exc, "attempts", 1),
+                attempts=exc.attempts,
             )
-        return self._put(step, red, status=StepStatus.FAILED, error=red.text(str(exc)))
+        return self._put(prog, step, status=StepStatus.FAILED, error=red.text(str(exc)))
 
     def _describe(self, req: OutboundRequest, red: Redactor) -> dict[str, Any]:
         url, headers = self.connections.describe(req)
@@ -219,14 +229,28 @@ class Executor:
             "body": red.value(req.json),
         }
 
-    def _put(self, step: StepRecord, red: Redactor, **fields: Any) -> StepRecord:
+    def _put(self, prog: _Progress, step: StepRecord, **fields: Any) -> StepRecord:
         final = replace(step, finished_at=self.clock(), **fields)
         self.store.put_step(final)
+        prog.steps[final.index] = final
         return final
 
-    def _finish(self, run_id: str, status: RunStatus, error: str | None) -> RunRecord:
-        self.store.update_run(run_id, status=status, error=error, finished_at=self.clock())
-        return self.store.get_run(run_id)
+    def _finish(self, prog: _Progress, status: RunStatus, error: str | None) -> RunRecord:
+        now = self.clock()
+        self.store.update_run(prog.run.id, status=status, error=error, finished_at=now)
+        # the final record is assembled from what was written, not read back (a query per run)
+        steps = tuple(prog.steps[i] for i in sorted(prog.steps))
+        return replace(prog.run, status=status, error=error, finished_at=now, steps=steps)
+
+
+class _Progress:
+    """One execution's view of its run: the claimed record and the steps written so far."""
+
+    __slots__ = ("run", "steps")
+
+    def __init__(self, run: RunRecord) -> None:
+        self.run = run
+        self.steps: dict[int, StepRecord] = {s.index: s for s in run.steps}
 
 
 class _Batch:
