@@ -72,6 +72,16 @@ _RETRYABLE_STATUS = frozenset({408, 429})
 _FRAMING_HEADERS = frozenset({"content-encoding", "transfer-encoding", "content-length"})
 
 
+class _NoCookies(httpx.Cookies):
+    """A cookie jar that neither stores nor sends cookies."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+    def set_cookie_header(self, request: httpx.Request) -> None:
+        return None
+
+
 class Connections:
     """Sends ``OutboundRequest``s through one shared client, paced per API key.
 
@@ -145,9 +155,15 @@ class Connections:
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
-            self._client = httpx.AsyncClient(
+            client = httpx.AsyncClient(
                 transport=self._transport, timeout=self._timeout, follow_redirects=False
             )
+            # Provider APIs authenticate by header and set no cookies we want to keep; httpx
+            # would still run every response through http.cookiejar (a third of its per-request
+            # time). A client we own gets a jar that ignores cookies.
+            if isinstance(getattr(client, "_cookies", None), httpx.Cookies):
+                client._cookies = _NoCookies()
+            self._client = client
         return self._client
 
     def limiter_for(self, connection: Connection) -> RateLimiter | None:

@@ -62,7 +62,16 @@ class Redactor:
     def text(self, s: str) -> str:
         if self._rx is None:
             return s
-        return self._rx.sub(lambda m: self._map[m.group(0)], s)
+        # URLs and header values repeat on every request: remember short strings' answers
+        cache = self.__dict__.setdefault("_texts", {})
+        done = cache.get(s)
+        if done is None:
+            done = self._rx.sub(lambda m: self._map[m.group(0)], s)
+            if len(s) <= 256:
+                if len(cache) >= 4096:
+                    cache.clear()
+                cache[s] = done
+        return str(done)
 
     def value(self, v: Any) -> Any:
         """``v`` with secrets replaced in every string, keys included."""

@@ -112,7 +112,7 @@ class Executor:
         # the row is stored only when ``columns:`` made it differ from the event (audit size)
         stored_row = red.value(row) if recipe.columns is not None else None
         self.store.update_run(run.id, row=stored_row, condition=cond.passed, dry_run=dry)
-        prog = _Progress(replace(claimed, row=stored_row, condition=cond.passed, dry_run=dry))
+        prog = _Progress(claimed, row=stored_row, condition=cond.passed, dry_run=dry)
         if not cond.passed:
             return self._finish(prog, RunStatus.SKIPPED, cond.error)
         responses: dict[str, Any] = {}
@@ -123,20 +123,28 @@ class Executor:
                 continue
             if prior is not None and prior.status is StepStatus.UNKNOWN:
                 return self._finish(prog, RunStatus.UNKNOWN, prior.error)
-            step = StepRecord(run.id, index, action.id, action.kind, started_at=self.clock())
+            started_at = self.clock()
             if (
                 action.condition is not None
                 and not test_condition(action.condition, row, f"{action.id}: only_run_if").passed
             ):
-                self._put(prog, step, status=StepStatus.SKIPPED)
+                skipped = StepRecord(run.id, index, action.id, action.kind, started_at=started_at)
+                self._put(prog, skipped, status=StepStatus.SKIPPED)
                 continue
             try:
                 req = render_action(recipe, action, index, row, env, responses, run_id=run.id)
             except (RenderError, ConfigError) as exc:
-                self._put(prog, step, status=StepStatus.FAILED, error=red.text(str(exc)))
+                failed = StepRecord(run.id, index, action.id, action.kind, started_at=started_at)
+                self._put(prog, failed, status=StepStatus.FAILED, error=red.text(str(exc)))
                 return self._finish(prog, RunStatus.FAILED, red.text(f"{action.id}: {exc}"))
-            step = replace(
-                step, request=self._describe(req, red), idempotency_key=req.idempotency_key
+            step = StepRecord(
+                run.id,
+                index,
+                action.id,
+                action.kind,
+                request=self._describe(req, red),
+                idempotency_key=req.idempotency_key,
+                started_at=started_at,
             )
             if dry:
                 self._put(prog, step, status=StepStatus.DRY_RUN)
@@ -171,9 +179,12 @@ class Executor:
             # durable (no transaction is open) before the request leaves: written before sent
             self.store.put_step(replace(step, status=StepStatus.SENDING, attempts=1))
 
+        # Only a request that must not be sent twice needs the mark: a resend-safe one (a keyed
+        # Loops event, a PUT) found without an outcome after a crash is simply sent again.
+        on_sending = None if req.resend_safe else mark_sending
         started = time.perf_counter()
         try:
-            result = await self.connections.send(req, self.retry, on_sending=mark_sending)
+            result = await self.connections.send(req, self.retry, on_sending=on_sending)
         except (ProviderError, ConfigError) as exc:
             batch.begin()
             return self._failed(prog, step, red, exc, started)
@@ -240,16 +251,28 @@ class Executor:
         self.store.update_run(prog.run.id, status=status, error=error, finished_at=now)
         # the final record is assembled from what was written, not read back (a query per run)
         steps = tuple(prog.steps[i] for i in sorted(prog.steps))
-        return replace(prog.run, status=status, error=error, finished_at=now, steps=steps)
+        return replace(
+            prog.run,
+            status=status,
+            error=error,
+            finished_at=now,
+            steps=steps,
+            row=prog.row,
+            condition=prog.condition,
+            dry_run=prog.dry_run,
+        )
 
 
 class _Progress:
     """One execution's view of its run: the claimed record and the steps written so far."""
 
-    __slots__ = ("run", "steps")
+    __slots__ = ("condition", "dry_run", "row", "run", "steps")
 
-    def __init__(self, run: RunRecord) -> None:
+    def __init__(self, run: RunRecord, *, row: Any, condition: bool, dry_run: bool) -> None:
         self.run = run
+        self.row = row
+        self.condition = condition
+        self.dry_run = dry_run
         self.steps: dict[int, StepRecord] = {s.index: s for s in run.steps}
 
 
