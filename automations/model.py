@@ -137,7 +137,7 @@ class Recipe:
 
     name: str
     source: Path
-    #: SHA-256 of the file's bytes: which exact version ran.
+    #: The first 16 hex digits of the SHA-256 of the file's text: which exact version ran.
     content_hash: str
     trigger: Trigger
     actions: tuple[Action, ...]

@@ -14,8 +14,9 @@ per batch, for bulk imports and replays).
 
 Then the size on disk of 10,000 runs after a checkpoint and VACUUM, in bytes per run, for the
 typical run and for a richer one whose second step is a Quo SMS answered with Quo's full message
-object. Requests carry the headers ``connections.describe()`` records today (masked key,
-User-Agent, Idempotency-Key), and the row equals the event (a recipe without ``columns:``).
+object. Requests carry the headers the executor records (the masked key; User-Agent and the
+idempotency key are not repeated per step), and the row is not stored apart from the event (a
+recipe without ``columns:``).
 
 Run: ``python bench/bench_audit.py`` (about 60 s). Prints medians of several repeats.
 """
@@ -47,8 +48,9 @@ def typical_run(i: int, *, rich: bool = False) -> tuple[RunRecord, list[StepReco
     run_id = uuid.uuid4().hex
     email = f"user{i:08d}@example.com"
     event = {"email": email, "firstName": "Ada", "plan": "pro"}
-    # What connections.describe() records today: masked key, User-Agent, Idempotency-Key.
-    headers = {"Authorization": "***", "User-Agent": "automations/0.1.0"}
+    # What the executor records: the masked key (User-Agent and Idempotency-Key are not
+    # repeated per step; the key has its own column).
+    headers = {"Authorization": "***"}
     key = f"automations-{run_id}-1"
     run = RunRecord(
         id=run_id,
@@ -86,7 +88,7 @@ def typical_run(i: int, *, rich: bool = False) -> tuple[RunRecord, list[StepReco
         request={
             "method": "POST",
             "url": "https://app.loops.so/api/v1/events/send",
-            "headers": {**headers, "Idempotency-Key": key},
+            "headers": headers,
             "body": {"email": email, "eventName": "welcome"},
         },
         http_status=200,

@@ -25,6 +25,7 @@ from automations.recipes.yamlsource import Path_, parse_yaml
 
 __all__ = [
     "LoadResult",
+    "content_hash",
     "display_name",
     "iter_recipe_files",
     "load_directory",
@@ -46,6 +47,12 @@ class LoadResult:
     @property
     def ok(self) -> bool:
         return self.recipe is not None
+
+
+def content_hash(text: str) -> str:
+    """A recipe version's identity: the first 64 bits of the SHA-256 of its text, in hex (kept
+    on every run, so short; ample to tell one recipe's versions apart)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def display_name(path: Path) -> str:
@@ -246,7 +253,7 @@ def load_recipe_text(
     recipe = Recipe(
         name=str(raw["name"]),
         source=source or Path(file),
-        content_hash=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        content_hash=content_hash(text),
         trigger=trigger,
         actions=actions,
         description=str(raw.get("description") or ""),

@@ -8,7 +8,6 @@ file's recipe is dropped.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +15,12 @@ from types import MappingProxyType
 
 from automations.diagnostics import Diagnostic, Severity
 from automations.model import Recipe, WebhookTrigger
-from automations.recipes.compiler import display_name, iter_recipe_files, load_recipe_text
+from automations.recipes.compiler import (
+    content_hash,
+    display_name,
+    iter_recipe_files,
+    load_recipe_text,
+)
 
 __all__ = ["RecipeSet", "reload"]
 
@@ -103,7 +107,7 @@ def reload(current: RecipeSet, directory: Path, env: Mapping[str, str]) -> Recip
     for file, text in sorted(texts.items()):
         old = current.by_file.get(file)
         name = display_name(Path(file))
-        if old is not None and old.content_hash == hashlib.sha256(text.encode()).hexdigest():
+        if old is not None and old.content_hash == content_hash(text):
             chosen[file] = old
             diags[name] = current.diagnostics.get(name, ())
             continue

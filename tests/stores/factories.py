@@ -62,8 +62,9 @@ def typical_run(i: int, run_id: str) -> tuple[RunRecord, list[StepRecord]]:
     The same shape as ``bench/bench_audit.py``'s typical run.
     """
     email = f"user{i:08d}@example.com"
-    # What connections.describe() records today: masked key, User-Agent, Idempotency-Key.
-    headers = {"Authorization": "***", "User-Agent": "automations/0.1.0"}
+    # What the executor records: the masked key (User-Agent and Idempotency-Key are not
+    # repeated per step; the key has its own column).
+    headers = {"Authorization": "***"}
     key = f"automations-{run_id}-1"
     run = RunRecord(
         id=run_id,
@@ -101,7 +102,7 @@ def typical_run(i: int, run_id: str) -> tuple[RunRecord, list[StepRecord]]:
         request={
             "method": "POST",
             "url": "https://app.loops.so/api/v1/events/send",
-            "headers": {**headers, "Idempotency-Key": key},
+            "headers": headers,
             "body": {"email": email, "eventName": "welcome"},
         },
         http_status=200,
