@@ -29,6 +29,7 @@ def build_app(runner: Runner, *, max_body: int = DEFAULT_MAX_BODY) -> Starlette:
     async def hook(request: Request) -> Response:
         if runner.dispatcher.closed:
             return JSONResponse({"error": "shutting down; retry later"}, status_code=503)
+        runner.pressure.note()
         return await intake.handle(request)
 
     return Starlette(

@@ -20,9 +20,15 @@ log = logging.getLogger("automations.runner")
 
 class Dispatcher:
     def __init__(
-        self, execute: Callable[[RunRecord], Awaitable[None]], concurrency: int = 8
+        self,
+        execute: Callable[[RunRecord], Awaitable[None]],
+        concurrency: int = 8,
+        *,
+        gate: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._execute = execute
+        #: Awaited before each run starts (``IntakePressure.wait``: webhooks first in a burst).
+        self._gate = gate
         self._slots = asyncio.Semaphore(concurrency)
         self._chains: dict[str, deque[RunRecord]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -56,6 +62,8 @@ class Dispatcher:
         while True:
             try:
                 async with self._slots:
+                    if self._gate is not None and not self._hold:
+                        await self._gate()
                     if not self._hold:
                         await self._execute(run)
             except Exception:  # a bug must not stop the chain; the run stays resumable

@@ -11,11 +11,12 @@ lone request waits one extra turn of the loop, microseconds.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 
 from automations.records import RunRecord
 
-__all__ = ["AcceptMany", "GroupCommit"]
+__all__ = ["AcceptMany", "GroupCommit", "IntakePressure"]
 
 #: Records runs durably in one commit, dispatches the new ones; returns ``(stored, is_new)`` each.
 AcceptMany = Callable[[Sequence[tuple[RunRecord, str | None]]], list[tuple[RunRecord, bool]]]
@@ -53,3 +54,31 @@ class GroupCommit:
             # of it is then answered as a duplicate
             if not future.done():
                 future.set_result(result)
+
+
+class IntakePressure:
+    """Gives the intake priority over execution during a burst of webhooks.
+
+    Accepting an event (a durable insert and a 202) is cheap; executing it is several times
+    dearer. While webhooks keep arriving, a run about to execute first waits for a quiet moment
+    (``quiet_s`` without a webhook) or at most ``max_wait_s``, so a burst is recorded at the
+    intake's pace and executed from the inbox right after; between bursts nothing waits.
+    """
+
+    def __init__(self, *, quiet_s: float = 0.001, max_wait_s: float = 0.05) -> None:
+        self.quiet_s = quiet_s
+        self.max_wait_s = max_wait_s
+        self._last = float("-inf")
+
+    def note(self) -> None:
+        """A webhook came in."""
+        self._last = time.monotonic()
+
+    async def wait(self) -> None:
+        """Return when the intake is quiet, or after ``max_wait_s``."""
+        start = time.monotonic()
+        while True:
+            now = time.monotonic()
+            if now - self._last >= self.quiet_s or now - start >= self.max_wait_s:
+                return
+            await asyncio.sleep(self.quiet_s)

@@ -24,6 +24,7 @@ from automations.model import Recipe, ScheduleTrigger, TableTrigger, WebhookTrig
 from automations.recipes.compiler import RECIPE_SUFFIXES
 from automations.records import RunRecord, RunStatus, TriggerKind
 from automations.runner.dispatch import Dispatcher
+from automations.runner.inbox import IntakePressure
 from automations.runner.registry import RecipeSet, reload
 from automations.runner.sources import run_schedule, run_table
 from automations.stores import SQLiteStore
@@ -61,7 +62,8 @@ class Runner:
         self.env = env
         self.options = options
         self.executor = Executor(store, connections, env)
-        self.dispatcher = Dispatcher(self._execute, options.concurrency)
+        self.pressure = IntakePressure()
+        self.dispatcher = Dispatcher(self._execute, options.concurrency, gate=self.pressure.wait)
         self.recipes = RecipeSet()
         self.started = False
         self._sources: dict[str, tuple[Any, asyncio.Task[None]]] = {}
