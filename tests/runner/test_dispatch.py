@@ -124,3 +124,35 @@ def test_a_failing_run_does_not_stop_its_chain(caplog: object) -> None:
 
     asyncio.run(main())
     assert done == ["k1"]
+
+
+def test_the_gate_is_awaited_before_each_run() -> None:
+    order: list[str] = []
+
+    async def gate() -> None:
+        order.append("gate")
+
+    async def execute(run: RunRecord) -> None:
+        order.append(run.event_key)
+
+    async def main() -> None:
+        d = Dispatcher(execute, gate=gate)
+        d.submit(_run("a"), "k")
+        d.submit(_run("b"), "k")
+        await d.wait_idle()
+
+    asyncio.run(main())
+    assert order == ["gate", "a", "gate", "b"]
+
+
+def test_intake_pressure_never_blocks_for_long() -> None:
+    from automations.runner.inbox import IntakePressure
+
+    async def main() -> None:
+        pressure = IntakePressure(quiet_s=0.001, max_wait_s=0.01)
+        await pressure.wait()  # quiet: returns at once
+        for _ in range(3):
+            pressure.note()  # a burst keeps arriving: returns at max_wait_s at the latest
+            await asyncio.wait_for(pressure.wait(), timeout=5)
+
+    asyncio.run(main())
