@@ -41,7 +41,8 @@ class RunStore(ABC):
 
     @abstractmethod
     def unfinished(self) -> list[RunRecord]:
-        """Runs that are ``pending`` or ``running``, oldest first: what a restart resumes."""
+        """Runs that are ``pending`` or ``running``, in the order recorded: what a restart
+        resumes."""
 
     @abstractmethod
     def update_run(self, run_id: str, **fields: object) -> None:
@@ -62,7 +63,7 @@ class RunStore(ABC):
 
     @abstractmethod
     def list_runs(self, flt: RunFilter) -> list[RunRecord]:
-        """Runs matching ``flt``, newest first, each with its steps."""
+        """Runs matching ``flt``, the most recently recorded first, each with its steps."""
 
     @abstractmethod
     def prune(self, *, now: float, keep_succeeded_s: float, keep_failed_s: float) -> int:

@@ -21,7 +21,7 @@ from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import Any
 
-from automations.connections import Connections
+from automations.connections import Connections, mask_headers
 from automations.errors import AmbiguousSendError, ConfigError, ProviderError, RenderError
 from automations.execution.render import PreviewEnv, render_action
 from automations.execution.rows import evaluate_condition, row_for, test_condition
@@ -39,7 +39,6 @@ __all__ = ["KEY_VARIABLES", "Executor", "new_run"]
 KEY_VARIABLES = ("QUO_API_KEY", "MATON_API_KEY", "LOOPS_API_KEY")
 
 _DONE = (StepStatus.SUCCEEDED, StepStatus.SKIPPED, StepStatus.DRY_RUN)
-_UNRECORDED_HEADERS = frozenset({"User-Agent", "Idempotency-Key"})
 
 
 def new_run(
@@ -231,14 +230,15 @@ class Executor:
         return self._put(prog, step, status=StepStatus.FAILED, error=red.text(str(exc)))
 
     def _describe(self, req: OutboundRequest, red: Redactor) -> dict[str, Any]:
-        url, headers = self.connections.describe(req)
-        return {
-            "method": req.method,
-            "url": red.text(url),
-            # User-Agent is the same on every request and the idempotency key has its own field
-            "headers": {k: red.text(v) for k, v in headers if k not in _UNRECORDED_HEADERS},
-            "body": red.value(req.json),
-        }
+        """What the audit keeps of a request. Only the request's own headers (an http.request's,
+        secrets masked) are kept: the connection's (the masked API key, User-Agent) are the same
+        on every request, and the idempotency key has a field of its own."""
+        url, _ = self.connections.describe(req)
+        out: dict[str, Any] = {"method": req.method, "url": red.text(url)}
+        if req.headers:
+            out["headers"] = {k: red.text(v) for k, v in mask_headers(req.headers)}
+        out["body"] = red.value(req.json)
+        return out
 
     def _put(self, prog: _Progress, step: StepRecord, **fields: Any) -> StepRecord:
         final = replace(step, finished_at=self.clock(), **fields)

@@ -119,7 +119,7 @@ class MemoryStore(Store):
     def unfinished(self) -> list[RunRecord]:
         with self._lock:
             ids = [i for i, r in self._t.runs.items() if not r.status.is_final]
-            ids.sort(key=lambda i: (self._t.runs[i].created_at, self._t.seq[i]))
+            ids.sort(key=lambda i: self._t.seq[i])  # in the order recorded
             return [self._with_steps(i) for i in ids]
 
     def update_run(self, run_id: str, **fields: object) -> None:
@@ -165,7 +165,7 @@ class MemoryStore(Store):
     def list_runs(self, flt: RunFilter) -> list[RunRecord]:
         with self._lock:
             ids = [i for i, r in self._t.runs.items() if _matches(r, flt)]
-            ids.sort(key=lambda i: (self._t.runs[i].created_at, self._t.seq[i]), reverse=True)
+            ids.sort(key=lambda i: self._t.seq[i], reverse=True)  # newest recorded first
             return [self._with_steps(i) for i in ids[: max(flt.limit, 0)]]
 
     def count(self, status: RunStatus | None = None) -> int:

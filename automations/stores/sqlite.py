@@ -165,7 +165,7 @@ class SQLiteStore(Store):
 
     def unfinished(self) -> list[RunRecord]:
         with self._guard:
-            return self._select("status IN (?, ?) ORDER BY created_at, seq", _UNFINISHED)
+            return self._select("status IN (?, ?) ORDER BY seq", _UNFINISHED)
 
     def update_run(self, run_id: str, **fields: object) -> None:
         changes = check_run_changes(fields)
@@ -217,9 +217,7 @@ class SQLiteStore(Store):
             return []
         where, params = _filter_sql(flt)
         with self._guard:
-            return self._select(
-                f"{where} ORDER BY created_at DESC, seq DESC LIMIT ?", (*params, flt.limit)
-            )
+            return self._select(f"{where} ORDER BY seq DESC LIMIT ?", (*params, flt.limit))
 
     def count(self, status: RunStatus | None = None) -> int:
         where, params = _filter_sql(RunFilter(status=status))

@@ -65,8 +65,10 @@ CREATE TABLE runs (
     UNIQUE (recipe, event_key)
 );
 CREATE INDEX runs_created ON runs (created_at);
-CREATE INDEX runs_recipe ON runs (recipe, created_at);
-CREATE INDEX runs_status ON runs (status, created_at);
+-- seq (the rowid) orders runs as they were recorded: every index carries it, so "newest first"
+-- needs no created_at column in these, and only unfinished runs are indexed by status
+CREATE INDEX runs_recipe ON runs (recipe);
+CREATE INDEX runs_unfinished ON runs (status) WHERE status IN ('pending', 'running');
 CREATE TABLE steps (
     run_seq INTEGER NOT NULL REFERENCES runs (seq),
     idx INTEGER NOT NULL,           -- the action's position in the recipe, from 0

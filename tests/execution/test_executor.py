@@ -21,7 +21,9 @@ def test_happy_path_is_recorded_step_by_step(harness: Harness) -> None:
     contact, sms, event = run.steps
     assert sms.request is not None
     assert sms.request["url"] == "https://api.openphone.com/v1/messages"
-    assert sms.request["headers"]["Authorization"] == "***"
+    # the connection's headers (the API key) are not repeated in every step's record
+    assert "headers" not in sms.request
+    assert harness.quo.received[1].headers["authorization"] == "quo-test-key"
     # the SMS used the contact id from the first step's response
     sent = harness.quo.received[1].body
     assert sent["to"] == ["+15555550100"]
@@ -192,3 +194,26 @@ def test_resumed_loops_step_reuses_its_idempotency_key(harness: Harness) -> None
     assert len(keys) == 2 and keys[0] == keys[1]
     assert harness.loops.received[1].outcome == 409
     assert len([r for r in harness.quo.received if r.path == "/v1/messages"]) == 1
+
+
+def test_an_http_request_keeps_its_own_headers_masked(harness: Harness) -> None:
+    from automations.connections import Connections
+    from automations.execution.executor import Executor
+    from automations.outbound import Connection, OutboundRequest
+    from automations.redact import Redactor
+
+    req = OutboundRequest(
+        Connection.HTTP,
+        "POST",
+        "https://crm.example.com/a",
+        json={"a": 1},
+        headers=(("Authorization", "Bearer crm-secret-123"), ("X-Trace", "t1")),
+    )
+    executor = Executor(harness.store, Connections.for_preview({}), {})
+    record = executor._describe(req, Redactor())
+    assert record == {
+        "method": "POST",
+        "url": "https://crm.example.com/a",
+        "headers": {"Authorization": "***", "X-Trace": "t1"},
+        "body": {"a": 1},
+    }

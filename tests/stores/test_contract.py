@@ -326,12 +326,12 @@ def test_count_by_status(store: Store) -> None:
     assert store.count(RunStatus.UNKNOWN) == 0
 
 
-def test_unfinished_is_pending_and_running_oldest_first(store: Store) -> None:
+def test_unfinished_is_pending_and_running_in_the_order_recorded(store: Store) -> None:
     _history(store)
-    store.enqueue(make_run("r0", created_at=T0 - 1))
+    store.enqueue(make_run("r0", created_at=T0 - 1))  # recorded last, whatever its time says
     runs = store.unfinished()
-    assert ids(runs) == ["r0", "r3", "r6"]
-    assert runs[1].steps == (make_step("r3", 0),)
+    assert ids(runs) == ["r3", "r6", "r0"]
+    assert runs[0].steps == (make_step("r3", 0),)
 
 
 # -- prune -----------------------------------------------------------------------------------
