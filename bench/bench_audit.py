@@ -214,8 +214,8 @@ def bytes_per_run(folder: Path, *, rich: bool) -> tuple[float, float]:
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.execute("VACUUM")
     json_bytes = db.execute(
-        "SELECT (SELECT SUM(LENGTH(event) + LENGTH(row)) FROM runs)"
-        " + (SELECT SUM(LENGTH(request) + LENGTH(response_body)) FROM steps)"
+        "SELECT (SELECT SUM(LENGTH(event) + COALESCE(LENGTH(row), 0)) FROM runs)"
+        " + (SELECT SUM(COALESCE(LENGTH(request), 0) + COALESCE(LENGTH(response_body), 0)) FROM steps)"
     ).fetchone()[0]
     db.close()
     return Path(path).stat().st_size / SIZE_RUNS, json_bytes / SIZE_RUNS
