@@ -38,6 +38,7 @@ RULES: dict[str, str] = {
     "DUP001": "duplicate recipe name",
     "DUP002": "two webhook recipes on one path",
     "ENV001": "environment variable not set",
+    "ENV002": "provider API key not set",
     "SEC001": "secret pasted into a recipe",
     "SEC002": "webhook without verification",
     "IO001": "file cannot be read",

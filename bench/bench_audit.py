@@ -105,7 +105,7 @@ def typical_run(i: int, *, rich: bool = False) -> tuple[RunRecord, list[StepReco
             request={
                 "method": "POST",
                 "url": "https://api.openphone.com/v1/messages",
-                    "body": {"content": "Hi Ada, welcome!", "from": "+15555550100", "to": [phone]},
+                "body": {"content": "Hi Ada, welcome!", "from": "+15555550100", "to": [phone]},
             },
             http_status=202,
             response_body={
@@ -215,7 +215,8 @@ def bytes_per_run(folder: Path, *, rich: bool) -> tuple[float, float]:
     db.execute("VACUUM")
     json_bytes = db.execute(
         "SELECT (SELECT SUM(LENGTH(event) + COALESCE(LENGTH(row), 0)) FROM runs)"
-        " + (SELECT SUM(COALESCE(LENGTH(request), 0) + COALESCE(LENGTH(response_body), 0)) FROM steps)"
+        " + (SELECT SUM(COALESCE(LENGTH(request), 0)"
+        " + COALESCE(LENGTH(response_body), 0)) FROM steps)"
     ).fetchone()[0]
     db.close()
     return Path(path).stat().st_size / SIZE_RUNS, json_bytes / SIZE_RUNS

@@ -16,7 +16,7 @@ from typing import Any
 
 from automations.conditions import Condition, compile_expression
 from automations.diagnostics import Diagnostic, Severity
-from automations.model import Recipe, RecipeTest, WebhookTrigger
+from automations.model import Action, Recipe, RecipeTest, WebhookTrigger
 from automations.recipes.actions import compile_actions
 from automations.recipes.context import CompileContext
 from automations.recipes.structure import check_structure, did_you_mean
@@ -244,6 +244,7 @@ def load_recipe_text(
                     "(dry runs and previews show ${" + name + "})",
                 )
             )
+    _check_provider_keys(ctx, actions, env)
     tests = _tests(ctx, raw.get("tests"))
     if source is not None and not tests:
         tests = _sibling_tests(source, ctx)
@@ -265,6 +266,34 @@ def load_recipe_text(
         text=text,
     )
     return LoadResult(file, recipe, diags)
+
+
+#: The API key variables each provider's actions need (any one of them).
+_PROVIDER_KEYS = {
+    "quo": ("QUO_API_KEY", "MATON_API_KEY"),
+    "loops": ("LOOPS_API_KEY",),
+}
+
+
+def _check_provider_keys(
+    ctx: CompileContext, actions: tuple[Action, ...], env: Mapping[str, str]
+) -> None:
+    """A warning (once per provider) when the provider's API key is not set where lint runs."""
+    warned: set[str] = set()
+    for i, action in enumerate(actions):
+        provider = action.kind.partition(".")[0]
+        names = _PROVIDER_KEYS.get(provider)
+        if names is None or provider in warned or any(env.get(n) for n in names):
+            continue
+        warned.add(provider)
+        ctx.report(
+            ("actions", i),
+            "ENV002",
+            f"{action.kind} needs {' or '.join(names)}, which is not set here; real runs fail "
+            "until it is (dry runs and previews work without it)",
+            severity=Severity.WARNING,
+            at_key=True,
+        )
 
 
 def _env_position(ctx: CompileContext, name: str) -> tuple[int, int]:

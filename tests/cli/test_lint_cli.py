@@ -40,8 +40,11 @@ def test_examples_lint_clean(cli: Cli) -> None:
     assert all(d["severity"] == "warning" for d in json.loads(res.stdout))
 
 
+KEYS = {"QUO_API_KEY": "k", "LOOPS_API_KEY": "k"}
+
+
 def test_text_format_points_at_the_column(cli: Cli, broken: Path) -> None:
-    res = cli("lint", "x.yaml")
+    res = cli("lint", "x.yaml", env=KEYS)
     assert res.returncode == 1
     lines = res.stdout.splitlines()
     assert lines[0] == (
@@ -54,14 +57,22 @@ def test_text_format_points_at_the_column(cli: Cli, broken: Path) -> None:
 
 
 def test_json_github_and_sarif(cli: Cli, broken: Path) -> None:
-    data = json.loads(cli("lint", "x.yaml", "--format", "json").stdout)
+    data = json.loads(cli("lint", "x.yaml", "--format", "json", env=KEYS).stdout)
     assert [(d["code"], d["line"], d["column"]) for d in data] == [("REF001", 7, 12)]
-    gh = cli("lint", "x.yaml", "--format", "github").stdout
+    gh = cli("lint", "x.yaml", "--format", "github", env=KEYS).stdout
     assert gh.startswith("::error file=x.yaml,line=7,col=12,title=REF001 ")
-    sarif = json.loads(cli("lint", "x.yaml", "--format", "sarif").stdout)
+    sarif = json.loads(cli("lint", "x.yaml", "--format", "sarif", env=KEYS).stdout)
     schema = json.loads((REPO.parent / "shared/vendor/sarif-schema-2.1.0.json").read_text())
     jsonschema.Draft7Validator(schema).validate(sarif)
     assert sarif["runs"][0]["results"][0]["ruleId"] == "REF001"
+
+
+def test_missing_keys_are_warned_about_without_failing(cli: Cli, broken: Path) -> None:
+    fixed = broken.read_text().replace("/Phnoe", "/Phone")
+    broken.write_text(fixed)
+    res = cli("lint", "x.yaml", "--format", "json")
+    assert res.returncode == 0
+    assert [d["code"] for d in json.loads(res.stdout)] == ["ENV002"]
 
 
 def test_usage_error_exits_2(cli: Cli) -> None:

@@ -9,6 +9,12 @@ import pytest
 from automations.diagnostics import Diagnostic
 from automations.recipes.compiler import LoadResult, load_recipe_text
 
+ENV = {
+    "QUO_FROM": "+15555550199",
+    "HOOK_SECRET": "whsec_x",
+    "QUO_API_KEY": "k",
+    "LOOPS_API_KEY": "k",
+}
 LEADS_CSV = "Email,First Name,Last Name,Company,Phone\na@example.com,Ada,L,X,(555) 555-0100\n"
 
 
@@ -22,7 +28,7 @@ def compile_recipe(tmp_path: Path) -> Callable[..., LoadResult]:
             textwrap.dedent(text).lstrip("\n"),
             "r.yaml",
             base_dir=tmp_path,
-            env={"QUO_FROM": "+15555550199", "HOOK_SECRET": "whsec_x"} if env is None else env,
+            env=ENV if env is None else env,
         )
 
     return run

@@ -167,3 +167,14 @@ def test_url_host_cannot_come_from_a_column(compile_recipe: Callable[..., LoadRe
       - http.request: {method: POST, url: "https://{/Company}/x"}
     """
     assert [d.code for d in compile_recipe(text).diagnostics] == ["REF004"]
+
+
+def test_missing_provider_keys_are_warnings(compile_recipe: Callable[..., LoadResult]) -> None:
+    result = compile_recipe(GOOD, env={"QUO_FROM": "+15555550199"})
+    assert [(d.code, d.line, d.severity) for d in result.diagnostics] == [
+        ("ENV002", 6, Severity.WARNING)
+    ]
+    assert "QUO_API_KEY or MATON_API_KEY" in result.diagnostics[0].message
+    assert result.recipe is not None
+    maton = compile_recipe(GOOD, env={"QUO_FROM": "+15555550199", "MATON_API_KEY": "m"})
+    assert maton.diagnostics == ()

@@ -110,7 +110,8 @@ def test_a_typical_run_costs_little_on_disk(tmp_path: Path) -> None:
     db.execute("VACUUM")
     (json_bytes,) = db.execute(
         "SELECT (SELECT SUM(LENGTH(event) + COALESCE(LENGTH(row), 0)) FROM runs)"
-        " + (SELECT SUM(COALESCE(LENGTH(request), 0) + COALESCE(LENGTH(response_body), 0)) FROM steps)"
+        " + (SELECT SUM(COALESCE(LENGTH(request), 0)"
+        " + COALESCE(LENGTH(response_body), 0)) FROM steps)"
     ).fetchone()
     db.close()
     per_run = path.stat().st_size / runs
