@@ -35,9 +35,10 @@ class RunStore(ABC):
         """``enqueue`` for a batch, in one transaction."""
 
     @abstractmethod
-    def claim(self, run_id: str, recipe_hash: str) -> RunRecord | None:
+    def claim(self, run_id: str, recipe_hash: str, **fields: object) -> RunRecord | None:
         """Mark a ``pending`` (or, when resuming after a crash, ``running``) run as ``running``
-        with the recipe version that runs it. Returns ``None`` if it is final already."""
+        with the recipe version that runs it, setting ``fields`` (as ``update_run``: ``row``,
+        ``condition``, ``dry_run``) in the same write. Returns ``None`` if it is final already."""
 
     @abstractmethod
     def unfinished(self) -> list[RunRecord]:

@@ -97,20 +97,23 @@ class Executor:
     async def _execute(
         self, run: RunRecord, recipe: Recipe, dry_run: bool, batch: _Batch
     ) -> RunRecord:
-        claimed = self.store.claim(run.id, recipe.content_hash)
+        # the row and condition follow from the event alone, so they are computed first and
+        # recorded with the claim, in one write
+        red = self.redactor(recipe)
+        dry = dry_run or run.dry_run
+        row = row_for(recipe, run.event)
+        cond = evaluate_condition(recipe, row)
+        # the row is stored only when ``columns:`` made it differ from the event (audit size)
+        stored_row = red.value(row) if recipe.columns is not None else None
+        claimed = self.store.claim(
+            run.id, recipe.content_hash, row=stored_row, condition=cond.passed, dry_run=dry
+        )
         if claimed is None:
             return self.store.get_run(run.id)
         if recipe.content_hash not in self._remembered and isinstance(self.store, StateStore):
             remember_version(self.store, recipe)
             self._remembered.add(recipe.content_hash)
-        red = self.redactor(recipe)
-        dry = dry_run or claimed.dry_run
         env: Mapping[str, str] = PreviewEnv(self.env) if dry else self.env
-        row = row_for(recipe, claimed.event)
-        cond = evaluate_condition(recipe, row)
-        # the row is stored only when ``columns:`` made it differ from the event (audit size)
-        stored_row = red.value(row) if recipe.columns is not None else None
-        self.store.update_run(run.id, row=stored_row, condition=cond.passed, dry_run=dry)
         prog = _Progress(claimed, row=stored_row, condition=cond.passed, dry_run=dry)
         if not cond.passed:
             return self._finish(prog, RunStatus.SKIPPED, cond.error)

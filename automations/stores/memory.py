@@ -105,14 +105,22 @@ class MemoryStore(Store):
         self._t.by_event[(run.recipe, run.event_key)] = run.id
         return stored, True
 
-    def claim(self, run_id: str, recipe_hash: str) -> RunRecord | None:
+    def claim(self, run_id: str, recipe_hash: str, **fields: object) -> RunRecord | None:
+        changes = check_run_changes(fields)
+        for name in ("event", "row"):
+            if name in changes:
+                changes[name] = normalize_json(changes[name])
         with self._lock:
             run = self._exact(run_id)
             if run.status.is_final:
                 return None
             started_at = run.started_at if run.started_at is not None else self._clock()
             self._t.runs[run_id] = dataclasses.replace(
-                run, status=RunStatus.RUNNING, recipe_hash=recipe_hash, started_at=started_at
+                run,
+                status=RunStatus.RUNNING,
+                recipe_hash=recipe_hash,
+                started_at=started_at,
+                **changes,  # type: ignore[arg-type]
             )
             return self._with_steps(run_id)
 

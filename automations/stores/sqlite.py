@@ -146,13 +146,23 @@ class SQLiteStore(Store):
             self._put_step(step)
         return stored, True
 
-    def claim(self, run_id: str, recipe_hash: str) -> RunRecord | None:
+    def claim(self, run_id: str, recipe_hash: str, **fields: object) -> RunRecord | None:
+        changes = check_run_changes(fields)
+        extra = "".join(f", {name} = ?" for name in changes)
+        values = [run_column_value(name, value) for name, value in changes.items()]
         with _Transaction(self):
             # RETURNING gives the claimed row in the same statement (one query fewer per run)
             row = self._db.execute(
-                "UPDATE runs SET status = ?, recipe_hash = ?, started_at = COALESCE(started_at, ?) "
-                f"WHERE id = ? AND status IN (?, ?) RETURNING seq, {RUN_COLUMNS}",
-                (RunStatus.RUNNING.value, recipe_hash, self._clock(), run_id, *_UNFINISHED),
+                "UPDATE runs SET status = ?, recipe_hash = ?, started_at = COALESCE(started_at, ?)"
+                f"{extra} WHERE id = ? AND status IN (?, ?) RETURNING seq, {RUN_COLUMNS}",
+                (
+                    RunStatus.RUNNING.value,
+                    recipe_hash,
+                    self._clock(),
+                    *values,
+                    run_id,
+                    *_UNFINISHED,
+                ),
             ).fetchone()
             if row is None:
                 if self._select_one("id = ?", (run_id,)) is None:
