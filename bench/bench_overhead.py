@@ -172,8 +172,8 @@ class TimedStore(SQLiteStore):
         finally:
             self.add(started)
 
-    def claim(self, run_id: str, recipe_hash: str) -> RunRecord | None:
-        return self._timed("claim", run_id, recipe_hash)  # type: ignore[no-any-return]
+    def claim(self, run_id: str, recipe_hash: str, **fields: object) -> RunRecord | None:
+        return self._timed("claim", run_id, recipe_hash, **fields)  # type: ignore[no-any-return]
 
     def update_run(self, run_id: str, **fields: object) -> None:
         self._timed("update_run", run_id, **fields)
