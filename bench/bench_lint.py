@@ -47,6 +47,8 @@ TARGET_RATIO = 5.0
 ENV = {
     "QUO_FROM": "+15555550199",
     "CRM_API_KEY": "crm-test-key",
+    "QUO_API_KEY": "quo-test-key",
+    "LOOPS_API_KEY": "loops-test-key",
 }
 CSV_HEADER = "Email,First Name,Last Name,Company,Phone,Plan,Status,Opted In,Score"
 CSV_ROW = "ada@example.com,Ada,Lovelace,Analytical Engines,(555) 555-0100,pro,new,yes,42"
