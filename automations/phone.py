@@ -12,12 +12,15 @@ faster than the rules for length.
 from __future__ import annotations
 
 import functools
+import re
 
 import phonenumbers
 
 from automations.errors import RenderError
 
 __all__ = ["to_e164"]
+
+_NANP_E164 = re.compile(r"\+1\d{10}")
 
 
 def to_e164(value: object, region: str, *, path: str = "") -> str:
@@ -38,6 +41,11 @@ def to_e164(value: object, region: str, *, path: str = "") -> str:
     text = value.strip()
     if not text:
         raise RenderError("the phone number is empty", path=path)
+    if _NANP_E164.fullmatch(text):
+        # already E.164 in the North American plan: every "+1" and ten digits is a possible
+        # number and formats to itself (checked against phonenumbers in the tests), so the
+        # full parse, the costliest step of building an SMS, is skipped
+        return text
     return _parse_first_possible((text,), region, path, shown=text)
 
 

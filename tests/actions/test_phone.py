@@ -56,3 +56,19 @@ def test_unknown_region_is_named() -> None:
     assert str(info.value) == (
         "from: '555 555 0100' has no country code and 'XX' is not a known region (region XX)"
     )
+
+
+def test_the_nanp_fast_path_agrees_with_phonenumbers() -> None:
+    import random
+
+    import phonenumbers
+
+    from automations.phone import to_e164
+
+    rng = random.Random(7)
+    for _ in range(2000):
+        text = "+1" + "".join(rng.choice("0123456789") for _ in range(10))
+        parsed = phonenumbers.parse(text, "US")
+        assert phonenumbers.is_possible_number(parsed)
+        assert phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164) == text
+        assert to_e164(text, "GB") == text
