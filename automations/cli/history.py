@@ -86,6 +86,11 @@ def run_json(run: RunRecord, *, full: bool = False) -> dict[str, Any]:
     return out
 
 
+def status_text(run: RunRecord) -> str:
+    """The status as the table shows it: a dry run says so."""
+    return run.status.value + (" (dry run)" if run.dry_run else "")
+
+
 def _parse_since(value: str | None) -> float | None:
     """``2026-11-01``, an ISO timestamp, or a duration back from now: ``90m``, ``24h``, ``7d``."""
     if value is None:
@@ -183,14 +188,14 @@ def runs(
         click.echo(json.dumps([run_json(r) for r in found], indent=2, ensure_ascii=False))
         return
     click.echo(
-        f"{'ID':<12}  {'CREATED (UTC)':<19}  {'RECIPE':<24}  {'TRIGGER':<8}  {'STATUS':<9}  STEPS"
+        f"{'ID':<12}  {'CREATED (UTC)':<19}  {'RECIPE':<24}  {'TRIGGER':<8}  {'STATUS':<19}  STEPS"
     )
     for r in found:
         steps = " ".join(f"{s.action.split('.')[-1]}:{s.status.value}" for s in r.steps)
         created = (_iso(r.created_at) or "")[:19]
         click.echo(
             f"{r.id[:12]:<12}  {created:<19}  {r.recipe[:24]:<24}  "
-            f"{r.trigger.value:<8}  {r.status.value:<9}  {steps}"
+            f"{r.trigger.value:<8}  {status_text(r):<19}  {steps}"
         )
     if not found:
         click.echo("(no runs)")
