@@ -24,9 +24,13 @@ def remember_version(state: StateStore, recipe: Recipe) -> None:
         state.set_state(_VERSIONS, [(recipe.content_hash, json.dumps(doc))])
 
 
-def load_version(state: StateStore, run: RunRecord, env: Mapping[str, str]) -> Recipe:
-    """The recipe to replay ``run`` with: the file it came from as it is now (a fix made since
-    is used), or, if that file is gone or broken, the exact version that ran."""
+def load_version(
+    state: StateStore, run: RunRecord, env: Mapping[str, str], *, prefer_current: bool = True
+) -> Recipe:
+    """The recipe for ``run``. For a replay (``prefer_current``): the file it came from as it is
+    now (a fix made since is used), or, if that file is gone or broken, the exact version that
+    ran. For a run resumed after a restart (``prefer_current=False``): the exact version it
+    started with."""
     raw = state.get_state(_VERSIONS, run.recipe_hash or "")
     if raw is None:
         raise StoreError(
@@ -34,7 +38,7 @@ def load_version(state: StateStore, run: RunRecord, env: Mapping[str, str]) -> R
         )
     doc = json.loads(raw)
     path = Path(doc["path"])
-    if path.is_file():
+    if prefer_current and path.is_file():
         current = load_recipe(path, env)
         if current.recipe is not None and current.recipe.name == run.recipe:
             return current.recipe

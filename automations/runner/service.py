@@ -168,7 +168,7 @@ class Runner:
             and (current is None or current.content_hash != run.recipe_hash)
         ):
             try:  # a run resumed after a restart finishes on the version it started with
-                return load_version(self.store, run, self.env)
+                return load_version(self.store, run, self.env, prefer_current=False)
             except Exception:  # unreadable: fall back to the current version
                 pass
         return current

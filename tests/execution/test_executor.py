@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import httpx
 
-from automations.records import RunStatus, StepStatus
-from tests.execution.conftest import ROW, Crash, Harness
+from automations.execution.executor import new_run
+from automations.records import RunStatus, StepStatus, TriggerKind
+from tests.execution.conftest import ENV, ROW, Crash, Harness
 from tests.fakes import TIMEOUT_AFTER_RECEIPT
 
 
@@ -217,3 +218,17 @@ def test_an_http_request_keeps_its_own_headers_masked(harness: Harness) -> None:
         "headers": {"Authorization": "***", "X-Trace": "t1"},
         "body": {"a": 1},
     }
+
+
+def test_a_resumed_run_gets_the_version_it_started_with(harness: Harness) -> None:
+    from automations.execution.versions import load_version, remember_version
+
+    remember_version(harness.store, harness.recipe)
+    source = harness.recipe.source
+    source.write_text(harness.recipe.text.replace("leadTexted", "leadChanged"))
+    run = harness.store.enqueue(new_run(harness.recipe.name, TriggerKind.MANUAL, "v1", ROW))[0]
+    run = replace(run, recipe_hash=harness.recipe.content_hash)
+    resumed = load_version(harness.store, run, ENV, prefer_current=False)
+    assert resumed.content_hash == harness.recipe.content_hash
+    replayed = load_version(harness.store, run, ENV)
+    assert replayed.content_hash != harness.recipe.content_hash  # a replay uses today's file
