@@ -154,7 +154,8 @@ class SQLiteStore(Store):
             # RETURNING gives the claimed row in the same statement (one query fewer per run)
             row = self._db.execute(
                 "UPDATE runs SET status = ?, recipe_hash = ?, started_at = COALESCE(started_at, ?)"
-                f"{extra} WHERE id = ? AND status IN (?, ?) RETURNING seq, {RUN_COLUMNS}",
+                f"{extra} WHERE id = ? AND status IN (?, ?) RETURNING seq, {RUN_COLUMNS}, "
+                "EXISTS (SELECT 1 FROM steps WHERE run_seq = runs.seq)",
                 (
                     RunStatus.RUNNING.value,
                     recipe_hash,
@@ -168,10 +169,15 @@ class SQLiteStore(Store):
                 if self._select_one("id = ?", (run_id,)) is None:
                     raise StoreError(f"no run with id {run_id}")
                 return None
-            steps = self._db.execute(
-                f"{_STEP_SELECT} WHERE run_seq = ? ORDER BY idx", (row[0],)
-            ).fetchall()
-        return run_from_row(row, steps)
+            # a fresh run has no steps: they are read only for a resumed or replayed one
+            steps = (
+                self._db.execute(
+                    f"{_STEP_SELECT} WHERE run_seq = ? ORDER BY idx", (row[0],)
+                ).fetchall()
+                if row[-1]
+                else []
+            )
+        return run_from_row(row[:-1], steps)
 
     def unfinished(self) -> list[RunRecord]:
         with self._guard:
