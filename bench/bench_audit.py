@@ -31,103 +31,17 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from automations.records import RunRecord, RunStatus, StepRecord, StepStatus, TriggerKind
+from automations.records import RunRecord, RunStatus, StepRecord, StepStatus
 from automations.stores import SQLiteStore
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for tests.*
+from tests.stores.factories import T0, typical_run
 
 RUNS_PER_REPEAT = 5_000
 REPEATS = 5
 BATCH = 100
 RECIPE_HASH = "3f2a9c1e7b6d5a40"
 SIZE_RUNS = 10_000
-T0 = 1_750_000_000.0
-
-
-def typical_run(i: int, *, rich: bool = False) -> tuple[RunRecord, list[StepRecord]]:
-    """Run ``i`` and its two final steps (the same as ``tests/stores/factories.py``)."""
-    run_id = uuid.uuid4().hex
-    email = f"user{i:08d}@example.com"
-    event = {"email": email, "firstName": "Ada", "plan": "pro"}
-    # The executor keeps no connection headers per step (only an http.request's own).
-    key = f"automations-{run_id}-1"
-    run = RunRecord(
-        id=run_id,
-        recipe="welcome",
-        trigger=TriggerKind.WEBHOOK,
-        event_key=f"evt_{i:020d}",
-        event=event,
-        created_at=T0 + i * 0.001,
-    )
-    contact = StepRecord(
-        run_id,
-        0,
-        "contact",
-        "loops.update_contact",
-        StepStatus.SUCCEEDED,
-        request={
-            "method": "PUT",
-            "url": "https://app.loops.so/api/v1/contacts/update",
-            "body": {"email": email, "firstName": "Ada", "userGroup": "pro"},
-        },
-        http_status=200,
-        response_body={"success": True, "id": "cm1x2y3z4a5b6c7d8e9f0g1h2"},
-        attempts=1,
-        duration_ms=84.2,
-        started_at=T0 + 1.0,
-        finished_at=T0 + 1.1,
-    )
-    second = StepRecord(
-        run_id,
-        1,
-        "welcome_event",
-        "loops.send_event",
-        StepStatus.SUCCEEDED,
-        request={
-            "method": "POST",
-            "url": "https://app.loops.so/api/v1/events/send",
-            "body": {"email": email, "eventName": "welcome"},
-        },
-        http_status=200,
-        response_body={"success": True},
-        attempts=1,
-        duration_ms=91.7,
-        idempotency_key=key,
-        started_at=T0 + 1.1,
-        finished_at=T0 + 1.2,
-    )
-    if rich:
-        phone = f"+1555{i:07d}"
-        second = StepRecord(
-            run_id,
-            1,
-            "sms",
-            "quo.send_sms",
-            StepStatus.SUCCEEDED,
-            request={
-                "method": "POST",
-                "url": "https://api.openphone.com/v1/messages",
-                "body": {"content": "Hi Ada, welcome!", "from": "+15555550100", "to": [phone]},
-            },
-            http_status=202,
-            response_body={
-                "data": {
-                    "id": "AC3700e624833f4b3fa0e4f0e4d4f3fa",
-                    "to": [phone],
-                    "from": "+15555550100",
-                    "text": "Hi Ada, welcome!",
-                    "phoneNumberId": "PNabc123",
-                    "direction": "outgoing",
-                    "userId": "USabc123",
-                    "status": "queued",
-                    "createdAt": "2025-06-01T00:00:00Z",
-                    "updatedAt": "2025-06-01T00:00:00Z",
-                }
-            },
-            attempts=1,
-            duration_ms=211.5,
-            started_at=T0 + 1.1,
-            finished_at=T0 + 1.3,
-        )
-    return run, [contact, second]
 
 
 def sending(step: StepRecord) -> StepRecord:
@@ -179,7 +93,7 @@ def runs_per_second(folder: Path, sequence: Sequence, *, batch: int) -> tuple[fl
     """Runs recorded per second of wall time and per second of this process's CPU time (the
     latter moves less when other processes share the machine); ``batch`` runs per commit, or
     0: every write commits."""
-    runs = [typical_run(i) for i in range(RUNS_PER_REPEAT)]
+    runs = [typical_run(i, uuid.uuid4().hex) for i in range(RUNS_PER_REPEAT)]
     store = fresh_store(folder, "speed")
     try:
         wall, cpu = time.perf_counter(), time.process_time()
@@ -207,7 +121,7 @@ def bytes_per_run(folder: Path, *, rich: bool) -> tuple[float, float]:
     store = fresh_store(folder, "size")
     with store.transaction():
         for i in range(SIZE_RUNS):
-            executor_sequence(store, *typical_run(i, rich=rich))
+            executor_sequence(store, *typical_run(i, uuid.uuid4().hex, rich=rich))
     path = store.path
     store.close()
     db = sqlite3.connect(path)

@@ -56,10 +56,10 @@ def make_step(
     )
 
 
-def typical_run(i: int, run_id: str) -> tuple[RunRecord, list[StepRecord]]:
-    """A two-step run (Loops update contact, Loops send event) and its final steps.
-
-    The same shape as ``bench/bench_audit.py``'s typical run.
+def typical_run(i: int, run_id: str, *, rich: bool = False) -> tuple[RunRecord, list[StepRecord]]:
+    """A two-step run (Loops update contact, Loops send event) and its final steps, as the
+    executor records them; ``rich``: the second step is a Quo SMS answered with Quo's full
+    message object. ``bench/bench_audit.py`` measures these.
     """
     email = f"user{i:08d}@example.com"
     # The executor keeps no connection headers per step (only an http.request's own).
@@ -109,6 +109,39 @@ def typical_run(i: int, run_id: str) -> tuple[RunRecord, list[StepRecord]]:
         started_at=T0 + 1.1,
         finished_at=T0 + 1.2,
     )
+    if rich:
+        phone = f"+1555{i:07d}"
+        event = StepRecord(
+            run_id,
+            1,
+            "sms",
+            "quo.send_sms",
+            StepStatus.SUCCEEDED,
+            request={
+                "method": "POST",
+                "url": "https://api.openphone.com/v1/messages",
+                "body": {"content": "Hi Ada, welcome!", "from": "+15555550100", "to": [phone]},
+            },
+            http_status=202,
+            response_body={
+                "data": {
+                    "id": "AC3700e624833f4b3fa0e4f0e4d4f3fa",
+                    "to": [phone],
+                    "from": "+15555550100",
+                    "text": "Hi Ada, welcome!",
+                    "phoneNumberId": "PNabc123",
+                    "direction": "outgoing",
+                    "userId": "USabc123",
+                    "status": "queued",
+                    "createdAt": "2025-06-01T00:00:00Z",
+                    "updatedAt": "2025-06-01T00:00:00Z",
+                }
+            },
+            attempts=1,
+            duration_ms=211.5,
+            started_at=T0 + 1.1,
+            finished_at=T0 + 1.3,
+        )
     return run, [contact, event]
 
 
