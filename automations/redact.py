@@ -49,16 +49,6 @@ class Redactor:
         """A redactor for the values of ``names`` in ``env``."""
         return cls({n: env[n] for n in names if n in env})
 
-    def merged(self, other: Redactor) -> Redactor:
-        r = Redactor()
-        r._map = {**self._map, **other._map}
-        r._rx = (
-            re.compile("|".join(re.escape(v) for v in sorted(r._map, key=len, reverse=True)))
-            if r._map
-            else None
-        )
-        return r
-
     def text(self, s: str) -> str:
         if self._rx is None:
             return s

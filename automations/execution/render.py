@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -11,14 +10,7 @@ from automations.model import Action, Recipe
 from automations.outbound import OutboundRequest
 from automations.templates import RenderContext
 
-__all__ = ["PreviewEnv", "is_placeholder", "render_action"]
-
-_PLACEHOLDER = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
-
-
-def is_placeholder(value: Any) -> bool:
-    """Whether ``value`` is the ``${NAME}`` stand-in for an unset variable in a preview."""
-    return isinstance(value, str) and _PLACEHOLDER.fullmatch(value) is not None
+__all__ = ["PreviewEnv", "render_action"]
 
 
 class PreviewEnv(Mapping[str, str]):

@@ -80,7 +80,7 @@ def _resolved_dir(cwd: str) -> str:
 
 def _plus_numbers(ctx: CompileContext) -> None:
     for path in ctx.doc.plus_numbers:
-        text = ctx._line(ctx.doc.positions.of_value(path)[0]) or ""
+        text = ctx.line_text(ctx.doc.positions.of_value(path)[0]) or ""
         col = ctx.doc.positions.of_value(path)[1] - 1
         token = text[col:].split()[0].rstrip(",]}") if text[col:].strip() else "+..."
         ctx.report(
@@ -381,13 +381,7 @@ def cross_check(results: list[LoadResult]) -> list[LoadResult]:
 
 
 def _at_key(r: LoadResult, key: str, code: str, message: str) -> Diagnostic:
-    line = 1
     assert r.recipe is not None
-    try:
-        for i, text in enumerate(r.recipe.source.read_text("utf-8").splitlines(), 1):
-            if text.startswith(key + ":"):
-                line = i
-                break
-    except OSError:
-        pass
+    lines = r.recipe.text.splitlines()  # the text compiled, not the file read again
+    line = next((i for i, text in enumerate(lines, 1) if text.startswith(key + ":")), 1)
     return Diagnostic(r.file, line, 1, Severity.ERROR, code, message)

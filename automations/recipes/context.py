@@ -38,7 +38,7 @@ class CompileContext:
         """
         pos = self.doc.positions
         line, col = pos.of_key(path) if at_key else pos.of_value(path)
-        src = self._line(line)
+        src = self.line_text(line)
         if needle is not None and src is not None:
             found = src.find(needle, col - 1)
             if found >= 0:
@@ -48,7 +48,8 @@ class CompileContext:
             col += offset + (1 if quoted else 0)
         self.diagnostics.append(Diagnostic(self.doc.file, line, col, severity, code, message))
 
-    def _line(self, line: int) -> str | None:
+    def line_text(self, line: int) -> str | None:
+        """The source text of 1-based ``line``, if the file has it."""
         lines = self.doc.text.splitlines()
         return lines[line - 1] if 0 < line <= len(lines) else None
 

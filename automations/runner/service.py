@@ -107,17 +107,11 @@ class Runner:
 
     # -- events in ---------------------------------------------------------------------------
 
-    def accept(self, run: RunRecord, order_key: str | None) -> tuple[RunRecord, bool]:
-        """Record one run durably and dispatch it if new (the webhook intake's callback)."""
-        stored, is_new = self.store.enqueue(run)
-        if is_new:
-            self.dispatcher.submit(stored, order_key)
-        return stored, is_new
-
     def accept_many(
         self, items: Sequence[tuple[RunRecord, str | None]]
     ) -> list[tuple[RunRecord, bool]]:
-        """``accept`` for several runs, recorded in one commit."""
+        """Record runs durably in one commit and dispatch the new ones (the trigger sources' and,
+        through ``GroupCommit``, the webhook intake's callback)."""
         results = self.store.enqueue_many([r for r, _ in items])
         for (stored, is_new), (_, key) in zip(results, items, strict=True):
             if is_new:

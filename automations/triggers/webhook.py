@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -24,6 +25,8 @@ from automations.records import RunRecord, TriggerKind
 from automations.triggers.verify import default_event_id, verify_webhook
 
 __all__ = ["DEFAULT_MAX_BODY", "WebhookIntake"]
+
+log = logging.getLogger("automations.runner")
 
 DEFAULT_MAX_BODY = 1 << 20  # 1 MiB
 
@@ -93,8 +96,16 @@ class WebhookIntake:
             )
         except SignatureError as exc:
             return _error(401, str(exc))
-        except ConfigError as exc:  # the runner lacks the secret: refuse, and say what to set
-            return _error(503, str(exc))
+        except ConfigError as exc:
+            # the runner lacks (or cannot use) the secret: the operator is told what to set; the
+            # caller only that it cannot be taken now (the provider will retry)
+            log.error(
+                "webhook %s refused: %s (set %s)",
+                trigger.path,
+                exc,
+                trigger.secret_env or "the webhook secret",
+            )
+            return _error(503, "webhook verification is not configured on this runner")
         try:
             payload = json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError):

@@ -157,3 +157,22 @@ def test_statuses(client: tuple[AsgiClient, MemoryStore, list[RunRecord]]) -> No
     bad = b"not json"
     assert c.post("/hooks/loops", content=bad, headers=_standard(bad)).status_code == 400
     assert store.count() == 0
+
+
+def test_a_missing_secret_is_503_and_records_nothing() -> None:
+    res = load_recipe_text(
+        _recipe("/hooks/loops", "standard-webhooks"), "r.yaml", base_dir=Path("."), env={}
+    )
+    assert res.recipe is not None
+    store = MemoryStore()
+
+    def accept(run: RunRecord, key: str | None) -> tuple[RunRecord, bool]:
+        return store.enqueue(run)
+
+    intake = WebhookIntake({"/hooks/loops": res.recipe}.get, {}, accept)
+    app = Starlette(routes=[Route("/{p:path}", intake.handle, methods=["POST"])])
+    body = b'{"a": 1}'
+    answer = AsgiClient(app).post("/hooks/loops", content=body, headers=_standard(body))
+    assert answer.status_code == 503
+    assert answer.json() == {"error": "webhook verification is not configured on this runner"}
+    assert store.count() == 0
