@@ -68,6 +68,10 @@ _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.
 # Failures that no retry can fix: the request itself cannot be sent.
 _UNSENDABLE = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
 _RETRYABLE_STATUS = frozenset({408, 429})
+# Methods that carry Content-Length even when empty (as httpx sends them).
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# httpx's own JSON encoding of ``json=`` bodies.
+_JSON_BODY = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 # Describe the original bytes on the wire; the masked copy holds the decoded body.
 _FRAMING_HEADERS = frozenset({"content-encoding", "transfer-encoding", "content-length"})
 
@@ -116,6 +120,8 @@ class Connections:
         self._rng = rng or random.Random()
         self._limiters: dict[str, RateLimiter] = {}
         self._endpoints: dict[Connection, Endpoint | None] = {}
+        #: Per connection: the client's default headers with the connection's over them.
+        self._base_headers: dict[Connection, httpx.Headers] = {}
         self._described: dict[
             tuple[Connection, str, tuple[tuple[str, str], ...], str | None],
             tuple[str, tuple[tuple[str, str], ...]],
@@ -246,9 +252,11 @@ class Connections:
         """
         endpoint = self._endpoint(req.connection)
         url = endpoint.url(req.path) if endpoint else req.path
-        headers = self._headers(req, endpoint)
         limiter = self._limiter(endpoint) if endpoint else None
-        call = _Call(req, endpoint, url, headers, explain or explainer_for(req.connection))
+        masked_url, masked_headers = self.describe(req)
+        call = _Call(
+            req, endpoint, masked_url, masked_headers, explain or explainer_for(req.connection)
+        )
         client = self._http()
         slot = await limiter.acquire() if limiter else None
         # Durations and the max_total budget start at the first slot, not in the queue for it.
@@ -265,13 +273,7 @@ class Connections:
             last: httpx.Response | None = None
             retry_after: float | None = None
             try:
-                response = await client.request(
-                    req.method,
-                    _parsed_url(url),
-                    json=req.json,
-                    headers=headers,
-                    extensions=extensions,
-                )
+                response = await client.send(self._request(req, endpoint, url, extensions))
             except _NOT_SENT as exc:
                 reason = f"could not be reached ({type(exc).__name__})"
             except _UNSENDABLE as exc:
@@ -300,6 +302,45 @@ class Connections:
             await self._sleep(delay)
             previous_delay = delay
 
+    def _request(
+        self, req: OutboundRequest, endpoint: Endpoint | None, url: str, extensions: dict[str, Any]
+    ) -> httpx.Request:
+        """The ``httpx.Request`` for one attempt: what ``client.request(..., json=...)`` builds,
+        without its cost (it normalizes every header three times over, and this runs for every
+        request). Headers: the client's defaults, then the connection's, then the request's own
+        and its ``Idempotency-Key``, each replacing one of the same name. The body is compact
+        UTF-8 JSON, as httpx encodes it."""
+        client = self._http()
+        merged = self._base_headers.get(req.connection)
+        if merged is None:
+            merged = httpx.Headers(client.headers)
+            merged.update(endpoint.headers if endpoint else self.settings.plain_headers)
+            self._base_headers[req.connection] = merged
+        if req.headers or req.idempotency_key:
+            merged = httpx.Headers(merged)
+            merged.update(req.headers)
+            if req.idempotency_key:
+                merged["Idempotency-Key"] = req.idempotency_key
+        target = _parsed_url(url)
+        body = b"" if req.json is None else _JSON_BODY(req.json).encode()
+        # where and when httpx adds them: Host first; a JSON body's length and type last
+        head = [] if req.headers and "host" in merged else [(b"Host", target.netloc)]
+        tail = []
+        if req.json is not None:
+            tail = [(b"Content-Length", str(len(body)).encode())]
+            if not (req.headers and "content-type" in merged):
+                tail.append((b"Content-Type", b"application/json"))
+        elif req.method in _BODY_METHODS and not (req.headers and "content-length" in merged):
+            head.append((b"Content-Length", b"0"))
+        extensions.setdefault("timeout", client.timeout.as_dict())
+        return httpx.Request(
+            req.method,
+            target,
+            headers=[*head, *merged.raw, *tail],
+            stream=httpx.ByteStream(body),
+            extensions=extensions,
+        )
+
     def _ms(self, started: float) -> float:
         return round((self._clock() - started) * 1000.0, 3)
 
@@ -307,21 +348,24 @@ class Connections:
 class _Call:
     """One ``send``: turns its outcomes into a result or an error, secrets masked."""
 
+    __slots__ = ("endpoint", "explain", "headers", "provider", "req", "url", "what")
+
     def __init__(
         self,
         req: OutboundRequest,
         endpoint: Endpoint | None,
         url: str,
-        headers: list[tuple[str, str]],
+        headers: tuple[tuple[str, str], ...],
         explain: ErrorExplainer,
     ) -> None:
+        """``url`` and ``headers`` as ``Connections.describe`` gives them: masked."""
         self.req = req
         self.endpoint = endpoint
-        self.url = _masked_url(url)
-        self.headers = mask_headers(headers)
+        self.url = url
+        self.headers = headers
         self.explain = explain
         self.provider = endpoint.name if endpoint else (_parsed_url(url).host or "the endpoint")
-        self.what = f"{req.method} {req.path if endpoint else self.url}"
+        self.what = f"{req.method} {req.path if endpoint else url}"
 
     def result(self, response: httpx.Response, attempts: int, ms: float) -> SendResult:
         return SendResult(

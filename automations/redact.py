@@ -14,6 +14,9 @@ MASK = "***"
 #: the audit while protecting nothing.
 _MIN_SECRET_LEN = 6
 _JSON_ESCAPED = re.compile(r'["\\\x00-\x1f\x7f]')
+# Built once: ``json.dumps`` with options builds an encoder on every call, and every body that
+# leaves the engine is scanned.
+_SCAN_TEXT = json.JSONEncoder(ensure_ascii=False, check_circular=False, default=str).encode
 
 
 def _variants(value: str) -> Iterable[str]:
@@ -69,11 +72,7 @@ class Redactor:
             return v
         if isinstance(v, str):
             return self.text(v)
-        if (
-            isinstance(v, dict | list)
-            and self._json_safe()
-            and not self._rx.search(json.dumps(v, ensure_ascii=False, default=str))
-        ):
+        if isinstance(v, dict | list) and self._json_safe() and not self._rx.search(_SCAN_TEXT(v)):
             return v  # one C-level scan instead of a walk: most bodies hold no secret
         return self._walk(v)
 

@@ -28,7 +28,7 @@ from typing import Any
 from automations.errors import StoreError
 from automations.ports import Store
 from automations.records import RunFilter, RunRecord, RunStatus, StepRecord
-from automations.stores.codec import check_run_changes, normalize_run
+from automations.stores.codec import check_run_changes, dump_json, normalize_run
 from automations.stores.sqlite_schema import (
     RUN_COLUMNS,
     STEP_COLUMNS,
@@ -91,6 +91,8 @@ class SQLiteStore(Store):
         #: How many ``_Transaction`` blocks the lock holder is in.
         self._depth = 0
         self._guard = _Guard(self)
+        #: The request last written by ``_put_step`` and its JSON text.
+        self._last_request: tuple[object, str | None] = (None, None)
         try:
             self._db = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s
@@ -202,7 +204,13 @@ class SQLiteStore(Store):
             self._put_step(step)
 
     def _put_step(self, step: StepRecord) -> None:
-        if not self._db.execute(_PUT_STEP, (*step_params(step), step.run_id)).rowcount:
+        # A step is written twice with the same request (sending, then its outcome; records are
+        # immutable): its JSON text is made once.
+        last = self._last_request
+        if last[0] is not step.request or step.request is None:
+            last = self._last_request = (step.request, dump_json(step.request))
+        params = step_params(step, last[1])
+        if not self._db.execute(_PUT_STEP, (*params, step.run_id)).rowcount:
             raise StoreError(f"no run with id {step.run_id}")
 
     def get_run(self, run_id: str) -> RunRecord:

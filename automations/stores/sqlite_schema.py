@@ -175,14 +175,15 @@ def stored_run(run: RunRecord, params: tuple[object, ...]) -> RunRecord:
     return dataclasses.replace(run, event=event, row=row, error=error)
 
 
-def step_params(step: StepRecord) -> tuple[object, ...]:
-    """The values of ``STEP_COLUMNS`` for ``step``."""
+def step_params(step: StepRecord, request_json: str | None = None) -> tuple[object, ...]:
+    """The values of ``STEP_COLUMNS`` for ``step``; ``request_json`` is ``dump_json(step.request)``
+    when the caller has it already."""
     return (
         step.index,
         step.step_id,
         step.action,
         step.status.value,
-        dump_json(step.request),
+        request_json if request_json is not None else dump_json(step.request),
         step.http_status,
         dump_json(step.response_body),
         step.attempts,

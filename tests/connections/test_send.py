@@ -362,3 +362,75 @@ def test_preview_connections_never_send() -> None:
 
     with pytest.raises(RuntimeError, match="preview connections never send"):
         asyncio.run(main())
+
+
+def _http(method: str, json: Any = None, headers: dict[str, str] | None = None) -> OutboundRequest:
+    body: dict[str, Any] = {"method": method, "url": "https://hooks.test/in?x=1"}
+    if json is not None:
+        body["json"] = json
+    if headers:
+        body["headers"] = headers
+    return ACTIONS["http.request"].build(body, run_id="r", step_index=0, phone_region="US")
+
+
+@pytest.mark.parametrize(
+    ("env", "req"),
+    [
+        (ENV, sms()),
+        ({"MATON_API_KEY": "maton-key", "MATON_CONNECTION": "c-1"}, sms("+15555550100")),
+        (ENV, event()),
+        (ENV, _http("GET")),
+        (ENV, _http("POST")),
+        (ENV, _http("DELETE", json={"a": "é", "n": [1, 2.5, None]})),
+        (ENV, _http("PUT", json=[], headers={"Content-Type": "application/vnd.api+json"})),
+        (ENV, _http("PATCH", json={}, headers={"accept": "application/json", "X-A": "1"})),
+    ],
+)
+def test_the_wire_request_is_what_httpx_itself_would_build(
+    env: dict[str, str], req: OutboundRequest
+) -> None:
+    """``send`` builds its ``httpx.Request`` itself (for speed): same method, URL, headers in the
+    same order and body bytes as ``client.build_request(..., json=...)``."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"ok": True})
+
+    async def main() -> httpx.Request:
+        connections = Connections(
+            ConnectionSettings.from_env(env), transport=httpx.MockTransport(handler)
+        )
+        async with connections:
+            await connections.send(req, POLICY)
+            endpoint = connections._endpoint(req.connection)
+            return connections._http().build_request(
+                req.method,
+                endpoint.url(req.path) if endpoint else req.path,
+                json=req.json,
+                headers=connections._headers(req, endpoint),
+            )
+
+    expected = asyncio.run(main())
+    sent = seen[0]
+    assert (sent.method, sent.url) == (expected.method, expected.url)
+    assert sent.headers.multi_items() == expected.headers.multi_items()
+    assert sent.content == expected.content
+    assert sent.extensions["timeout"] == expected.extensions["timeout"]
+
+
+def test_a_request_header_replaces_the_connection_header_of_the_same_name() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(204)
+
+    async def main() -> None:
+        async with Connections(
+            ConnectionSettings.from_env(ENV), transport=httpx.MockTransport(handler)
+        ) as c:
+            await c.send(_http("POST", json={}, headers={"user-agent": "mine"}), POLICY)
+
+    asyncio.run(main())
+    assert seen[0].headers.get_list("User-Agent") == ["mine"]
