@@ -309,7 +309,9 @@ class Connections:
         without its cost (it normalizes every header three times over, and this runs for every
         request). Headers: the client's defaults, then the connection's, then the request's own
         and its ``Idempotency-Key``, each replacing one of the same name. The body is compact
-        UTF-8 JSON, as httpx encodes it."""
+        UTF-8 JSON, as httpx encodes it. A shared client's default headers and timeout apply
+        (and its auth and event hooks, in ``client.send``); its cookies and params do not:
+        provider APIs use neither."""
         client = self._http()
         merged = self._base_headers.get(req.connection)
         if merged is None:
@@ -454,8 +456,8 @@ def read_body(response: httpx.Response) -> Any:
         return None
     # JSON is parsed from the bytes (as ``response.json()`` does): decoding them to text first
     # would cost as much again, for nothing.
-    content_type = response.headers.get("content-type", "")
-    if "json" in content_type or content.lstrip()[:1] in (b"{", b"["):
+    # (What the body starts with is checked first: cheaper than looking up a header.)
+    if content.lstrip()[:1] in (b"{", b"[") or "json" in response.headers.get("content-type", ""):
         try:
             return json.loads(content)
         except ValueError:
