@@ -273,7 +273,7 @@ class Connections:
             last: httpx.Response | None = None
             retry_after: float | None = None
             try:
-                response = await client.send(self._request(req, endpoint, url, extensions))
+                response = await client.send(self._request(client, req, endpoint, url, extensions))
             except _NOT_SENT as exc:
                 reason = f"could not be reached ({type(exc).__name__})"
             except _UNSENDABLE as exc:
@@ -303,7 +303,12 @@ class Connections:
             previous_delay = delay
 
     def _request(
-        self, req: OutboundRequest, endpoint: Endpoint | None, url: str, extensions: dict[str, Any]
+        self,
+        client: httpx.AsyncClient,
+        req: OutboundRequest,
+        endpoint: Endpoint | None,
+        url: str,
+        extensions: dict[str, Any],
     ) -> httpx.Request:
         """The ``httpx.Request`` for one attempt: what ``client.request(..., json=...)`` builds,
         without its cost (it normalizes every header three times over, and this runs for every
@@ -312,7 +317,6 @@ class Connections:
         UTF-8 JSON, as httpx encodes it. A shared client's default headers and timeout apply
         (and its auth and event hooks, in ``client.send``); its cookies and params do not:
         provider APIs use neither."""
-        client = self._http()
         merged = self._base_headers.get(req.connection)
         if merged is None:
             merged = httpx.Headers(client.headers)
@@ -323,16 +327,19 @@ class Connections:
             merged.update(req.headers)
             if req.idempotency_key:
                 merged["Idempotency-Key"] = req.idempotency_key
+        # The headers httpx adds itself, where it adds them (Host first, a JSON body's length
+        # and type last), unless the request sets them.
+        own = {name.lower() for name, _ in req.headers}
         target = _parsed_url(url)
         body = b"" if req.json is None else _JSON_BODY(req.json).encode()
-        # where and when httpx adds them: Host first; a JSON body's length and type last
-        head = [] if req.headers and "host" in merged else [(b"Host", target.netloc)]
+        head = [] if "host" in own else [(b"Host", target.netloc)]
         tail = []
         if req.json is not None:
-            tail = [(b"Content-Length", str(len(body)).encode())]
-            if not (req.headers and "content-type" in merged):
+            if "content-length" not in own:
+                tail.append((b"Content-Length", str(len(body)).encode()))
+            if "content-type" not in own:
                 tail.append((b"Content-Type", b"application/json"))
-        elif req.method in _BODY_METHODS and not (req.headers and "content-length" in merged):
+        elif req.method in _BODY_METHODS and "content-length" not in own:
             head.append((b"Content-Length", b"0"))
         extensions.setdefault("timeout", client.timeout.as_dict())
         return httpx.Request(

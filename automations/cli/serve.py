@@ -17,7 +17,7 @@ from automations.cli import friendly_errors
 from automations.cli.history import db_option, resolve_db
 from automations.connections import Connections, ConnectionSettings
 from automations.runner.app import build_app
-from automations.runner.logs import configure_logging
+from automations.runner.logs import configure_logging, log_secrets
 from automations.runner.service import Runner, RunnerOptions
 from automations.stores import open_store
 from automations.triggers.webhook import DEFAULT_MAX_BODY
@@ -94,14 +94,14 @@ async def _serve(
     "--grace",
     default=10.0,
     show_default=True,
-    type=float,
+    type=click.FloatRange(min=0),
     help="Seconds to let in-flight runs finish on SIGTERM / Ctrl-C.",
 )
 @click.option(
     "--max-body",
     default=DEFAULT_MAX_BODY,
     show_default=True,
-    type=int,
+    type=click.IntRange(min=1),
     help="Largest webhook body accepted, in bytes (413 above).",
 )
 @click.option(
@@ -137,7 +137,7 @@ def run(
 ) -> None:
     """Run the recipes in DIRECTORY: serve webhooks, watch tables, fire schedules; reload
     recipes when their files change. SIGTERM or Ctrl-C stops cleanly (exit 0)."""
-    configure_logging(log_format)
+    configure_logging(log_format, secrets=log_secrets(os.environ))
     options = RunnerOptions(
         dry_run=dry_run,
         concurrency=concurrency,

@@ -1,4 +1,8 @@
-"""Log output: one line per run outcome, as text or JSON. Messages are redacted upstream."""
+"""Log output: one line per run outcome, as text or JSON.
+
+Messages are redacted where they are made; as a safety net, every formatted line (tracebacks
+included) is passed through a ``Redactor`` for the secrets the runner was started with.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,13 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["configure_logging"]
+from automations.endpoints import is_secret_name
+from automations.redact import Redactor
+
+__all__ = ["configure_logging", "log_secrets"]
 
 
 class _JsonFormatter(logging.Formatter):
@@ -29,16 +37,38 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False)
 
 
-def configure_logging(fmt: str = "text", level: int = logging.INFO) -> None:
+class _Redacting(logging.Formatter):
+    """``inner``'s line with every secret value replaced by its variable's name."""
+
+    def __init__(self, inner: logging.Formatter, redactor: Redactor) -> None:
+        super().__init__()
+        self._inner = inner
+        self._redactor = redactor
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self._redactor.text(self._inner.format(record))
+
+
+def log_secrets(env: Mapping[str, str]) -> dict[str, str]:
+    """The variables of ``env`` whose names say they hold secrets (``*_API_KEY``, ``*_SECRET``,
+    ``*_TOKEN``...), to keep out of the log."""
+    return {name: value for name, value in env.items() if is_secret_name(name)}
+
+
+def configure_logging(
+    fmt: str = "text", level: int = logging.INFO, *, secrets: Mapping[str, str] | None = None
+) -> None:
+    """Log ``automations.*`` to stderr as ``fmt`` ("text" or "json"), with the values of
+    ``secrets`` (``{variable: value}``) masked in every line."""
     handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(_JsonFormatter())
-    else:
-        handler.setFormatter(
-            logging.Formatter(
-                "%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S"
-            )
+    inner = (
+        _JsonFormatter()
+        if fmt == "json"
+        else logging.Formatter(
+            "%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S"
         )
+    )
+    handler.setFormatter(_Redacting(inner, Redactor(secrets)))
     root = logging.getLogger("automations")
     root.handlers[:] = [handler]
     root.setLevel(level)

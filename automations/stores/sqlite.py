@@ -207,7 +207,7 @@ class SQLiteStore(Store):
         # A step is written twice with the same request (sending, then its outcome; records are
         # immutable): its JSON text is made once.
         last = self._last_request
-        if last[0] is not step.request or step.request is None:
+        if last[0] is not step.request:
             last = self._last_request = (step.request, dump_json(step.request))
         params = step_params(step, last[1])
         if not self._db.execute(_PUT_STEP, (*params, step.run_id)).rowcount:

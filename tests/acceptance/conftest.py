@@ -10,7 +10,6 @@ import os
 import textwrap
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
-from automations.triggers.verify import sign_openphone, sign_standard
 from tests.acceptance.runner_process import WAIT_S, RunnerProcess, free_port
-from tests.fakes import LoopbackServer
+from tests.fakes import LoopbackServer, webhooks
 from tests.fakes.loops import LoopsFake
 from tests.fakes.quo import QuoFake
 
@@ -66,22 +64,11 @@ def append(path: Path, text: str) -> None:
 def standard_headers(
     body: bytes, msg_id: str | None = None, *, secret: str = HOOK_SECRET, ts: int | None = None
 ) -> dict[str, str]:
-    msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
-    ts = int(time.time()) if ts is None else ts
-    return {
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(ts),
-        "webhook-signature": sign_standard(secret, msg_id, ts, body),
-        "content-type": "application/json",
-    }
+    return webhooks.standard_headers(body, msg_id, secret=secret, ts=ts)
 
 
 def openphone_headers(body: bytes, *, secret: str = QUO_HOOK_SECRET) -> dict[str, str]:
-    ts_ms = int(time.time() * 1000)
-    return {
-        "openphone-signature": sign_openphone(secret, ts_ms, body),
-        "content-type": "application/json",
-    }
+    return webhooks.openphone_headers(body, secret=secret)
 
 
 def dumps(value: Any) -> bytes:

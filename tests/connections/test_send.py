@@ -384,6 +384,8 @@ def _http(method: str, json: Any = None, headers: dict[str, str] | None = None) 
         (ENV, _http("DELETE", json={"a": "é", "n": [1, 2.5, None]})),
         (ENV, _http("PUT", json=[], headers={"Content-Type": "application/vnd.api+json"})),
         (ENV, _http("PATCH", json={}, headers={"accept": "application/json", "X-A": "1"})),
+        (ENV, _http("POST", json={"a": 1}, headers={"Host": "in.test", "Content-Length": "7"})),
+        (ENV, _http("PUT", headers={"content-length": "0"})),
     ],
 )
 def test_the_wire_request_is_what_httpx_itself_would_build(

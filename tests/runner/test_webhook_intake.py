@@ -16,8 +16,8 @@ from starlette.routing import Route
 from automations.recipes.compiler import load_recipe_text
 from automations.records import RunRecord
 from automations.stores import MemoryStore
-from automations.triggers.verify import sign_openphone, sign_standard
 from automations.triggers.webhook import WebhookIntake
+from tests.fakes.webhooks import openphone_headers, standard_headers
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 QUO_SECRET = "c2VjcmV0LWtleS1mb3ItcXVv"
@@ -83,13 +83,7 @@ def client() -> tuple[AsgiClient, MemoryStore, list[RunRecord]]:
 
 
 def _standard(body: bytes, msg_id: str = "msg_1", ts: int | None = None) -> dict[str, str]:
-    ts = int(time.time()) if ts is None else ts
-    return {
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(ts),
-        "webhook-signature": sign_standard(SECRET, msg_id, ts, body),
-        "content-type": "application/json",
-    }
+    return standard_headers(body, msg_id, secret=SECRET, ts=ts)
 
 
 def test_valid_then_replayed_delivery(
@@ -130,8 +124,7 @@ def test_openphone_signature_and_event_id(
 ) -> None:
     c, store, _ = client
     body = json.dumps({"id": "EV123", "type": "message.received"}).encode()
-    ts = int(time.time() * 1000)
-    headers = {"openphone-signature": sign_openphone(QUO_SECRET, ts, body)}
+    headers = openphone_headers(body, secret=QUO_SECRET)
     res = c.post("/hooks/quo", content=body, headers=headers)
     assert res.status_code == 202
     assert store.get_run(res.json()["run_id"]).event_key == "EV123"
