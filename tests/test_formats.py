@@ -11,7 +11,7 @@ import pytest
 from automations.diagnostics import Diagnostic, Severity
 from automations.formats import RULES, format_github, format_json, format_sarif, format_text
 
-VENDOR = Path(__file__).resolve().parents[2] / "shared" / "vendor"
+VENDOR = Path(__file__).resolve().parents[1] / "specs"
 
 
 @pytest.fixture

@@ -2,8 +2,8 @@
 
     python tools/extract_vendor_schemas.py [--vendor-dir DIR] [--check]
 
-Reads ``quo-openapi.json`` and ``loops-openapi.json`` (default: ``../shared/vendor`` next to the
-repository, or ``$AUTOMATIONS_VENDOR_DIR``), resolves every ``$ref`` so each schema stands alone,
+Reads ``quo-openapi.json`` and ``loops-openapi.json`` (default: the repository's ``specs/``
+folder, or ``$AUTOMATIONS_VENDOR_DIR``), resolves every ``$ref`` so each schema stands alone,
 and writes ``automations/data/vendor_schemas.json`` with the source file and commit of each spec
 (taken from the vendor README). ``--check`` exits 1 when the packaged file is out of date.
 
@@ -43,7 +43,7 @@ def vendor_dir(explicit: str | None) -> Path:
     if explicit:
         return Path(explicit)
     env = os.environ.get("AUTOMATIONS_VENDOR_DIR")
-    return Path(env) if env else REPO.parent / "shared" / "vendor"
+    return Path(env) if env else REPO / "specs"
 
 
 def source_of(readme: str, filename: str) -> dict[str, str]:

@@ -6,7 +6,7 @@ whose message names the header and the reason, never the secret or the expected 
 A secret that cannot be used at all (absent, not base64) is our misconfiguration, not the
 sender's fault: that raises ``ConfigError``.
 
-Schemes (see ``VerifyScheme`` and /work/shared/vendor/README.md):
+Schemes (see ``VerifyScheme`` and specs/README.md in the repository):
 
 - ``standard-webhooks`` (Loops, Quo's newer webhooks): ``webhook-id``, ``webhook-timestamp``
   (unix seconds) and ``webhook-signature`` (space-separated ``v1,<base64>`` entries, any one may

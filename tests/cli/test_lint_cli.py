@@ -62,7 +62,7 @@ def test_json_github_and_sarif(cli: Cli, broken: Path) -> None:
     gh = cli("lint", "x.yaml", "--format", "github", env=KEYS).stdout
     assert gh.startswith("::error file=x.yaml,line=7,col=12,title=REF001 ")
     sarif = json.loads(cli("lint", "x.yaml", "--format", "sarif", env=KEYS).stdout)
-    schema = json.loads((REPO.parent / "shared/vendor/sarif-schema-2.1.0.json").read_text())
+    schema = json.loads((REPO / "specs" / "sarif-schema-2.1.0.json").read_text())
     jsonschema.Draft7Validator(schema).validate(sarif)
     assert sarif["runs"][0]["results"][0]["ruleId"] == "REF001"
 

@@ -48,11 +48,11 @@ _NOT_ARRIVED = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 def vendor_dir() -> Path:
-    """``$AUTOMATIONS_VENDOR_DIR``, else ``<repo>/../shared/vendor``."""
+    """``$AUTOMATIONS_VENDOR_DIR``, else the repository's own ``specs/`` folder."""
     env = os.environ.get("AUTOMATIONS_VENDOR_DIR")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2].parent / "shared" / "vendor"
+    return Path(__file__).resolve().parents[2] / "specs"
 
 
 class VirtualClock:
