@@ -1,30 +1,8 @@
-"""The one way out to the network: provider settings, pacing, retries.
-
-``ConnectionSettings.from_env`` reads which provider endpoints and API keys to use. ``Connections``
-owns one ``httpx.AsyncClient`` and one ``RateLimiter`` per API key, and ``send`` carries an
-``OutboundRequest`` to a ``SendResult`` or a ``ProviderError``:
-
-    attempt := wait for the key's rate-limiter slot, send (reporting when it left)
-      2xx or an ``also_success`` status     -> SendResult
-      504 to a request not resend_safe       -> AmbiguousSendError (the gateway timed out while
-                                                the provider may have acted)
-      429, 408, other 5xx                    -> wait (Retry-After or backoff), attempt again
-      connect error (nothing was sent)       -> wait, attempt again
-      no answer after sending                -> resend_safe: wait, attempt again
-                                                else: AmbiguousSendError (never resent)
-      any other status                       -> ProviderError (permanent, with advice)
-    attempts capped by RetryPolicy.max_attempts and max_total
-
-Quo goes direct (``QUO_API_KEY``, raw key in ``Authorization``) or through the Maton gateway
-(``MATON_API_KEY``, Bearer), direct whenever ``QUO_API_KEY`` is set unless
-``AUTOMATIONS_QUO_VIA=maton``.
-"""
+"""``Connections``: one shared client, paced per API key, retrying what is safe to retry."""
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import json
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -35,30 +13,22 @@ from typing import Any
 import httpx
 
 from automations.actions import ErrorExplainer, explainer_for
-from automations.endpoints import (
-    ConnectionSettings,
-    Endpoint,
-    mask_headers,
-    mask_url,
-    parse_rate,
+from automations.connections.outcome import Call
+from automations.connections.wire import (
+    NoCookies,
+    build_request,
+    masked_url,
+    refuse_to_send,
+    report_sending,
 )
-from automations.errors import AmbiguousSendError, ConfigError, ProviderError
+from automations.endpoints import ConnectionSettings, Endpoint, mask_headers
+from automations.errors import ConfigError
 from automations.outbound import Connection, OutboundRequest, SendResult
-from automations.ratelimit import RateLimiter, Slot
+from automations.ratelimit import RateLimiter
 from automations.retry import RetryPolicy, parse_retry_after
 
-__all__ = [
-    "ConnectionSettings",
-    "Connections",
-    "Endpoint",
-    "mask_headers",
-    "mask_url",
-    "parse_rate",
-    "read_body",
-]
+__all__ = ["DEFAULT_TIMEOUT", "Connections"]
 
-#: Text bodies are kept up to this many characters (JSON bodies are parsed whole).
-MAX_TEXT_BODY = 4096
 #: How many ``describe`` answers a ``Connections`` remembers.
 _DESCRIBED_MAX = 256
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
@@ -68,22 +38,6 @@ _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.
 # Failures that no retry can fix: the request itself cannot be sent.
 _UNSENDABLE = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
 _RETRYABLE_STATUS = frozenset({408, 429})
-# Methods that carry Content-Length even when empty (as httpx sends them).
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-# httpx's own JSON encoding of ``json=`` bodies.
-_JSON_BODY = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
-# Describe the original bytes on the wire; the masked copy holds the decoded body.
-_FRAMING_HEADERS = frozenset({"content-encoding", "transfer-encoding", "content-length"})
-
-
-class _NoCookies(httpx.Cookies):
-    """A cookie jar that neither stores nor sends cookies."""
-
-    def extract_cookies(self, response: httpx.Response) -> None:
-        return None
-
-    def set_cookie_header(self, request: httpx.Request) -> None:
-        return None
 
 
 class Connections:
@@ -137,7 +91,7 @@ class Connections:
             settings = ConnectionSettings.from_env(env)
         except ConfigError:
             settings = ConnectionSettings()
-        return cls(settings, transport=httpx.MockTransport(_refuse_to_send))
+        return cls(settings, transport=httpx.MockTransport(refuse_to_send))
 
     async def __aenter__(self) -> Connections:
         # Build the client (and its TLS context, which takes a while to load) now, rather than
@@ -168,7 +122,7 @@ class Connections:
             # would still run every response through http.cookiejar (a third of its per-request
             # time). A client we own gets a jar that ignores cookies.
             if isinstance(getattr(client, "_cookies", None), httpx.Cookies):
-                client._cookies = _NoCookies()
+                client._cookies = NoCookies()
             self._client = client
         return self._client
 
@@ -222,9 +176,9 @@ class Connections:
             base = self.settings.base_url_for(req.connection) or ""
             unset = ("Authorization", f"<unset: set {exc.variable}>")
             headers = (unset, *mask_headers(self._headers(req, None)))
-            return _masked_url(base + req.path), headers
+            return masked_url(base + req.path), headers
         url = endpoint.url(req.path) if endpoint else req.path
-        return _masked_url(url), mask_headers(self._headers(req, endpoint))
+        return masked_url(url), mask_headers(self._headers(req, endpoint))
 
     def _headers(self, req: OutboundRequest, endpoint: Endpoint | None) -> list[tuple[str, str]]:
         headers = [*(endpoint.headers if endpoint else self.settings.plain_headers), *req.headers]
@@ -254,7 +208,7 @@ class Connections:
         url = endpoint.url(req.path) if endpoint else req.path
         limiter = self._limiter(endpoint) if endpoint else None
         masked_url, masked_headers = self.describe(req)
-        call = _Call(
+        call = Call(
             req, endpoint, masked_url, masked_headers, explain or explainer_for(req.connection)
         )
         client = self._http()
@@ -269,7 +223,7 @@ class Connections:
                 slot = await limiter.acquire()
             if attempt == 1 and on_sending is not None:
                 on_sending()
-            extensions = {"trace": _report_sending(slot)} if slot else {}
+            extensions = {"trace": report_sending(slot)} if slot else {}
             last: httpx.Response | None = None
             retry_after: float | None = None
             try:
@@ -327,170 +281,7 @@ class Connections:
             merged.update(req.headers)
             if req.idempotency_key:
                 merged["Idempotency-Key"] = req.idempotency_key
-        # The headers httpx adds itself, where it adds them (Host first, a JSON body's length
-        # and type last), unless the request sets them.
-        own = {name.lower() for name, _ in req.headers}
-        target = _parsed_url(url)
-        body = b"" if req.json is None else _JSON_BODY(req.json).encode()
-        head = [] if "host" in own else [(b"Host", target.netloc)]
-        tail = []
-        if req.json is not None:
-            if "content-length" not in own:
-                tail.append((b"Content-Length", str(len(body)).encode()))
-            if "content-type" not in own:
-                tail.append((b"Content-Type", b"application/json"))
-        elif req.method in _BODY_METHODS and "content-length" not in own:
-            head.append((b"Content-Length", b"0"))
-        extensions.setdefault("timeout", client.timeout.as_dict())
-        return httpx.Request(
-            req.method,
-            target,
-            headers=[*head, *merged.raw, *tail],
-            stream=httpx.ByteStream(body),
-            extensions=extensions,
-        )
+        return build_request(client, req.method, url, req.json, merged, req.headers, extensions)
 
     def _ms(self, started: float) -> float:
         return round((self._clock() - started) * 1000.0, 3)
-
-
-class _Call:
-    """One ``send``: turns its outcomes into a result or an error, secrets masked."""
-
-    __slots__ = ("endpoint", "explain", "headers", "provider", "req", "url", "what")
-
-    def __init__(
-        self,
-        req: OutboundRequest,
-        endpoint: Endpoint | None,
-        url: str,
-        headers: tuple[tuple[str, str], ...],
-        explain: ErrorExplainer,
-    ) -> None:
-        """``url`` and ``headers`` as ``Connections.describe`` gives them: masked."""
-        self.req = req
-        self.endpoint = endpoint
-        self.url = url
-        self.headers = headers
-        self.explain = explain
-        self.provider = endpoint.name if endpoint else (_parsed_url(url).host or "the endpoint")
-        self.what = f"{req.method} {req.path if endpoint else url}"
-
-    def result(self, response: httpx.Response, attempts: int, ms: float) -> SendResult:
-        return SendResult(
-            status=response.status_code,
-            body=read_body(response),
-            attempts=attempts,
-            duration_ms=ms,
-            url=self.url,
-            headers=self.headers,
-        )
-
-    def failure(
-        self,
-        reason: str,
-        attempts: int,
-        response: httpx.Response | None,
-        *,
-        retryable: bool = False,
-    ) -> ProviderError:
-        """``reason`` reads after the provider: "Quo answered 503", "Quo refused with 402"."""
-        tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
-        if response is None:
-            return ProviderError(
-                f"{self.provider} {reason}: {self.what} ({tries})",
-                retryable=retryable,
-                request=self._safe_request(),
-                attempts=attempts,
-            )
-        status = response.status_code
-        body = read_body(response)
-        vendor_message, vendor_code, advice = self.explain(status, body)
-        if status == 401 and self.endpoint is not None:
-            advice = f"{self.endpoint.name} rejected the API key: check {self.endpoint.variable}"
-        said = f": {vendor_message}" if vendor_message else ""
-        return ProviderError(
-            f"{self.provider} {reason}: {self.what} ({tries}){said}",
-            status=status,
-            vendor_message=vendor_message,
-            vendor_code=vendor_code,
-            advice=advice,
-            retryable=retryable,
-            request=self._safe_request(),
-            response=self._safe_response(response),
-            attempts=attempts,
-        )
-
-    def ambiguous(
-        self, cause: httpx.RequestError | httpx.Response, attempts: int, ms: float
-    ) -> AmbiguousSendError:
-        status = cause.status_code if isinstance(cause, httpx.Response) else None
-        what = f"answered {status}" if status else f"gave no answer ({type(cause).__name__})"
-        return AmbiguousSendError(
-            f"{self.provider} {what} after {self.what} was sent (attempt {attempts}, "
-            f"{ms:.0f} ms): it may have been delivered, so it is not sent again",
-            status=status,
-            advice=f"check in {self.provider} whether it went through before replaying the run",
-            retryable=False,
-            request=self._safe_request(),
-            response=self._safe_response(cause) if isinstance(cause, httpx.Response) else None,
-            attempts=attempts,
-        )
-
-    def _safe_request(self) -> httpx.Request:
-        return httpx.Request(self.req.method, self.url, headers=list(self.headers))
-
-    def _safe_response(self, response: httpx.Response) -> httpx.Response:
-        """A copy of ``response`` with masked headers, tied to the masked request: safe to log."""
-        headers = [
-            (name, value)
-            for name, value in mask_headers(response.headers.multi_items())
-            if name.lower() not in _FRAMING_HEADERS
-        ]
-        return httpx.Response(
-            response.status_code,
-            headers=headers,
-            content=response.content,
-            request=self._safe_request(),
-        )
-
-
-def read_body(response: httpx.Response) -> Any:
-    """The body as JSON when it is JSON, else as text (at most ``MAX_TEXT_BODY`` characters);
-    ``None`` when empty."""
-    content = response.content
-    if not content.strip():
-        return None
-    # JSON is parsed from the bytes (as ``response.json()`` does): decoding them to text first
-    # would cost as much again, for nothing.
-    # (What the body starts with is checked first: cheaper than looking up a header.)
-    if content.lstrip()[:1] in (b"{", b"[") or "json" in response.headers.get("content-type", ""):
-        try:
-            return json.loads(content)
-        except ValueError:
-            pass
-    text = response.text
-    if not text.strip():
-        return None
-    return text if len(text) <= MAX_TEXT_BODY else text[:MAX_TEXT_BODY] + "…"
-
-
-# Provider URLs repeat (a base URL and a few fixed paths): parse and mask each once. Bounded,
-# because ``http.request`` URLs are templated and may differ on every run.
-_parsed_url = functools.lru_cache(maxsize=256)(httpx.URL)
-_masked_url = functools.lru_cache(maxsize=256)(mask_url)
-
-
-def _report_sending(slot: Slot) -> Callable[[str, dict[str, Any]], Awaitable[None]]:
-    """An httpcore ``trace`` hook telling the limiter when the request really went out: the
-    first request of a burst spends a connection handshake on the way, the next ones do not."""
-
-    async def trace(event: str, info: dict[str, Any]) -> None:
-        if event.endswith("send_request_body.complete"):
-            slot.sent()
-
-    return trace
-
-
-def _refuse_to_send(request: httpx.Request) -> httpx.Response:
-    raise RuntimeError("preview connections never send requests")
