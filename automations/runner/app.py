@@ -23,8 +23,9 @@ def build_app(runner: Runner, *, max_body: int = DEFAULT_MAX_BODY) -> Starlette:
     )
 
     async def healthz(request: Request) -> Response:
-        body = runner.health()
-        return JSONResponse(body, status_code=200 if runner.started else 503)
+        health = runner.health
+        body = health.answer(detail=health.authorized(request.headers.get("authorization")))
+        return JSONResponse(body, status_code=200 if health.started else 503)
 
     async def hook(request: Request) -> Response:
         if runner.dispatcher.closed:

@@ -1,5 +1,9 @@
 """Log output: one line per run outcome, as text or JSON.
 
+Every line's time is UTC in ISO 8601 with its offset and milliseconds
+(``2026-11-30T02:05:19.123Z``), in both formats: a line read elsewhere (another time zone, a log
+collector) means one instant.
+
 Messages are redacted where they are made; as a safety net, every formatted line (tracebacks
 included) is passed through a ``Redactor`` for the secrets the runner was started with.
 """
@@ -16,14 +20,28 @@ from typing import Any
 from automations.endpoints import is_secret_name
 from automations.redact import Redactor
 
-__all__ = ["configure_logging", "log_secrets"]
+__all__ = ["configure_logging", "iso_time", "log_secrets"]
+
+
+def iso_time(created: float) -> str:
+    """``created`` (unix seconds) as ISO 8601 UTC with milliseconds and ``Z``."""
+    whole = int(created)
+    ms = int((created - whole) * 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{ms:03d}Z"
+
+
+class _TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return iso_time(record.created)
 
 
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": iso_time(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
         }
@@ -61,13 +79,7 @@ def configure_logging(
     """Log ``automations.*`` to stderr as ``fmt`` ("text" or "json"), with the values of
     ``secrets`` (``{variable: value}``) masked in every line."""
     handler = logging.StreamHandler(sys.stderr)
-    inner = (
-        _JsonFormatter()
-        if fmt == "json"
-        else logging.Formatter(
-            "%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S"
-        )
-    )
+    inner: logging.Formatter = _JsonFormatter() if fmt == "json" else _TextFormatter()
     handler.setFormatter(_Redacting(inner, Redactor(secrets)))
     root = logging.getLogger("automations")
     root.handlers[:] = [handler]

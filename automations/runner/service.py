@@ -24,6 +24,7 @@ from automations.model import Recipe, ScheduleTrigger, TableTrigger, WebhookTrig
 from automations.recipes.compiler import RECIPE_SUFFIXES
 from automations.records import RunRecord, RunStatus, TriggerKind
 from automations.runner.dispatch import Dispatcher
+from automations.runner.health import Health, HealthSection, relative_to
 from automations.runner.inbox import IntakePressure
 from automations.runner.registry import RecipeSet, reload
 from automations.runner.sources import run_schedule, run_table
@@ -71,6 +72,8 @@ class Runner:
         self._pruner: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self.reloads = 0
+        self.health = Health.from_env(env)
+        self._health_sections()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -252,25 +255,45 @@ class Runner:
 
     # -- health ------------------------------------------------------------------------------
 
-    def health(self) -> dict[str, Any]:
-        recipes = [
-            {
-                "name": r.name,
-                "file": str(r.source),
-                "trigger": r.trigger.kind,
-                "version": r.content_hash[:12],
-                **({"path": r.trigger.path} if isinstance(r.trigger, WebhookTrigger) else {}),
-            }
-            for r in sorted(self.recipes.by_name.values(), key=lambda r: r.name)
-        ]
-        return {
-            "status": "ok" if self.started else "starting",
-            "dry_run": self.options.dry_run,
-            "recipes": recipes,
-            "errors": {f: [d.as_dict() for d in ds] for f, ds in self.recipes.errors().items()},
-            "in_flight": self.dispatcher.in_flight,
-            "reloads": self.reloads,
-        }
+    def _health_sections(self) -> None:
+        """The runner's own parts of ``/healthz``'s detail (see ``runner.health``)."""
+        self.health.bind(started=lambda: self.started, recipes=lambda: len(self.recipes.by_name))
+
+        def rel(path: str | Path) -> str:
+            return relative_to(self.directory, path)
+
+        self.health.add(HealthSection("dry_run", lambda: self.options.dry_run))
+        self.health.add(
+            HealthSection(
+                "recipes",
+                lambda: [
+                    {
+                        "name": r.name,
+                        "file": rel(r.source),
+                        "trigger": r.trigger.kind,
+                        "version": r.content_hash[:12],
+                        **(
+                            {"path": r.trigger.path}
+                            if isinstance(r.trigger, WebhookTrigger)
+                            else {}
+                        ),
+                    }
+                    for r in sorted(self.recipes.by_name.values(), key=lambda r: r.name)
+                ],
+            )
+        )
+        self.health.add(
+            HealthSection(
+                "errors",
+                lambda: {
+                    rel(f): [{**d.as_dict(), "file": rel(d.file)} for d in ds]
+                    for f, ds in self.recipes.errors().items()
+                },
+                errors=lambda: len(self.recipes.errors()),
+            )
+        )
+        self.health.add(HealthSection("in_flight", lambda: self.dispatcher.in_flight))
+        self.health.add(HealthSection("reloads", lambda: self.reloads))
 
 
 def _order_key(run: RunRecord) -> str | None:

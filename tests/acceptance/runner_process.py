@@ -19,9 +19,13 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-__all__ = ["WAIT_S", "RunnerProcess", "free_port", "wait_until"]
+__all__ = ["CONSOLE_TOKEN", "WAIT_S", "RunnerProcess", "free_port", "wait_until"]
 
 T = TypeVar("T")
+
+#: The console token every test runner is started with (``AUTOMATIONS_CONSOLE_TOKEN``), so that
+#: ``health()`` can read ``/healthz``'s detail.
+CONSOLE_TOKEN = "console-token-for-the-tests"
 
 #: How long any single wait may take before the test fails (generous: a loaded 2-core box).
 WAIT_S = 30.0
@@ -88,8 +92,9 @@ class RunnerProcess:
             *self.args,
         ]
         try:
+            env = {"AUTOMATIONS_CONSOLE_TOKEN": CONSOLE_TOKEN, **self.env}
             self.proc = subprocess.Popen(
-                cmd, env=self.env, cwd=self.db.parent, stdout=log, stderr=subprocess.STDOUT
+                cmd, env=env, cwd=self.db.parent, stdout=log, stderr=subprocess.STDOUT
             )
         finally:
             log.close()
@@ -134,6 +139,15 @@ class RunnerProcess:
         return self.base_url + path
 
     def health(self) -> dict[str, Any]:
+        """``/healthz``'s detail (read with the console token)."""
+        answer = self.client.get(
+            self.url("/healthz"), headers={"Authorization": f"Bearer {CONSOLE_TOKEN}"}
+        )
+        body: dict[str, Any] = answer.json()["detail"]
+        return body
+
+    def summary(self) -> dict[str, Any]:
+        """``/healthz`` as anyone sees it (no token)."""
         body: dict[str, Any] = self.client.get(self.url("/healthz")).json()
         return body
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterator
 
 import pytest
 
-from automations.runner.logs import configure_logging, log_secrets
+from automations.runner.logs import configure_logging, iso_time, log_secrets
 
 KEY = "loops-live-key-0123456789"
 ENV = {"LOOPS_API_KEY": KEY, "SIGNUP_SECRET": "whsec_c2VjcmV0LXZhbHVl", "HOME": "/root/home"}
@@ -42,3 +43,27 @@ def test_secrets_are_masked_in_messages_and_tracebacks(
     assert "RuntimeError" in err  # the traceback is still there
     if fmt == "json":
         assert json.loads(err)["level"] == "error"
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_every_line_carries_its_utc_offset(
+    fmt: str,
+    automations_logger: logging.Logger,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a runner in another time zone still writes the instant, with its offset
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        configure_logging(fmt)
+        record = logging.LogRecord("automations.runner", logging.INFO, "", 0, "hello", (), None)
+        record.created, record.msecs = 1_800_000_000.25, 250.0
+        logging.getLogger("automations.runner").handle(record)
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    line = capsys.readouterr().err.strip()
+    stamp = json.loads(line)["ts"] if fmt == "json" else line.split(" ", 1)[0]
+    assert stamp == "2027-01-15T08:00:00.250Z"
+    assert iso_time(1_800_000_000.25) == stamp
