@@ -12,6 +12,7 @@ anything is sent; ``explain_error`` turns a provider's error answer into words a
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -72,6 +73,11 @@ _EXPLAINERS: Mapping[Connection, ErrorExplainer] = MappingProxyType(
 )
 
 
-def explainer_for(connection: Connection) -> ErrorExplainer:
-    """The error explainer of a connection's provider (used when the caller passes none)."""
+def explainer_for(
+    connection: Connection, path: str | None = None, *, gateway: bool = False
+) -> ErrorExplainer:
+    """The error explainer of a connection's provider (used when the caller passes none); with
+    ``path``, Quo's advice is the endpoint's own (``gateway``: through Maton)."""
+    if connection is Connection.QUO and path is not None:
+        return functools.partial(explain_quo_error, path=path, gateway=gateway)
     return _EXPLAINERS[connection]

@@ -9,8 +9,11 @@ Before sending:
 
 - ``null`` values (an empty column) are left out, at the top level and in ``eventProperties``:
   Loops' schema allows no nulls, and leaving a field out keeps what Loops already has.
-- Text values longer than 500 characters are refused (Loops' documented cap), as is any body
-  Loops' own request schema would refuse.
+- Text values longer than 500 characters are refused (Loops' documented cap, counted as Loops
+  counts: JavaScript string length, so an emoji outside the Basic Multilingual Plane counts 2),
+  as is any body Loops' own request schema would refuse.
+- ``eventProperties`` values must be text, a number or true/false (Loops stores nothing else; its
+  schema only says "object").
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ __all__ = [
     "LoopsUpdateContact",
     "event_idempotency_key",
     "explain_loops_error",
+    "loops_length",
 ]
 
 #: Loops refuses longer string values.
@@ -103,11 +107,25 @@ def event_idempotency_key(run_id: str, step_index: int) -> str:
     return "automations-" + hashlib.sha256(f"{run_id}\x00{step_index}".encode()).hexdigest()
 
 
+def loops_length(text: str) -> int:
+    """The length Loops measures (a JavaScript string's: UTF-16 code units)."""
+    if text.isascii():
+        return len(text)
+    return len(text.encode("utf-16-le")) // 2
+
+
 def _prepared(kind: str, body: Mapping[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in body.items() if v is not None}
     props = out.get("eventProperties")
     if isinstance(props, Mapping):
         out["eventProperties"] = {k: v for k, v in props.items() if v is not None}
+        for key, value in out["eventProperties"].items():
+            if isinstance(value, Mapping | list):
+                raise RenderError(
+                    f"is {'an object' if isinstance(value, Mapping) else 'a list'}; Loops event "
+                    "properties are text, numbers or true/false",
+                    path=f"eventProperties.{key}",
+                )
     _check_lengths(out, ())
     require_valid(kind, out)
     return out
@@ -115,9 +133,11 @@ def _prepared(kind: str, body: Mapping[str, Any]) -> dict[str, Any]:
 
 def _check_lengths(value: Any, path: tuple[str | int, ...]) -> None:
     if isinstance(value, str):
-        if len(value) > MAX_VALUE_CHARS:
+        if len(value) > MAX_VALUE_CHARS // 2 and loops_length(value) > MAX_VALUE_CHARS:
+            counted = "" if value.isascii() else " as Loops counts them (UTF-16 units)"
             raise RenderError(
-                f"is {len(value)} characters long; Loops accepts at most {MAX_VALUE_CHARS}",
+                f"is {loops_length(value)} characters long{counted}; Loops accepts at most "
+                f"{MAX_VALUE_CHARS}",
                 path=format_path(path),
             )
     elif isinstance(value, Mapping):

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from automations.errors import RenderError
 from automations.outbound import Connection, OutboundRequest
 from automations.phone import to_e164
 from automations.vendor import is_placeholder, require_mapping, require_valid
@@ -24,6 +25,29 @@ __all__ = ["CREATE_CONTACT", "SEND_SMS", "QuoCreateContact", "QuoSendSms", "expl
 A2P_NOT_APPROVED = "0206400"
 
 ErrorExplanation = tuple[str | None, str | None, str | None]
+
+#: Contact ``source`` values Quo keeps for itself (its spec's description of ``source``).
+RESERVED_SOURCES = frozenset({"openphone", "device", "csv", "zapier", "google-people", "other"})
+RESERVED_SOURCE_PREFIXES = ("openphone", "csv")
+RESERVED_SOURCES_TEXT = (
+    "openphone, device, csv, zapier, google-people, other, or starting with openphone or csv"
+)
+
+
+def reserved_source(source: str) -> bool:
+    """Whether Quo refuses ``source`` as a contact's source (reserved word or prefix)."""
+    return source in RESERVED_SOURCES or source.startswith(RESERVED_SOURCE_PREFIXES)
+
+
+def check_source(body: Mapping[str, Any]) -> None:
+    """``RenderError`` (nothing sent) when the body's ``source`` is one Quo reserves."""
+    source = body.get("source")
+    if isinstance(source, str) and reserved_source(source):
+        raise RenderError(
+            f'"{source}" is a source Quo reserves ({RESERVED_SOURCES_TEXT}): name your system '
+            'instead, like "clay"',
+            path="source",
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +73,7 @@ class QuoCreateContact:
                 numbers.append(entry)
             fields["phoneNumbers"] = numbers
             out["defaultFields"] = fields
+        check_source(out)
         require_valid(self.kind, out)
         # POST /v1/contacts has no idempotency key either: a resend after a lost answer would
         # create the contact twice, so an ambiguous outcome is recorded ``unknown`` instead
@@ -98,13 +123,18 @@ CREATE_CONTACT = QuoCreateContact()
 SEND_SMS = QuoSendSms()
 
 
-def explain_quo_error(status: int, body: Any) -> ErrorExplanation:
-    """``(vendor_message, vendor_code, advice)`` for a Quo error answer.
+def explain_quo_error(
+    status: int, body: Any, *, path: str = "/v1/messages", gateway: bool = False
+) -> ErrorExplanation:
+    """``(vendor_message, vendor_code, advice)`` for a Quo error answer to a request for ``path``
+    (advice differs by endpoint: a 403 on contacts is not an SMS problem); ``gateway`` when it
+    came through Maton.
 
     Understands Quo's own shape ``{message, code, status, title, errors: [...]}`` and the
     gateway shape ``{"error": {"message": ...}}``.
     """
     message, code = _message_and_code(body)
+    resource = _resource(path)
     if status == 400 and code == A2P_NOT_APPROVED:
         advice = (
             "the sending number's US carrier registration (A2P 10DLC) is not approved: texts "
@@ -112,24 +142,49 @@ def explain_quo_error(status: int, body: Any) -> ErrorExplanation:
         )
     elif status == 400:
         advice = "Quo refused the request's fields: correct the action's parameters"
+    elif status == 401 and gateway:
+        advice = "Maton rejected the API key: check MATON_API_KEY"
     elif status == 401:
         advice = "Quo rejected the API key: check QUO_API_KEY (or MATON_API_KEY through Maton)"
     elif status == 402:
         advice = "the Quo workspace has not enough prepaid API credits: add credits, then replay"
-    elif status == 403:
+    elif status == 403 and resource == "messages":
         advice = (
             "the API key's user is not a user of that phone number: send from a number the key's "
             "user belongs to, or use a key of one of that number's users"
+        )
+    elif status == 403:
+        advice = (
+            f"Quo refused access to {resource}: the API key (or the Maton connection) is not "
+            f"allowed to use {resource} in this workspace; this is not about phone numbers"
+        )
+    elif status == 404 and resource == "contacts":
+        advice = "Quo has no contact with that id (deleted in Quo?): look it up again"
+    elif status == 404 and resource in ("call-summaries", "call-transcripts"):
+        advice = (
+            "Quo has no summary or transcript for that call (yet): they are made after the call "
+            "ends, only on plans with call summaries and transcripts; replay later"
         )
     elif status == 404:
         advice = "Quo found no such resource: check the ids in the request (phone number, user)"
     elif status == 429:
         advice = "Quo's rate limit (10 requests per second per key) was hit: lower QUO_RATE_LIMIT"
+    elif status >= 500 and gateway:
+        advice = (
+            "the Maton gateway failed: this usually means the Quo OAuth connection in Maton "
+            "expired or was revoked; reconnect Quo in Maton (MATON_CONNECTION), then replay"
+        )
     elif status >= 500:
         advice = "Quo had a server error: try again later (automations replay)"
     else:
         advice = None
     return message, code, advice
+
+
+def _resource(path: str) -> str:
+    """``/v1/contacts/abc?x=1`` -> ``contacts``."""
+    parts = path.split("?", 1)[0].strip("/").split("/")
+    return parts[1] if len(parts) > 1 else parts[0]
 
 
 def _message_and_code(body: Any) -> tuple[str | None, str | None]:

@@ -209,7 +209,11 @@ class Connections:
         limiter = self._limiter(endpoint) if endpoint else None
         masked_url, masked_headers = self.describe(req)
         call = Call(
-            req, endpoint, masked_url, masked_headers, explain or explainer_for(req.connection)
+            req,
+            endpoint,
+            masked_url,
+            masked_headers,
+            explain or explainer_for(req.connection, req.path, gateway=_via_gateway(endpoint)),
         )
         client = self._http()
         slot = await limiter.acquire() if limiter else None
@@ -285,3 +289,7 @@ class Connections:
 
     def _ms(self, started: float) -> float:
         return round((self._clock() - started) * 1000.0, 3)
+
+
+def _via_gateway(endpoint: Endpoint | None) -> bool:
+    return endpoint is not None and endpoint.variable == "MATON_API_KEY"

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import fastjsonschema
 
+from automations.actions.loops import loops_length
+from automations.actions.quo import RESERVED_SOURCES_TEXT, reserved_source
 from automations.model import Action
 from automations.recipes.context import CompileContext
 from automations.recipes.structure import did_you_mean
@@ -228,13 +230,32 @@ def _check_vendor(ctx: CompileContext, kind: str, path: Path_, tpl: Template) ->
     body = _probe(tpl)
     if kind.startswith("loops."):
         for spath, text in iter_strings(body):
-            if text != _DYNAMIC and len(text) > _LOOPS_MAX:
+            if text != _DYNAMIC and loops_length(text) > _LOOPS_MAX:
                 ctx.report(
                     (*path, *spath),
                     "VND002",
                     f"Loops accepts at most {_LOOPS_MAX} characters per value; this one "
-                    f"has {len(text)}",
+                    f"has {loops_length(text)}",
                 )
+        props = body.get("eventProperties") if isinstance(body, dict) else None
+        for name, value in props.items() if isinstance(props, dict) else ():
+            if isinstance(value, dict | list):
+                ctx.report(
+                    (*path, "eventProperties", name),
+                    "VND003",
+                    f"Loops event properties are text, numbers or true/false, not "
+                    f"{'an object' if isinstance(value, dict) else 'a list'}: write one property "
+                    "per value (planName: Pro, seats: 3)",
+                )
+    if kind.startswith("quo.") and isinstance(body, dict):
+        source = body.get("source")
+        if isinstance(source, str) and source != _DYNAMIC and reserved_source(source):
+            ctx.report(
+                (*path, "source"),
+                "VND004",
+                f'"{source}" is a source Quo reserves ({RESERVED_SOURCES_TEXT}); Quo refuses '
+                'the contact: name your system instead, like "clay" or "custom-crm"',
+            )
     if _vendor_schema(kind) is None:
         return
     try:

@@ -245,6 +245,7 @@ def load_recipe_text(
                 )
             )
     _check_provider_keys(ctx, actions, env)
+    _check_resent_on_update(ctx, trigger, raw.get("actions"))
     tests = _tests(ctx, raw.get("tests"))
     if source is not None and not tests:
         tests = _sibling_tests(source, ctx)
@@ -294,6 +295,31 @@ def _check_provider_keys(
             severity=Severity.WARNING,
             at_key=True,
         )
+
+
+#: Quo actions with no idempotency key: each run creates or sends again.
+_NOT_IDEMPOTENT = {
+    "quo.create_contact": "creates another contact (Quo allows duplicates): use quo.upsert_contact",
+    "quo.send_sms": "sends another text: gate it with only_run_if, or use run_on: [added]",
+}
+
+
+def _check_resent_on_update(ctx: CompileContext, trigger: Any, raw_actions: Any) -> None:
+    """A warning when a table recipe re-runs on changed rows and a step is not idempotent."""
+    table = getattr(trigger, "table", None)
+    if table is None or not table.run_on_updated or not isinstance(raw_actions, list):
+        return
+    for i, item in enumerate(raw_actions):
+        for kind in item if isinstance(item, dict) else ():
+            if kind in _NOT_IDEMPOTENT:
+                ctx.report(
+                    ("actions", i, kind),
+                    "IDP001",
+                    f"{kind} runs again each time a row changes (run_on: [updated]) and each "
+                    f"run {_NOT_IDEMPOTENT[kind]}",
+                    severity=Severity.WARNING,
+                    at_key=True,
+                )
 
 
 def _env_position(ctx: CompileContext, name: str) -> tuple[int, int]:

@@ -48,6 +48,8 @@ WEBHOOK_SIGNATURE = "webhook-signature"
 OPENPHONE_SIGNATURE = "openphone-signature"
 
 _WHSEC_PREFIX = "whsec_"
+#: Unix times in seconds have 10 digits until 2286; in milliseconds, 13.
+_SECONDS_DIGITS = 11
 
 
 def verify_webhook(
@@ -123,6 +125,11 @@ def _verify_standard(
         raise SignatureError(f"{WEBHOOK_TIMESTAMP} header is not a unix timestamp") from None
     # The timestamp is checked first, as the Standard Webhooks reference does: a stale but
     # correctly signed request is a replay.
+    if timestamp > 10**_SECONDS_DIGITS and abs(timestamp / 1000 - now) <= tolerance_s:
+        raise SignatureError(
+            f"{WEBHOOK_TIMESTAMP} {timestamp} is in milliseconds; Standard Webhooks sign with "
+            "seconds since 1970 (10 digits)"
+        )
     _check_age(timestamp, now, tolerance_s)
     expected = _hmac(key, f"{msg_id}.{timestamp}.".encode() + body)
     candidates = []
@@ -162,6 +169,13 @@ def _verify_openphone(
     if not matching:
         raise SignatureError(f"{OPENPHONE_SIGNATURE} does not match the body")
     best = min(matching, key=lambda ts: abs(int(ts) / 1000 - now))
+    if len(best) <= _SECONDS_DIGITS and abs(int(best) - now) <= tolerance_s:
+        # Quo signs with milliseconds; a sender (a relay, a test script) that signed with seconds
+        # is told so, rather than that its fresh request is 50 years old.
+        raise SignatureError(
+            f"{OPENPHONE_SIGNATURE} timestamp {best} is in seconds; Quo signs with milliseconds "
+            "since 1970 (13 digits)"
+        )
     _check_age(int(best) / 1000, now, tolerance_s)
 
 
@@ -195,8 +209,9 @@ def _require_header(headers: dict[str, str], name: str) -> str:
 
 
 def _standard_key(secret: str) -> bytes:
-    encoded = secret.removeprefix(_WHSEC_PREFIX)
-    key = _b64decode(encoded)
+    encoded = secret.strip().removeprefix(_WHSEC_PREFIX)
+    # Secrets are often copied without their "=" padding; the official libraries accept them.
+    key = _b64decode(encoded + "=" * (-len(encoded) % 4))
     if key is None or not key:
         raise ConfigError("the standard-webhooks secret is not whsec_ followed by base64")
     return key

@@ -49,7 +49,7 @@ def test_dry_run_of_the_example_recipes_without_keys(
         {
             "id": "EVdry",
             "type": "message.received",
-            "data": {"object": {"id": "AC1", "from": "+15555550100", "body": "Yes please"}},
+            "data": {"object": {"id": "AC1", "from": "+15555550100", "text": "Yes please"}},
         }
     )
     assert (

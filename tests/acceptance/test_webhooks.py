@@ -47,7 +47,7 @@ actions:
 
 def _quo_event(event_id: str, kind: str = "message.received") -> bytes:
     return dumps(
-        {"id": event_id, "type": kind, "data": {"object": {"from": "+15555550123", "body": "yes"}}}
+        {"id": event_id, "type": kind, "data": {"object": {"from": "+15555550123", "text": "yes"}}}
     )
 
 

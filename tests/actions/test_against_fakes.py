@@ -99,3 +99,31 @@ def test_the_fake_refuses_what_the_spec_refuses() -> None:
     assert info.value.status == 400
     assert info.value.vendor_message is not None
     assert info.value.vendor_message.startswith("to: ['+15555550100', '+15555550101'] is too long")
+
+
+def test_a_maton_500_is_explained_as_an_expired_connection() -> None:
+    fake = QuoFake(clock=VirtualClock())
+    fake.script(500)
+    req = ACTIONS["quo.send_sms"].build(
+        BODIES["quo.send_sms"], run_id="r", step_index=0, phone_region="US"
+    )
+    clock = fake.clock
+    assert isinstance(clock, VirtualClock)
+
+    async def main() -> None:
+        async with Connections(
+            ConnectionSettings.from_env({"MATON_API_KEY": "maton-test-key"}),
+            transport=httpx.MockTransport(fake.handler),
+            clock=clock,
+            sleep=clock.sleep,
+        ) as connections:
+            await connections.send(req, RetryPolicy(max_attempts=1))
+
+    with pytest.raises(ProviderError) as info:
+        asyncio.run(main())
+    assert fake.count == 1
+    assert fake.received[0].path == "/quo/v1/messages"
+    assert info.value.advice is not None
+    assert info.value.advice.startswith(
+        "the Maton gateway failed: this usually means the Quo OAuth"
+    )

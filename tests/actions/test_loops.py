@@ -108,3 +108,41 @@ def test_schema_problems_are_render_errors() -> None:
 )
 def test_explain_loops_error(status: int, body: Any, expected: tuple[Any, ...]) -> None:
     assert explain_loops_error(status, body) == expected
+
+
+def test_length_is_counted_as_loops_counts_it() -> None:
+    # 250 emoji outside the BMP are 250 code points but 500 UTF-16 units (JavaScript's length):
+    # exactly at the cap. One more ASCII character crosses it.
+    at_cap = "\U0001f600" * 250
+    req = UPDATE.build(
+        {"email": "a@example.com", "mood": at_cap}, run_id="r", step_index=0, phone_region="US"
+    )
+    assert req.json["mood"] == at_cap
+    with pytest.raises(RenderError) as info:
+        UPDATE.build(
+            {"email": "a@example.com", "mood": at_cap + "!"},
+            run_id="r",
+            step_index=0,
+            phone_region="US",
+        )
+    assert str(info.value) == (
+        "mood: is 501 characters long as Loops counts them (UTF-16 units); "
+        "Loops accepts at most 500"
+    )
+    # 300 accented letters are 300 UTF-16 units: fine, though 600 bytes of UTF-8
+    UPDATE.build(
+        {"email": "a@example.com", "n": "é" * 300}, run_id="r", step_index=0, phone_region="US"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "what"), [({"plan": "pro"}, "an object"), (["a", "b"], "a list")]
+)
+def test_event_properties_are_text_numbers_or_booleans(value: Any, what: str) -> None:
+    body = {"email": "a@example.com", "eventName": "e", "eventProperties": {"x": value, "n": 1}}
+    with pytest.raises(RenderError) as info:
+        EVENT.build(body, run_id="r", step_index=0, phone_region="US")
+    assert (info.value.path, str(info.value)) == (
+        "eventProperties.x",
+        f"eventProperties.x: is {what}; Loops event properties are text, numbers or true/false",
+    )

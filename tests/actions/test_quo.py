@@ -208,3 +208,52 @@ def test_a_body_that_is_not_a_mapping_is_a_render_error(kind: str) -> None:
     with pytest.raises(RenderError) as info:
         ACTIONS[kind].build("hello", run_id="r", step_index=0, phone_region="US")
     assert str(info.value) == f"{kind} takes a mapping of fields, not str"
+
+
+def test_create_contact_refuses_a_reserved_source() -> None:
+    with pytest.raises(RenderError) as info:
+        build(CONTACT, {"defaultFields": {"firstName": "Ada"}, "source": "csv-import"})
+    assert info.value.path == "source"
+    assert str(info.value).startswith('source: "csv-import" is a source Quo reserves')
+
+
+@pytest.mark.parametrize(
+    ("status", "path", "gateway", "advice"),
+    [
+        (
+            403,
+            "/v1/contacts",
+            False,
+            "Quo refused access to contacts: the API key (or the Maton connection) is not allowed "
+            "to use contacts in this workspace; this is not about phone numbers",
+        ),
+        (
+            403,
+            "/v1/messages",
+            False,
+            "the API key's user is not a user of that phone number: send from a number the key's "
+            "user belongs to, or use a key of one of that number's users",
+        ),
+        (
+            404,
+            "/v1/contacts/abc",
+            False,
+            "Quo has no contact with that id (deleted in Quo?): look it up again",
+        ),
+        (
+            500,
+            "/v1/messages",
+            True,
+            "the Maton gateway failed: this usually means the Quo OAuth connection in Maton "
+            "expired or was revoked; reconnect Quo in Maton (MATON_CONNECTION), then replay",
+        ),
+        (
+            500,
+            "/v1/messages",
+            False,
+            "Quo had a server error: try again later (automations replay)",
+        ),
+    ],
+)
+def test_advice_is_the_endpoints_own(status: int, path: str, gateway: bool, advice: str) -> None:
+    assert explain_quo_error(status, {"message": "x"}, path=path, gateway=gateway)[2] == advice

@@ -288,3 +288,38 @@ def test_default_event_id() -> None:
     assert default_event_id(OPENPHONE, {}, ["not", "a", "dict"]) is None
     assert default_event_id(VerifyScheme.TOKEN, headers, {"id": "x"}) is None
     assert default_event_id(VerifyScheme.NONE, headers, {"id": "x"}) is None
+
+
+# --- issue 14: unpadded secrets, timestamps in the wrong unit -----------------------------------
+
+
+def test_standard_secret_without_base64_padding_is_accepted() -> None:
+    # 31 key bytes encode to base64 with one "=": people copy secrets without it, and the
+    # official Standard Webhooks libraries accept them.
+    key = b"k" * 31
+    padded = "whsec_" + base64.b64encode(key).decode()
+    assert padded.endswith("=")
+    unpadded = padded.rstrip("=")
+    headers = _standard_headers(secret=padded)
+    verify_webhook(STANDARD, secret=unpadded, headers=headers, body=BODY, now=NOW)
+    assert sign_standard(unpadded, "msg_1", int(NOW), BODY) == headers["webhook-signature"]
+
+
+def test_openphone_timestamp_in_seconds_is_reported_as_such() -> None:
+    ts = str(int(NOW))  # seconds, signed correctly: not "too old"
+    digest = hmac.new(base64.b64decode(OP_SECRET), f"{ts}.".encode() + BODY, hashlib.sha256)
+    header = f"hmac;1;{ts};" + base64.b64encode(digest.digest()).decode()
+    message = _reject(OPENPHONE, {"openphone-signature": header}, secret=OP_SECRET)
+    assert message == (
+        f"openphone-signature timestamp {ts} is in seconds; Quo signs with milliseconds since "
+        "1970 (13 digits)"
+    )
+
+
+def test_standard_timestamp_in_milliseconds_is_reported_as_such() -> None:
+    ts = int(NOW) * 1000
+    message = _reject(STANDARD, _standard_headers(ts=ts), secret=WHSEC)
+    assert message == (
+        f"webhook-timestamp {ts} is in milliseconds; Standard Webhooks sign with seconds since "
+        "1970 (10 digits)"
+    )
