@@ -19,7 +19,7 @@ from contextlib import AbstractContextManager, nullcontext
 
 from automations.records import RunFilter, RunRecord, RunStatus, StepRecord
 
-__all__ = ["RunStore", "StateStore", "Store"]
+__all__ = ["RunStore", "StateStore", "Store", "check_end_hold"]
 
 
 class RunStore(ABC):
@@ -72,12 +72,33 @@ class RunStore(ABC):
         others: ``keep_succeeded_s``). Returns how many were deleted."""
 
     @abstractmethod
+    def end_hold(
+        self, recipe: str, status: RunStatus, *, now: float, error: str | None = None
+    ) -> int:
+        """Move every ``held`` run of ``recipe`` to ``status``: ``pending`` (released: it runs)
+        or ``discarded`` (final at ``now``, with ``error`` saying why). One transaction; returns
+        how many runs moved. ``ValueError`` for any other status."""
+
+    @abstractmethod
     def close(self) -> None:
         """Release the connection."""
+
+    def count_by_recipe(self, status: RunStatus) -> dict[str, int]:
+        """How many runs with ``status`` each recipe has (recipes with none are left out)."""
+        counts: dict[str, int] = {}
+        for run in self.list_runs(RunFilter(status=status, limit=1 << 62)):
+            counts[run.recipe] = counts.get(run.recipe, 0) + 1
+        return counts
 
     def count(self, status: RunStatus | None = None) -> int:
         """How many runs (optionally with one status) the store holds."""
         return len(self.list_runs(RunFilter(status=status, limit=1 << 62)))
+
+
+def check_end_hold(status: RunStatus) -> None:
+    """``end_hold`` moves held runs to ``pending`` or ``discarded`` only."""
+    if status not in (RunStatus.PENDING, RunStatus.DISCARDED):
+        raise ValueError(f"held runs become pending or discarded, not {status.value}")
 
 
 class StateStore(ABC):

@@ -49,10 +49,18 @@ class RunStatus(enum.Enum):
     SKIPPED = "skipped"
     #: An SMS may or may not have been sent (no answer came back); a person decides with ``replay``.
     UNKNOWN = "unknown"
+    #: Recorded but not executed: one scan of a table produced more runs than the recipe's
+    #: ``flood_limit``. A person releases it (``automations approve``: back to ``pending``) or
+    #: ends it (``automations discard``: ``discarded``). Never resumed or executed by itself.
+    HELD = "held"
+    #: A held run a person discarded: never sent, kept in the audit.
+    DISCARDED = "discarded"
 
     @property
     def is_final(self) -> bool:
-        return self not in (RunStatus.PENDING, RunStatus.RUNNING)
+        """Nothing more happens to the run by itself (``held`` waits for a person, so it is not
+        final either)."""
+        return self not in (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.HELD)
 
 
 class StepStatus(enum.Enum):

@@ -44,6 +44,8 @@ _COMMANDS = {
     "show": "history",
     "replay": "history",
     "run": "serve",
+    "approve": "held",
+    "discard": "held",
 }
 
 

@@ -27,6 +27,13 @@ async def replay(
             f"run {original.id} {original.status.value}; only failed, unknown or interrupted "
             "runs can be replayed"
         )
+    if original.status is RunStatus.HELD:
+        raise StoreError(
+            f"run {original.id} is held by its recipe's flood_limit: "
+            f"`automations approve --recipe {original.recipe}` runs it, `discard` drops it"
+        )
+    if original.status is RunStatus.DISCARDED:
+        raise StoreError(f"run {original.id} was discarded by an operator; it is never sent")
     store = executor.store
     n = 1 + sum(1 for r in _replays(executor, original))
     run = replace(

@@ -117,7 +117,7 @@ class Runner:
         through ``GroupCommit``, the webhook intake's callback)."""
         results = self.store.enqueue_many([r for r, _ in items])
         for (stored, is_new), (_, key) in zip(results, items, strict=True):
-            if is_new:
+            if is_new and stored.status is RunStatus.PENDING:  # a held run waits for a person
                 self.dispatcher.submit(stored, key)
         return results
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 from automations.errors import StoreError
-from automations.ports import Store
+from automations.ports import Store, check_end_hold
 from automations.records import RunFilter, RunRecord, RunStatus, StepRecord
 from automations.stores.codec import (
     check_run_changes,
@@ -25,6 +25,7 @@ from automations.stores.codec import (
 __all__ = ["MemoryStore"]
 
 _FAILED_WINDOW = frozenset({RunStatus.FAILED, RunStatus.UNKNOWN})
+_UNFINISHED = frozenset({RunStatus.PENDING, RunStatus.RUNNING})
 
 
 @dataclasses.dataclass
@@ -112,7 +113,7 @@ class MemoryStore(Store):
                 changes[name] = normalize_json(changes[name])
         with self._lock:
             run = self._exact(run_id)
-            if run.status.is_final:
+            if run.status not in _UNFINISHED:
                 return None
             started_at = run.started_at if run.started_at is not None else self._clock()
             self._t.runs[run_id] = dataclasses.replace(
@@ -126,7 +127,7 @@ class MemoryStore(Store):
 
     def unfinished(self) -> list[RunRecord]:
         with self._lock:
-            ids = [i for i, r in self._t.runs.items() if not r.status.is_final]
+            ids = [i for i, r in self._t.runs.items() if r.status in _UNFINISHED]
             ids.sort(key=lambda i: self._t.seq[i])  # in the order recorded
             return [self._with_steps(i) for i in ids]
 
@@ -179,6 +180,31 @@ class MemoryStore(Store):
     def count(self, status: RunStatus | None = None) -> int:
         with self._lock:
             return sum(1 for r in self._t.runs.values() if status is None or r.status is status)
+
+    def end_hold(
+        self, recipe: str, status: RunStatus, *, now: float, error: str | None = None
+    ) -> int:
+        check_end_hold(status)
+        with self._lock:
+            runs = self._t.runs.values()
+            held = [r for r in runs if r.recipe == recipe and r.status is RunStatus.HELD]
+            for run in held:
+                final = status is RunStatus.DISCARDED
+                self._t.runs[run.id] = dataclasses.replace(
+                    run,
+                    status=status,
+                    error=error if final else run.error,
+                    finished_at=now if final else run.finished_at,
+                )
+            return len(held)
+
+    def count_by_recipe(self, status: RunStatus) -> dict[str, int]:
+        with self._lock:
+            counts: dict[str, int] = {}
+            for r in self._t.runs.values():
+                if r.status is status:
+                    counts[r.recipe] = counts.get(r.recipe, 0) + 1
+            return counts
 
     def prune(self, *, now: float, keep_succeeded_s: float, keep_failed_s: float) -> int:
         with self._lock:

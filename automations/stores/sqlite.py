@@ -26,7 +26,7 @@ from types import TracebackType
 from typing import Any
 
 from automations.errors import StoreError
-from automations.ports import Store
+from automations.ports import Store, check_end_hold
 from automations.records import RunFilter, RunRecord, RunStatus, StepRecord
 from automations.stores.codec import check_run_changes, dump_json, normalize_run
 from automations.stores.sqlite_schema import (
@@ -262,6 +262,29 @@ class SQLiteStore(Store):
                 params,
             )
             return int(self._db.execute(f"DELETE FROM runs WHERE {_PRUNABLE}", params).rowcount)
+
+    def end_hold(
+        self, recipe: str, status: RunStatus, *, now: float, error: str | None = None
+    ) -> int:
+        check_end_hold(status)
+        final = status is RunStatus.DISCARDED
+        with _Transaction(self):
+            return int(
+                self._db.execute(
+                    "UPDATE runs SET status = ?, error = CASE WHEN ? THEN ? ELSE error END, "
+                    "finished_at = CASE WHEN ? THEN ? ELSE finished_at END "
+                    "WHERE recipe = ? AND status = ?",
+                    (status.value, final, error, final, now, recipe, RunStatus.HELD.value),
+                ).rowcount
+            )
+
+    def count_by_recipe(self, status: RunStatus) -> dict[str, int]:
+        with self._guard:
+            rows = self._db.execute(
+                "SELECT recipe, COUNT(*) FROM runs WHERE status = ? GROUP BY recipe",
+                (status.value,),
+            ).fetchall()
+        return {str(recipe): int(n) for recipe, n in rows}
 
     def close(self) -> None:
         with self._lock:

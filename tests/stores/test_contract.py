@@ -132,7 +132,14 @@ def test_claim_resumes_a_running_run_with_its_steps(store: Store, clock: FakeClo
 
 @pytest.mark.parametrize(
     "status",
-    [RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.SKIPPED, RunStatus.UNKNOWN],
+    [
+        RunStatus.SUCCEEDED,
+        RunStatus.FAILED,
+        RunStatus.SKIPPED,
+        RunStatus.UNKNOWN,
+        RunStatus.HELD,
+        RunStatus.DISCARDED,
+    ],
 )
 def test_claim_of_a_final_run_is_none_and_changes_nothing(store: Store, status: RunStatus) -> None:
     store.enqueue(make_run("r1", status=status))
@@ -334,6 +341,55 @@ def test_unfinished_is_pending_and_running_in_the_order_recorded(store: Store) -
     assert runs[0].steps == (make_step("r3", 0),)
 
 
+def test_held_runs_are_not_unfinished(store: Store) -> None:
+    store.enqueue(make_run("p1"))
+    store.enqueue(make_run("h1", status=RunStatus.HELD))
+    assert ids(store.unfinished()) == ["p1"]
+
+
+# -- held runs -------------------------------------------------------------------------------
+
+
+def _held(store: Store) -> None:
+    for run_id, recipe in [("h1", "a"), ("h2", "a"), ("h3", "b"), ("p1", "a")]:
+        status = RunStatus.PENDING if run_id.startswith("p") else RunStatus.HELD
+        store.enqueue(make_run(run_id, recipe=recipe, status=status))
+
+
+def test_count_by_recipe(store: Store) -> None:
+    _held(store)
+    assert store.count_by_recipe(RunStatus.HELD) == {"a": 2, "b": 1}
+    assert store.count_by_recipe(RunStatus.PENDING) == {"a": 1}
+    assert store.count_by_recipe(RunStatus.FAILED) == {}
+
+
+def test_end_hold_releases_one_recipes_held_runs_to_pending(store: Store) -> None:
+    _held(store)
+    assert store.end_hold("a", RunStatus.PENDING, now=T0 + 9) == 2
+    assert ids(store.unfinished()) == ["h1", "h2", "p1"]
+    assert store.get_run("h1").finished_at is None
+    assert store.get_run("h3").status is RunStatus.HELD
+    assert store.end_hold("a", RunStatus.PENDING, now=T0 + 9) == 0
+
+
+def test_end_hold_discards_with_the_reason_and_time(store: Store) -> None:
+    _held(store)
+    assert store.end_hold("a", RunStatus.DISCARDED, now=T0 + 9, error="discarded by hand") == 2
+    run = store.get_run("h2")
+    assert (run.status, run.error, run.finished_at) == (
+        RunStatus.DISCARDED,
+        "discarded by hand",
+        T0 + 9,
+    )
+    assert store.get_run("p1").status is RunStatus.PENDING
+    assert store.count_by_recipe(RunStatus.HELD) == {"b": 1}
+
+
+def test_end_hold_refuses_other_statuses(store: Store) -> None:
+    with pytest.raises(ValueError, match="not succeeded"):
+        store.end_hold("a", RunStatus.SUCCEEDED, now=T0)
+
+
 # -- prune -----------------------------------------------------------------------------------
 
 
@@ -349,14 +405,23 @@ def test_prune_deletes_final_runs_past_their_window(store: Store) -> None:
         "unknown-mid": (RunStatus.UNKNOWN, 29),
         "pending-old": (RunStatus.PENDING, 90),
         "running-old": (RunStatus.RUNNING, 90),
+        "held-old": (RunStatus.HELD, 90),
+        "discarded-old": (RunStatus.DISCARDED, 8),
     }
     for run_id, (status, age_days) in ages.items():
         store.enqueue(make_run(run_id, status=status, created_at=now - age_days * day))
         store.put_step(make_step(run_id))
     deleted = store.prune(now=now, keep_succeeded_s=7 * day, keep_failed_s=30 * day)
-    assert deleted == 4
+    assert deleted == 5
     left = sorted(ids(store.list_runs(RunFilter(limit=100))))
-    assert left == ["fail-mid", "ok-new", "pending-old", "running-old", "unknown-mid"]
+    assert left == [
+        "fail-mid",
+        "held-old",
+        "ok-new",
+        "pending-old",
+        "running-old",
+        "unknown-mid",
+    ]
     with pytest.raises(StoreError, match="no run with id ok-old"):
         store.get_run("ok-old")
     # The event of a pruned run can be recorded again, steps and all.
