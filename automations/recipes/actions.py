@@ -13,6 +13,7 @@ import fastjsonschema
 from automations.actions.loops import loops_length
 from automations.actions.quo import RESERVED_SOURCES_TEXT, reserved_source
 from automations.model import Action
+from automations.recipes.advice import check_action_text
 from automations.recipes.context import CompileContext
 from automations.recipes.structure import did_you_mean
 from automations.recipes.triggers import KnownColumns, compile_expr
@@ -381,6 +382,7 @@ def compile_actions(
             tpl = parse_template(params, bad_ref)
             _check_refs(ctx, path, tpl, known, earlier, env_names)
             _check_secrets(ctx, path, params)
+            check_action_text(ctx, path, kind, list(iter_strings(params, path)), tpl, known.names)
             if kind == "http.request":
                 url = dict(tpl.items).get("url") if isinstance(tpl, MapTemplate) else None
                 if url is not None:

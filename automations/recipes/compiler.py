@@ -7,6 +7,7 @@ lints clean is exactly a recipe that runs.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -18,6 +19,11 @@ from automations.conditions import Condition, compile_expression
 from automations.diagnostics import Diagnostic, Severity
 from automations.model import Action, Recipe, RecipeTest, WebhookTrigger
 from automations.recipes.actions import compile_actions
+from automations.recipes.advice import (
+    check_brace_mappings,
+    quoted_column_advice,
+    text_comparisons,
+)
 from automations.recipes.context import CompileContext
 from automations.recipes.structure import check_structure, did_you_mean
 from automations.recipes.triggers import KnownColumns, compile_expr, compile_trigger
@@ -138,16 +144,31 @@ def _check_condition_columns(
 ) -> None:
     if cond is None or known.names is None:
         return
+    key = str(path[-1])
     for name in _condition_fields(cond.source):
         # ``null`` / ``true`` / ``false`` unquoted are field names in JMESPath that are never
         # set, so ``Phone != null`` works as people expect; they are not typos.
         if name not in known.names and name not in ("null", "true", "false"):
+            advice = quoted_column_advice(cond.source, name, key)
+            if advice is not None:
+                ctx.report(path, "EXP002", advice, needle=json.dumps(name))
+                continue
             ctx.report(
                 path,
                 "REF001",
                 f'unknown column "{name}" in condition{did_you_mean(name, known.names)}; '
                 f"columns come from {known.source}",
                 severity=known.severity,
+                needle=name,
+            )
+    if known.text:
+        for name, op, number in text_comparisons(cond, known.names):
+            ctx.report(
+                path,
+                "EXP003",
+                f"{name} comes from a CSV file, where every value is text: {name} {op} "
+                f"`{number}` compares text with a number, which is never true, so every row "
+                f"would be skipped; convert it: to_number({name}) {op} `{number}`",
                 needle=name,
             )
 
@@ -210,6 +231,7 @@ def load_recipe_text(
     if doc.value is None and doc.diagnostics:
         return LoadResult(file, None, tuple(doc.diagnostics))
     _plus_numbers(ctx)
+    check_brace_mappings(ctx)
     ctx.diagnostics.extend(check_structure(doc))
     # an action's body is checked against the vendor's schema once its structure is right, so
     # one mistake is reported once
@@ -249,6 +271,14 @@ def load_recipe_text(
     tests = _tests(ctx, raw.get("tests"))
     if source is not None and not tests:
         tests = _sibling_tests(source, ctx)
+    # a schema's words at the place of an unquoted {/Column} or a $NAME: said better there
+    taught = {(d.line, d.column) for d in ctx.diagnostics if d.code in _TEACHES and d.is_error}
+    if taught:
+        ctx.diagnostics = [
+            d
+            for d in ctx.diagnostics
+            if d.code not in _SAID_BETTER or (d.line, d.column) not in taught
+        ]
     diags = tuple(sorted(ctx.diagnostics, key=lambda d: (d.line, d.column, d.code)))
     if ctx.has_errors or trigger is None:
         return LoadResult(file, None, diags)
@@ -268,6 +298,11 @@ def load_recipe_text(
     )
     return LoadResult(file, recipe, diags)
 
+
+#: Findings that explain a mistake the schemas also report, less clearly, at the same place
+#: (``_SAID_BETTER``): those are dropped.
+_TEACHES = frozenset({"YAML006", "ENV003"})
+_SAID_BETTER = frozenset({"SCH003", "SCH004", "VND001"})
 
 #: The API key variables each provider's actions need (any one of them).
 _PROVIDER_KEYS = {

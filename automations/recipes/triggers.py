@@ -48,8 +48,12 @@ def _enum(cls: type[E], value: Any, default: E) -> E:
 class KnownColumns:
     """The columns a row can have, when they can be known before running."""
 
-    def __init__(self, names: list[str] | None, source: str, severity: Severity) -> None:
+    def __init__(
+        self, names: list[str] | None, source: str, severity: Severity, *, text: bool = False
+    ) -> None:
         self.names = names
+        #: Every value is text (a CSV file's): a comparison with a number is never true.
+        self.text = text
         self.source = source
         #: Unknown columns are errors when the list is authoritative (CSV header, explicit
         #: ``columns``), warnings when it was read from a JSONL file's first record.
@@ -88,8 +92,11 @@ def _table(ctx: CompileContext, path: Path_, raw: dict[str, Any]) -> tuple[Table
         existing_rows=_enum(ExistingRows, raw.get("existing_rows"), ExistingRows.SKIP),
         columns=tuple(explicit) if isinstance(explicit, list) else None,
     )
+    csv = file.suffix.lower() == ".csv"
     if isinstance(explicit, list):
-        known = KnownColumns([str(c) for c in explicit], "the table's columns", Severity.ERROR)
+        known = KnownColumns(
+            [str(c) for c in explicit], "the table's columns", Severity.ERROR, text=csv
+        )
     else:
         names, how = read_columns(file)
         if names is None:
@@ -102,7 +109,9 @@ def _table(ctx: CompileContext, path: Path_, raw: dict[str, Any]) -> tuple[Table
             )
             known = KnownColumns(None, how, Severity.WARNING)
         elif how == "header":
-            known = KnownColumns(names, f"the header of {raw.get('path')}", Severity.ERROR)
+            known = KnownColumns(
+                names, f"the header of {raw.get('path')}", Severity.ERROR, text=csv
+            )
         else:
             src = f"the first record of {raw.get('path')}"
             known = KnownColumns(names, src, Severity.WARNING)

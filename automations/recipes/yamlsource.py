@@ -14,7 +14,7 @@ import yaml
 
 from automations.diagnostics import Diagnostic, Severity
 
-__all__ = ["Path_", "Positions", "SourceDoc", "parse_yaml"]
+__all__ = ["Path_", "Positions", "SourceDoc", "parse_yaml", "tab_diagnostics"]
 
 try:  # the C composer is an order of magnitude faster; fall back when libyaml is missing
     _BaseLoader: type = yaml.CSafeLoader
@@ -95,6 +95,8 @@ class SourceDoc:
     diagnostics: list[Diagnostic]
     #: Paths of integers written with a leading ``+`` (YAML 1.1 reads ``+1555...`` as a number).
     plus_numbers: list[Path_] = field(default_factory=list)
+    #: Paths of ``{/Column}`` written without quotes (YAML reads a one-key mapping) and the key.
+    brace_refs: list[tuple[Path_, str]] = field(default_factory=list)
 
 
 def _diag(file: str, mark: Any, code: str, message: str) -> Diagnostic:
@@ -107,6 +109,7 @@ class _Builder:
         self.pos = Positions()
         self.diags: list[Diagnostic] = []
         self.plus_numbers: list[Path_] = []
+        self.brace_refs: list[tuple[Path_, str]] = []
 
     def build(self, node: yaml.Node, path: Path_) -> Any:
         mark = node.start_mark
@@ -120,6 +123,16 @@ class _Builder:
 
     def mapping(self, node: yaml.MappingNode, path: Path_) -> dict[str, Any]:
         values, keys = self.pos.values, self.pos.keys
+        if node.flow_style and len(node.value) == 1:
+            k, v = node.value[0]
+            if (
+                isinstance(k, yaml.ScalarNode)
+                and k.value.startswith("/")
+                and isinstance(v, yaml.ScalarNode)
+                and v.tag == _NULL
+                and v.value == ""
+            ):
+                self.brace_refs.append((path, k.value))
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
             km = key_node.start_mark
@@ -176,8 +189,40 @@ class _Builder:
         return node.value
 
 
+_MAX_TAB_LINES = 5
+
+
+def tab_diagnostics(text: str, file: str, error_line: int) -> list[Diagnostic]:
+    """``YAML005`` for each line up to ``error_line`` indented with tab characters (the YAML
+    error such a file gets never says "tab"); empty when no indentation holds a tab."""
+    out: list[Diagnostic] = []
+    for number, line in enumerate(text.splitlines()[:error_line], 1):
+        indent = line[: len(line) - len(line.lstrip(" \t"))]
+        tabs = [i + 1 for i, c in enumerate(indent) if c == "\t"]
+        if not tabs:
+            continue
+        where = f"column {tabs[0]}" if len(tabs) == 1 else f"columns {', '.join(map(str, tabs))}"
+        count = "a tab character" if len(tabs) == 1 else f"{len(tabs)} tab characters"
+        out.append(
+            Diagnostic(
+                file,
+                number,
+                tabs[0],
+                Severity.ERROR,
+                "YAML005",
+                f"line {number} is indented with {count} (at {where}); YAML indentation must "
+                "be spaces: replace each tab with spaces (2 per level, as in the lines around "
+                "it), or set your editor to insert spaces",
+            )
+        )
+        if len(out) == _MAX_TAB_LINES:
+            break
+    return out
+
+
 def parse_yaml(text: str, file: str) -> SourceDoc:
-    """Parse one YAML document. Syntax errors become a ``YAML001`` diagnostic with position."""
+    """Parse one YAML document. Syntax errors become a ``YAML001`` diagnostic with position
+    (``YAML005`` when lines are indented with tabs)."""
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
@@ -185,6 +230,9 @@ def parse_yaml(text: str, file: str) -> SourceDoc:
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
         problem = exc.problem or "invalid YAML"
         context = f" {exc.context}" if exc.context else ""
+        tabs = tab_diagnostics(text, file, line) if "\t" in text else []
+        if tabs:  # the parser's message never says "tab"
+            return SourceDoc(file, text, None, Positions(), tabs)
         msg = f"YAML syntax error: {problem}{context}; check indentation and quoting"
         d = Diagnostic(file, line, col, Severity.ERROR, "YAML001", msg)
         return SourceDoc(file, text, None, Positions(), [d])
@@ -193,4 +241,6 @@ def parse_yaml(text: str, file: str) -> SourceDoc:
         return SourceDoc(file, text, None, Positions(), [d])
     builder = _Builder(file)
     value = None if node is None else builder.build(node, ())
-    return SourceDoc(file, text, value, builder.pos, builder.diags, builder.plus_numbers)
+    return SourceDoc(
+        file, text, value, builder.pos, builder.diags, builder.plus_numbers, builder.brace_refs
+    )

@@ -82,11 +82,17 @@ def test_usage_error_exits_2(cli: Cli) -> None:
 
 
 def test_yaml_garbage_is_a_diagnostic_not_a_traceback(cli: Cli, tmp_path: Path) -> None:
-    (tmp_path / "g.yaml").write_text("name: [\n\t- : :\n")
+    (tmp_path / "g.yaml").write_text("name: [\n  - : :\n")
     res = cli("lint", "g.yaml")
     assert res.returncode == 1
     assert res.stdout.startswith("g.yaml:")
     assert "[YAML001]" in res.stdout
+    assert "Traceback" not in res.stderr
+    # the same garbage indented with a tab: the diagnostic names the tab
+    (tmp_path / "g.yaml").write_text("name: [\n\t- : :\n")
+    res = cli("lint", "g.yaml")
+    assert res.returncode == 1
+    assert res.stdout.startswith("g.yaml:2:1: error: line 2 is indented with a tab character")
     assert "Traceback" not in res.stderr
 
 

@@ -23,7 +23,9 @@ def compile_recipe(tmp_path: Path) -> Callable[..., LoadResult]:
     """Compile recipe text (dedented) with a leads.csv beside it and a fixed environment."""
     (tmp_path / "leads.csv").write_text(LEADS_CSV)
 
-    def run(text: str, env: dict[str, str] | None = None) -> LoadResult:
+    def run(text: str, env: dict[str, str] | None = None, csv: str | None = None) -> LoadResult:
+        if csv is not None:
+            (tmp_path / "leads.csv").write_text(csv)
         return load_recipe_text(
             textwrap.dedent(text).lstrip("\n"),
             "r.yaml",
