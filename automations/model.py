@@ -129,6 +129,8 @@ class RecipeTest:
     expect_requests: tuple[Any, ...] | None = None
     env: tuple[tuple[str, str], ...] = ()
     line: int = 0
+    #: The file the test is written in (the recipe, or its ``NAME.test.yaml``), as displayed.
+    file: str = ""
 
 
 @dataclass(frozen=True, slots=True)

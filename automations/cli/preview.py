@@ -65,21 +65,24 @@ def render(recipe: Path, row: str) -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @friendly_errors
 def test_command(paths: tuple[Path, ...]) -> None:
-    """Run the tests recipes carry (``tests:`` or a sibling NAME.test.yaml): a line per test,
-    exit status 1 if any fails or a recipe does not compile."""
+    """Run the tests recipes carry (``tests:`` or a sibling NAME.test.yaml): a line per test
+    with the file and line it is written at; exit status 1 if any fails, or a recipe or test
+    file has errors (a test file with errors is checked like a recipe, and none of its tests
+    run)."""
     results = load_directory(paths, {})
     failed = 0
     total = 0
     broken: list[Diagnostic] = []
     for r in results:
-        if r.recipe is None:
-            broken.extend(d for d in r.diagnostics if d.is_error)
-            continue
+        errors = [d for d in r.diagnostics if d.is_error]
+        broken.extend(errors)
+        if r.recipe is None or errors:
+            continue  # a test file with mistakes would check less than it says: none of it runs
         for t in r.recipe.tests:
             total += 1
             outcome = run_recipe_test(r.recipe, t)
             mark = "PASS" if outcome.passed else "FAIL"
-            click.echo(f"{mark} {r.file}:{t.line} {r.recipe.name}: {t.name}")
+            click.echo(f"{mark} {t.file or r.file}:{t.line} {r.recipe.name}: {t.name}")
             for p in outcome.problems:
                 click.echo(f"     {p}")
             failed += not outcome.passed

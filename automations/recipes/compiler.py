@@ -17,7 +17,7 @@ from typing import Any
 
 from automations.conditions import Condition, compile_expression
 from automations.diagnostics import Diagnostic, Severity
-from automations.model import Action, Recipe, RecipeTest, WebhookTrigger
+from automations.model import Action, Recipe, WebhookTrigger
 from automations.recipes.actions import compile_actions
 from automations.recipes.advice import (
     check_brace_mappings,
@@ -26,6 +26,7 @@ from automations.recipes.advice import (
 )
 from automations.recipes.context import CompileContext
 from automations.recipes.structure import check_structure, did_you_mean
+from automations.recipes.testfiles import recipe_tests, sibling_tests
 from automations.recipes.triggers import KnownColumns, compile_expr, compile_trigger
 from automations.recipes.yamlsource import Path_, parse_yaml
 
@@ -173,47 +174,6 @@ def _check_condition_columns(
             )
 
 
-def _tests(ctx: CompileContext, raw: Any) -> tuple[RecipeTest, ...]:
-    if not isinstance(raw, list):
-        return ()
-    out = []
-    for i, t in enumerate(raw):
-        if not isinstance(t, dict):
-            continue
-        expect = t.get("expect")
-        expect = expect if isinstance(expect, dict) else {}  # the schema check reported it
-        env = t.get("env")
-        env = env if isinstance(env, dict) else {}
-        requests = expect.get("requests")
-        out.append(
-            RecipeTest(
-                name=str(t.get("name") or f"test {i + 1}"),
-                event=t.get("row"),
-                expect_condition=expect.get("condition"),
-                expect_requests=tuple(requests) if isinstance(requests, list) else None,
-                env=tuple(sorted((str(k), str(v)) for k, v in env.items())),
-                line=ctx.doc.positions.of_value(("tests", i))[0],
-            )
-        )
-    return tuple(out)
-
-
-def _sibling_tests(path: Path, ctx: CompileContext) -> tuple[RecipeTest, ...]:
-    """Tests from ``NAME.test.yaml`` beside ``NAME.yaml``: a ``tests:`` list."""
-    # string operations, not Path ones: this runs for every recipe file
-    text = str(path)
-    stem = text[: len(text) - len(path.suffix)]
-    for suffix in RECIPE_SUFFIXES:
-        if os.path.isfile(stem + ".test" + suffix):
-            sib = Path(stem + ".test" + suffix)
-            doc = parse_yaml(sib.read_text("utf-8"), display_name(sib))
-            sctx = CompileContext(doc, ctx.base_dir, ctx.env)
-            ctx.diagnostics.extend(doc.diagnostics)
-            raw = doc.value.get("tests") if isinstance(doc.value, dict) else doc.value
-            return _tests(sctx, raw)
-    return ()
-
-
 def load_recipe_text(
     text: str,
     file: str,
@@ -221,9 +181,12 @@ def load_recipe_text(
     base_dir: Path,
     env: Mapping[str, str] | None = None,
     source: Path | None = None,
+    with_tests: bool = True,
 ) -> LoadResult:
     """Compile recipe ``text``. ``file`` is the name used in diagnostics; relative table paths
-    resolve against ``base_dir``."""
+    resolve against ``base_dir``. A ``NAME.test.yaml`` beside ``source`` is read and checked
+    unless ``with_tests`` is false (the runner has no use for tests); its findings are reported
+    but do not stop the recipe from compiling."""
     env = os.environ if env is None else env
     doc = parse_yaml(text, file)
     ctx = CompileContext(doc, base_dir, env)
@@ -268,9 +231,10 @@ def load_recipe_text(
             )
     _check_provider_keys(ctx, actions, env)
     _check_resent_on_update(ctx, trigger, raw.get("actions"))
-    tests = _tests(ctx, raw.get("tests"))
-    if source is not None and not tests:
-        tests = _sibling_tests(source, ctx)
+    tests = recipe_tests(ctx, raw.get("tests"))
+    file_diags: list[Diagnostic] = []  # a test file's findings: reported, not the recipe's own
+    if source is not None and with_tests and "tests" not in raw:
+        tests, file_diags = sibling_tests(source, ctx, display_name)
     # a schema's words at the place of an unquoted {/Column} or a $NAME: said better there
     taught = {(d.line, d.column) for d in ctx.diagnostics if d.code in _TEACHES and d.is_error}
     if taught:
@@ -281,7 +245,7 @@ def load_recipe_text(
         ]
     diags = tuple(sorted(ctx.diagnostics, key=lambda d: (d.line, d.column, d.code)))
     if ctx.has_errors or trigger is None:
-        return LoadResult(file, None, diags)
+        return LoadResult(file, None, (*diags, *file_diags))
     recipe = Recipe(
         name=str(raw["name"]),
         source=source or Path(file),
@@ -296,7 +260,7 @@ def load_recipe_text(
         env_names=frozenset(env_names),
         text=text,
     )
-    return LoadResult(file, recipe, diags)
+    return LoadResult(file, recipe, (*diags, *file_diags))
 
 
 #: Findings that explain a mistake the schemas also report, less clearly, at the same place

@@ -22,7 +22,7 @@ from automations.recipes.yamlsource import Path_, SourceDoc
 if TYPE_CHECKING:
     import jsonschema
 
-__all__ = ["check_structure", "did_you_mean", "recipe_schema"]
+__all__ = ["check_structure", "check_test_file", "did_you_mean", "recipe_schema"]
 
 _TYPE_NAMES = {
     "string": "text",
@@ -305,6 +305,48 @@ def check_structure(doc: SourceDoc) -> list[Diagnostic]:
     errors = sorted(
         _full_validator().iter_errors(value),
         # additionalProperties first, so a mistyped key explains the oneOf error after it
+        key=lambda e: (len(e.absolute_path), e.validator != "additionalProperties"),
+    )
+    for err in errors:
+        mapper.error(err)
+    return sorted(mapper.out, key=lambda d: (d.line, d.column))
+
+
+@cache
+def _test_file_validators() -> tuple[jsonschema.Draft7Validator, jsonschema.Draft7Validator]:
+    """Validators of a test file: a mapping with ``tests:``, or the list alone."""
+    import jsonschema
+
+    tests = recipe_schema()["properties"]["tests"]
+    wrapped = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["tests"],
+        "properties": {"tests": tests},
+    }
+    return jsonschema.Draft7Validator(wrapped), jsonschema.Draft7Validator(tests)
+
+
+def check_test_file(doc: SourceDoc) -> list[Diagnostic]:
+    """Diagnostics for every schema violation in a ``NAME.test.yaml`` (empty when valid): the
+    same rules, positions and did-you-mean as a recipe's own ``tests:``."""
+    if not isinstance(doc.value, dict | list):
+        what = "empty" if doc.value is None else _describe(doc.value)
+        return [
+            Diagnostic(
+                doc.file,
+                1,
+                1,
+                Severity.ERROR,
+                "SCH003",
+                f"a test file must be a mapping with tests: (a list of tests); this file is {what}",
+            )
+        ]
+    wrapped, bare = _test_file_validators()
+    mapper = _Mapper(doc)
+    validator = wrapped if isinstance(doc.value, dict) else bare
+    errors = sorted(
+        validator.iter_errors(doc.value),
         key=lambda e: (len(e.absolute_path), e.validator != "additionalProperties"),
     )
     for err in errors:

@@ -112,7 +112,7 @@ def reload(current: RecipeSet, directory: Path, env: Mapping[str, str]) -> Recip
             diags[name] = current.diagnostics.get(name, ())
             continue
         result = load_recipe_text(
-            text, name, base_dir=Path(file).parent, env=env, source=Path(file)
+            text, name, base_dir=Path(file).parent, env=env, source=Path(file), with_tests=False
         )
         diags[name] = result.diagnostics
         if result.recipe is not None:
