@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import enum
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["Diagnostic", "Severity"]
+__all__ = ["Diagnostic", "Severity", "drop_ignored", "inline_ignores"]
+
+_IGNORE = re.compile(r"#\s*automations:\s*ignore\[([A-Za-z0-9_,\s]+)\]")
 
 
 class Severity(enum.Enum):
@@ -48,3 +52,36 @@ class Diagnostic:
             "code": self.code,
             "message": self.message,
         }
+
+
+def inline_ignores(text: str) -> dict[int, frozenset[str]]:
+    """The codes each line ignores: ``# automations: ignore[ENV002]`` (several codes separated
+    by commas) at the end of a line ignores them on that line; on a line of its own, on the
+    next line."""
+    out: dict[int, frozenset[str]] = {}
+    if "automations:" not in text:
+        return out
+    for number, line in enumerate(text.splitlines(), 1):
+        m = _IGNORE.search(line)
+        if m is None:
+            continue
+        codes = frozenset(c.strip().upper() for c in m.group(1).split(",") if c.strip())
+        target = number + 1 if line.lstrip().startswith("#") else number
+        out[target] = out.get(target, frozenset()) | codes
+    return out
+
+
+def drop_ignored(
+    diags: Iterable[Diagnostic],
+    codes: Iterable[str] = (),
+    lines: dict[int, frozenset[str]] | None = None,
+) -> list[Diagnostic]:
+    """``diags`` without the warnings whose code is in ``codes`` or ignored on their line.
+    Errors are never dropped: a recipe with one does not run, whatever the comments say."""
+    everywhere = frozenset(codes)
+    lines = lines or {}
+    return [
+        d
+        for d in diags
+        if d.is_error or (d.code not in everywhere and d.code not in lines.get(d.line, ()))
+    ]

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import click
 
-from automations.diagnostics import Diagnostic
-from automations.formats import FORMATS
+from automations.diagnostics import Diagnostic, drop_ignored
+from automations.formats import FORMATS, RULES
 from automations.recipes.compiler import load_directory
-from automations.recipes.structure import recipe_schema
+from automations.recipes.structure import did_you_mean, recipe_schema
 
 __all__ = ["COMMANDS"]
 
@@ -30,11 +30,22 @@ __all__ = ["COMMANDS"]
     "scanning.",
 )
 @click.option("--no-snippets", is_flag=True, help="text format: omit the source line and caret.")
-def lint(paths: tuple[Path, ...], fmt: str, no_snippets: bool) -> None:
-    """Check recipe files (directories are searched recursively).
+@click.option(
+    "--ignore",
+    "ignore",
+    multiple=True,
+    metavar="CODE",
+    help="Do not report warnings with this code (repeat it, or separate codes with commas): "
+    "--ignore ENV001,ENV002 in CI, where provider keys and secrets are not set.",
+)
+def lint(paths: tuple[Path, ...], fmt: str, no_snippets: bool, ignore: tuple[str, ...]) -> None:
+    """Check recipe files and their NAME.test.yaml files (directories are searched
+    recursively). A line ending in ``# automations: ignore[CODE]`` does not report that
+    warning; errors cannot be ignored.
 
     Exit status: 0 no errors (warnings allowed), 1 errors, 2 usage error.
     """
+    codes = _ignore_codes(ignore)
     # Compiling allocates many small objects that all stay alive until the end: the cyclic
     # garbage collector would only re-scan them (about a tenth of a large lint's time).
     gc.disable()
@@ -42,7 +53,7 @@ def lint(paths: tuple[Path, ...], fmt: str, no_snippets: bool) -> None:
         results = load_directory(paths, os.environ)
     finally:
         gc.enable()
-    diags: list[Diagnostic] = [d for r in results for d in r.diagnostics]
+    diags: list[Diagnostic] = drop_ignored((d for r in results for d in r.diagnostics), codes)
     if fmt == "text":
         from automations.formats import format_text
 
@@ -53,6 +64,17 @@ def lint(paths: tuple[Path, ...], fmt: str, no_snippets: bool) -> None:
     else:
         click.echo(FORMATS[fmt](diags), nl=False)
     sys.exit(1 if any(d.is_error for d in diags) else 0)
+
+
+def _ignore_codes(values: tuple[str, ...]) -> frozenset[str]:
+    codes = frozenset(c.strip().upper() for v in values for c in v.split(",") if c.strip())
+    for code in sorted(codes):
+        if code not in RULES:
+            raise click.BadParameter(
+                f"{code} is not a lint code{did_you_mean(code, RULES)}; see docs/lint.md",
+                param_hint="--ignore",
+            )
+    return codes
 
 
 @click.command()

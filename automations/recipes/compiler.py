@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from automations.conditions import Condition, compile_expression
-from automations.diagnostics import Diagnostic, Severity
+from automations.diagnostics import Diagnostic, Severity, drop_ignored, inline_ignores
 from automations.model import Action, Recipe, WebhookTrigger
 from automations.recipes.actions import compile_actions
 from automations.recipes.advice import (
@@ -38,6 +38,7 @@ __all__ = [
     "load_directory",
     "load_recipe",
     "load_recipe_text",
+    "missing_variables",
 ]
 
 RECIPE_SUFFIXES = (".yaml", ".yml")
@@ -243,6 +244,9 @@ def load_recipe_text(
             for d in ctx.diagnostics
             if d.code not in _SAID_BETTER or (d.line, d.column) not in taught
         ]
+    ignored = inline_ignores(text)
+    if ignored:
+        ctx.diagnostics = drop_ignored(ctx.diagnostics, lines=ignored)
     diags = tuple(sorted(ctx.diagnostics, key=lambda d: (d.line, d.column, d.code)))
     if ctx.has_errors or trigger is None:
         return LoadResult(file, None, (*diags, *file_diags))
@@ -273,6 +277,17 @@ _PROVIDER_KEYS = {
     "quo": ("QUO_API_KEY", "MATON_API_KEY"),
     "loops": ("LOOPS_API_KEY",),
 }
+
+
+def missing_variables(recipe: Recipe, env: Mapping[str, str]) -> list[str]:
+    """The variables ``recipe`` needs for real runs that ``env`` lacks (``ENV001``, ``ENV002``):
+    a provider key as ``QUO_API_KEY or MATON_API_KEY`` when none of its names is set."""
+    out = sorted(n for n in recipe.env_names if n not in env)
+    for provider in sorted({a.kind.partition(".")[0] for a in recipe.actions}):
+        names = _PROVIDER_KEYS.get(provider)
+        if names is not None and not any(env.get(n) for n in names):
+            out.append(" or ".join(names))
+    return out
 
 
 def _check_provider_keys(

@@ -21,7 +21,7 @@ from automations.connections import Connections
 from automations.execution.executor import Executor
 from automations.execution.versions import load_version
 from automations.model import Recipe, ScheduleTrigger, TableTrigger, WebhookTrigger
-from automations.recipes.compiler import RECIPE_SUFFIXES
+from automations.recipes.compiler import RECIPE_SUFFIXES, missing_variables
 from automations.records import RunRecord, RunStatus, TriggerKind
 from automations.runner.dispatch import Dispatcher
 from automations.runner.health import Health, HealthSection, relative_to
@@ -34,6 +34,9 @@ __all__ = ["Runner", "RunnerOptions"]
 
 log = logging.getLogger("automations.runner")
 runs_log = logging.getLogger("automations.runs")
+
+#: Warnings that a variable is not set: a dry run lists the variables once instead.
+_UNSET_CODES = frozenset({"ENV001", "ENV002"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +77,8 @@ class Runner:
         self.reloads = 0
         self.health = Health.from_env(env)
         self._health_sections()
+        #: In a dry run, the variables last reported as not set.
+        self._unset: list[str] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -173,11 +178,7 @@ class Runner:
     # -- recipes and sources -----------------------------------------------------------------
 
     def _apply(self, new: RecipeSet, *, initial: bool = False) -> None:
-        for file, diags in new.diagnostics.items():
-            old = self.recipes.diagnostics.get(file)
-            if diags != old:
-                for d in diags:
-                    (log.error if d.is_error else log.warning)("%s", d.format())
+        self._log_diagnostics(new)
         added: set[str] = set()
         if not initial:
             added = set(new.by_name) - set(self.recipes.by_name)
@@ -200,6 +201,27 @@ class Runner:
             for run in self.store.unfinished():
                 if run.recipe in added:
                     self.dispatcher.submit(run, _order_key(run))
+
+    def _log_diagnostics(self, new: RecipeSet) -> None:
+        """Each file's findings when they change. In a dry run, the variables that only real
+        runs need are not warned about recipe by recipe: one line lists them all."""
+        quiet = _UNSET_CODES if self.options.dry_run else frozenset()
+        for file, diags in new.diagnostics.items():
+            if diags != self.recipes.diagnostics.get(file):
+                for d in diags:
+                    if d.code not in quiet:
+                        (log.error if d.is_error else log.warning)("%s", d.format())
+        if self.options.dry_run:
+            recipes = new.by_name.values()
+            unset = sorted({n for r in recipes for n in missing_variables(r, self.env)})
+            if unset != self._unset:
+                self._unset = unset
+                if unset:
+                    log.warning(
+                        "dry run: not set here (only real runs, and webhooks verified with "
+                        "them, need them): %s",
+                        ", ".join(unset),
+                    )
 
     async def _start_sources(self) -> None:
         wanted = {

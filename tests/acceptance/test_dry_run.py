@@ -102,3 +102,11 @@ def test_dry_run_of_the_example_recipes_without_keys(
     }
     assert (fakes.quo.count, fakes.loops.count) == (0, 0)
     assert "error" not in runner.log.lower()
+    # the variables only real runs need: one line, not a warning per recipe
+    assert "[ENV001]" not in runner.log and "[ENV002]" not in runner.log
+    unset = [line for line in runner.log.splitlines() if "not set here" in line]
+    assert len(unset) == 1
+    assert unset[0].endswith(
+        "dry run: not set here (only real runs, and webhooks verified with them, need them): "
+        "CRM_API_KEY, LOOPS_API_KEY, QUO_API_KEY or MATON_API_KEY, QUO_FROM"
+    )

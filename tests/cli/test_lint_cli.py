@@ -106,3 +106,19 @@ def test_cross_file_checks(cli: Cli, tmp_path: Path) -> None:
     data = json.loads(cli("lint", ".", "--format", "json").stdout)
     codes = sorted(d["code"] for d in data if d["severity"] == "error")
     assert codes == ["DUP001", "DUP002"]
+
+
+def test_ignore_warnings_for_a_run_as_ci_does(cli: Cli) -> None:
+    res = cli("lint", str(REPO / "recipes"), "--format", "json")
+    assert {d["code"] for d in json.loads(res.stdout)} == {"ENV001", "ENV002"}
+    res = cli("lint", str(REPO / "recipes"), "--ignore", "ENV001,env002")
+    assert (res.returncode, res.stdout) == (0, "8 recipe(s) checked, no problems\n")
+    res = cli("lint", str(REPO / "recipes"), "--ignore", "ENV02")
+    assert res.returncode == 2
+    assert 'ENV02 is not a lint code (did you mean "ENV002"?)' in res.stderr
+
+
+def test_ignore_never_hides_an_error(cli: Cli, broken: Path) -> None:
+    res = cli("lint", "x.yaml", "--ignore", "REF001", env=KEYS)
+    assert res.returncode == 1
+    assert "[REF001]" in res.stdout
