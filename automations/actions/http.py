@@ -2,7 +2,9 @@
 
 The body is ``{method, url, headers?, json?}``. The recipe compiler makes sure the URL's host is
 static (a row cannot redirect a request elsewhere); here the URL only has to be absolute
-``http(s)``. Only methods that are idempotent by definition are resent after an ambiguous failure.
+``http(s)``. Only methods that are idempotent by definition, and a ``POST`` or ``PATCH`` carrying
+its own ``Idempotency-Key`` header, are resent after an outcome that may have been processed (a
+5xx, a timeout); any other request is sent again only when it provably never arrived.
 """
 
 from __future__ import annotations
@@ -58,13 +60,15 @@ class HttpRequest:
             raise RenderError(f"is not a valid URL ({exc})", path="url") from None
         if parsed.scheme not in ("http", "https") or not parsed.host:
             raise RenderError("needs an absolute http(s) URL, like https://host/path", path="url")
+        headers = _headers(body.get("headers"))
+        keyed = any(name.lower() == "idempotency-key" and value for name, value in headers)
         return OutboundRequest(
             Connection.HTTP,
             method,
             url,
             json=body.get("json"),
-            headers=_headers(body.get("headers")),
-            resend_safe=method in RESEND_SAFE_METHODS,
+            headers=headers,
+            resend_safe=method in RESEND_SAFE_METHODS or keyed,
         )
 
     def explain_error(self, status: int, body: Any) -> ErrorExplanation:

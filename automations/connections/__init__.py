@@ -6,14 +6,17 @@ owns one ``httpx.AsyncClient`` and one ``RateLimiter`` per API key, and ``send``
 
     attempt := wait for the key's rate-limiter slot, send (reporting when it left)
       2xx or an ``also_success`` status     -> SendResult
-      504 to a request not resend_safe       -> AmbiguousSendError (the gateway timed out while
-                                                the provider may have acted)
-      429, 408, other 5xx                    -> wait (Retry-After or backoff), attempt again
-      connect error (nothing was sent)       -> wait, attempt again
-      no answer after sending                -> resend_safe: wait, attempt again
-                                                else: AmbiguousSendError (never resent)
+      connect error (nothing was sent), 429  -> wait (Retry-After or backoff), attempt again:
+                                                the outcome proves nothing was processed
+      408, 5xx, no (complete) answer         -> resend_safe: wait, attempt again
+                                                else: AmbiguousSendError (never resent: the
+                                                provider may have acted on it)
       any other status                       -> ProviderError (permanent, with advice)
     attempts capped by RetryPolicy.max_attempts and max_total
+
+A request that is not ``resend_safe`` (a Quo SMS or contact, an ``http.request`` POST/PATCH
+without an idempotency key) is therefore sent again only when the outcome proves it was not
+processed; anything else that may have reached the provider is left for a person to decide.
 
 Quo goes direct (``QUO_API_KEY``, raw key in ``Authorization``) or through the Maton gateway
 (``MATON_API_KEY``, Bearer), direct whenever ``QUO_API_KEY`` is set unless

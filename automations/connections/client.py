@@ -244,10 +244,12 @@ class Connections:
                 status = response.status_code
                 if 200 <= status < 300 or status in req.also_success:
                     return call.result(response, attempt, self._ms(started))
-                if status == 504 and not req.resend_safe:
-                    raise call.ambiguous(response, attempt, self._ms(started))
                 if status not in _RETRYABLE_STATUS and status < 500:
                     raise call.failure(f"refused with {status}", attempt, response)
+                if status != 429 and not req.resend_safe:
+                    # a server error or timeout after the request arrived proves nothing about
+                    # whether it was acted on; only a 429 says it was not
+                    raise call.ambiguous(response, attempt, self._ms(started))
                 reason, last = f"answered {status}", response
                 header = response.headers.get("Retry-After")
                 retry_after = parse_retry_after(header, now=self._now())

@@ -214,7 +214,9 @@ class Executor:
                 prog,
                 step,
                 status=StepStatus.UNKNOWN,
-                error=red.text(str(exc)),
+                error=red.text(_explain(exc)),
+                http_status=exc.status,
+                response_body=red.value(_body_of(exc)),
                 duration_ms=_ms(started),
                 attempts=exc.attempts,
             )

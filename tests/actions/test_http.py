@@ -50,6 +50,14 @@ def test_only_idempotent_methods_are_resend_safe(method: str, safe: bool) -> Non
     assert build({"method": method, "url": "http://x.test/"}).resend_safe is safe
 
 
+@pytest.mark.parametrize("method", ["POST", "PATCH"])
+def test_a_post_with_its_own_idempotency_key_is_resend_safe(method: str) -> None:
+    keyed = {"method": method, "url": "http://x.test/", "headers": {"idempotency-key": "k-1"}}
+    assert build(keyed).resend_safe is True
+    empty = {"method": method, "url": "http://x.test/", "headers": {"Idempotency-Key": ""}}
+    assert build(empty).resend_safe is False
+
+
 @pytest.mark.parametrize(
     ("body", "path"),
     [

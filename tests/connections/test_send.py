@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -138,14 +139,121 @@ def test_a_missing_key_is_a_config_error_and_nothing_is_sent() -> None:
 # -- retries ------------------------------------------------------------------------------------
 
 
-def test_503_then_202_takes_two_attempts() -> None:
-    fake = quo()
+def test_503_then_200_takes_two_attempts_for_a_resend_safe_request() -> None:
+    fake = loops()
     fake.script(503)
-    result = send(fake, sms())
-    assert (result.status, result.attempts) == (202, 2)
-    assert [r.outcome for r in fake.received] == [503, 202]
-    assert len(fake.sent_messages) == 1
+    result = send(fake, event())
+    assert (result.status, result.attempts) == (200, 2)
+    assert [r.outcome for r in fake.received] == [503, 200]
+    assert len(fake.events) == 1
     assert fake.clock.sleeps == [0.5]  # type: ignore[attr-defined]
+
+
+def contact() -> OutboundRequest:
+    phones = [{"name": "mobile", "value": "5555550100"}]
+    body = {"defaultFields": {"firstName": "Ada", "phoneNumbers": phones}}
+    return ACTIONS["quo.create_contact"].build(body, run_id="run1", step_index=0, phone_region="US")
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504, 408])
+@pytest.mark.parametrize("make", [sms, contact], ids=["sms", "contact"])
+def test_a_server_error_to_a_request_not_safe_to_repeat_is_ambiguous(
+    status: int, make: Callable[[], OutboundRequest]
+) -> None:
+    """500, then 202: the 500 may have come after Quo acted, so nothing is sent again."""
+    fake = quo()
+    fake.script(status)  # the next request would be accepted
+    with pytest.raises(AmbiguousSendError) as info:
+        send(fake, make())
+    assert (info.value.status, info.value.attempts, info.value.retryable) == (status, 1, False)
+    assert fake.count == 1
+    assert (len(fake.sent_messages), len(fake.contacts)) == (0, 0)
+    assert fake.clock.sleeps == []  # type: ignore[attr-defined]
+    assert f"Quo answered {status} after POST /v1/" in str(info.value)
+    assert "it may have been delivered, so it is not sent again" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "error", [httpx.ReadTimeout, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError]
+)
+def test_a_dropped_connection_after_sending_is_ambiguous(error: type[Exception]) -> None:
+    fake = quo()
+    fake.script(error)
+    with pytest.raises(AmbiguousSendError):
+        send(fake, contact())
+    assert fake.count == 1
+
+
+@pytest.mark.parametrize("error", [httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout])
+def test_a_request_that_never_left_is_retried_even_when_not_safe_to_repeat(
+    error: type[Exception],
+) -> None:
+    fake = quo()
+    fake.script(error, error)
+    result = send(fake, contact())
+    assert (result.status, result.attempts) == (201, 3)
+    assert (fake.count, len(fake.contacts)) == (1, 1)
+
+
+def test_a_429_to_an_sms_is_retried_it_was_not_processed() -> None:
+    fake = quo()
+    fake.script(429, 429)
+    result = send(fake, sms())
+    assert (result.status, result.attempts) == (202, 3)
+    assert [r.outcome for r in fake.received] == [429, 429, 202]
+    assert len(fake.sent_messages) == 1
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "GET"])
+def test_an_idempotent_http_request_is_retried_after_a_server_error(method: str) -> None:
+    answers = iter([httpx.Response(500), httpx.Response(502), httpx.Response(200, json={})])
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.method)
+        return next(answers)
+
+    async def main() -> SendResult:
+        clock = VirtualClock()
+        async with Connections(
+            ConnectionSettings.from_env(ENV),
+            transport=httpx.MockTransport(handler),
+            clock=clock,
+            sleep=clock.sleep,
+        ) as c:
+            return await c.send(_http(method), POLICY)
+
+    assert asyncio.run(main()).attempts == 3
+    assert seen == [method] * 3
+
+
+def test_a_post_is_retried_only_with_an_idempotency_key() -> None:
+    def attempts(req: OutboundRequest) -> int:
+        answers = iter([httpx.Response(503), httpx.Response(200, json={})])
+        count = 0
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            nonlocal count
+            count += 1
+            return next(answers)
+
+        async def main() -> None:
+            clock = VirtualClock()
+            async with Connections(
+                ConnectionSettings.from_env(ENV),
+                transport=httpx.MockTransport(handler),
+                clock=clock,
+                sleep=clock.sleep,
+            ) as c:
+                with contextlib.suppress(AmbiguousSendError):
+                    await c.send(req, POLICY)
+
+        asyncio.run(main())
+        return count
+
+    assert attempts(_http("POST", json={})) == 1
+    assert attempts(_http("PATCH", json={})) == 1
+    assert attempts(_http("POST", json={}, headers={"Idempotency-Key": "order-7"})) == 2
 
 
 def test_402_fails_at_once_with_the_credits_advice() -> None:
@@ -258,18 +366,18 @@ def test_retry_after_in_seconds_is_honoured() -> None:
 
 def test_retry_after_as_an_http_date_is_honoured() -> None:
     fake = quo()
-    fake.script(httpx.Response(503, headers={"Retry-After": "Mon, 02 Jun 2025 12:00:12 GMT"}))
+    fake.script(httpx.Response(429, headers={"Retry-After": "Mon, 02 Jun 2025 12:00:12 GMT"}))
     send(fake, sms())
     assert fake.clock.sleeps == [12.0]  # type: ignore[attr-defined]
 
 
 def test_attempts_are_capped() -> None:
-    fake = quo()
+    fake = loops()
     fake.script(503, 503, 503, 503, 503, 503)
     with pytest.raises(ProviderError) as info:
-        send(fake, sms(), RetryPolicy(max_attempts=3, jitter=False))
+        send(fake, event(), RetryPolicy(max_attempts=3, jitter=False))
     assert (info.value.status, info.value.attempts, info.value.retryable) == (503, 3, True)
-    assert str(info.value) == "Quo answered 503: POST /v1/messages (3 attempts): fake error 503"
+    assert str(info.value) == ("Loops answered 503: POST /v1/events/send (3 attempts): Error 503.")
     assert fake.count == 3
 
 
@@ -285,7 +393,7 @@ def test_total_time_is_capped() -> None:
 
 def test_every_attempt_waits_for_the_rate_limiter() -> None:
     fake = quo()
-    fake.script(503, 503)
+    fake.script(429, 429)
     send(fake, sms(), RetryPolicy(base_delay=0.01, max_delay=0.01, jitter=False))
     times = [r.at for r in fake.received]
     assert [round(b - a, 6) for a, b in itertools.pairwise(times)] == [0.101, 0.101]

@@ -72,12 +72,32 @@ def test_sms_timeout_is_unknown_and_never_resent(harness: Harness) -> None:
     assert harness.loops.count == 0
 
 
-def test_503_then_202_succeeds_in_two_attempts(harness: Harness) -> None:
-    harness.script_for("/v1/messages", 503)
+def test_500_then_202_sends_one_sms_and_the_step_is_unknown(harness: Harness) -> None:
+    """Issue 8: a 500 to ``POST /v1/messages`` was retried and the customer got two texts."""
+    harness.script_for("/v1/messages", 500)
+    run = harness.run()
+    assert run.status is RunStatus.UNKNOWN
+    assert [s.status for s in run.steps] == [StepStatus.SUCCEEDED, StepStatus.UNKNOWN]
+    assert (run.steps[1].attempts, run.steps[1].http_status) == (1, 500)
+    assert [r.outcome for r in harness.quo.received] == [201, 500]
+    assert len(harness.quo.sent_messages) == 0
+    assert harness.loops.count == 0
+
+
+def test_500_then_201_creates_one_contact_and_the_step_is_unknown(harness: Harness) -> None:
+    harness.script_for("/v1/contacts", 500)
+    run = harness.run()
+    assert run.status is RunStatus.UNKNOWN
+    assert [s.status for s in run.steps] == [StepStatus.UNKNOWN]
+    assert [r.outcome for r in harness.quo.received] == [500]
+
+
+def test_429_then_202_is_retried_it_was_not_processed(harness: Harness) -> None:
+    harness.script_for("/v1/messages", 429)
     run = harness.run()
     assert run.status is RunStatus.SUCCEEDED
     assert run.steps[1].attempts == 2
-    assert [r.outcome for r in harness.quo.received] == [201, 503, 202]
+    assert [r.outcome for r in harness.quo.received] == [201, 429, 202]
 
 
 def test_402_fails_at_once_with_the_credits_advice(harness: Harness) -> None:
