@@ -7,6 +7,7 @@
     ├── SignatureError         an incoming webhook failed verification
     ├── ProviderError          a provider answered with an error; carries request and response
     │   └── AmbiguousSendError the request may or may not have reached the provider
+    ├── RefusedError           an operator action would break a promise (a second replay, ...)
     └── StoreError             the run store cannot do what was asked (unknown run id, ...)
 
 Library code raises these with full context; only the CLI edge turns them into friendly text.
@@ -27,6 +28,7 @@ __all__ = [
     "ConfigError",
     "ProviderError",
     "RecipeError",
+    "RefusedError",
     "RenderError",
     "SignatureError",
     "StoreError",
@@ -108,6 +110,16 @@ class AmbiguousSendError(ProviderError):
     A non-idempotent step (a Quo SMS) that ends like this is recorded ``unknown`` and never resent
     automatically.
     """
+
+
+class RefusedError(AutomationsError):
+    """An operator action (replay, resolve, ...) was refused because doing it could send
+    something twice or lose a decision; the message says what to do instead. ``run_id`` names
+    the run to act on instead, when there is one (the newest run of a replay chain)."""
+
+    def __init__(self, message: str, *, run_id: str | None = None) -> None:
+        self.run_id = run_id
+        super().__init__(message)
 
 
 class StoreError(AutomationsError):

@@ -3,6 +3,8 @@
 - ``RunStore`` (``automations/stores/``): the durable inbox and audit log in one. A run is
   created ``pending`` when its event arrives (that *is* the inbox entry), claimed by a worker,
   and each step is written before its request leaves and again when its outcome is known.
+  Decisions people take on runs (replay, resolve) are kept in the same store as
+  ``AuditEntry``s: who, when, what.
 - ``StateStore`` (same adapters): small persisted values the triggers need across restarts
   (a table's seen keys and content hashes, a schedule's last fire time).
 
@@ -17,7 +19,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 
-from automations.records import RunFilter, RunRecord, RunStatus, StepRecord
+from automations.records import AuditEntry, RunFilter, RunRecord, RunStatus, StepRecord
 
 __all__ = ["RunStore", "StateStore", "Store", "check_end_hold"]
 
@@ -78,6 +80,15 @@ class RunStore(ABC):
         """Move every ``held`` run of ``recipe`` to ``status``: ``pending`` (released: it runs)
         or ``discarded`` (final at ``now``, with ``error`` saying why). One transaction; returns
         how many runs moved. ``ValueError`` for any other status."""
+
+    @abstractmethod
+    def add_audit(self, entry: AuditEntry) -> None:
+        """Record a person's decision (kept when its run is pruned). Durable when it returns."""
+
+    @abstractmethod
+    def audit_log(self, run_id: str | None = None, *, limit: int = 100) -> list[AuditEntry]:
+        """The decisions recorded (about ``run_id`` only, when given), oldest first; the newest
+        ``limit`` of them."""
 
     @abstractmethod
     def close(self) -> None:

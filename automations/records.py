@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "AuditEntry",
     "RunFilter",
     "RunRecord",
     "RunStatus",
@@ -47,7 +48,9 @@ class RunStatus(enum.Enum):
     FAILED = "failed"
     #: The recipe's ``only_run_if`` was false: nothing was sent.
     SKIPPED = "skipped"
-    #: An SMS may or may not have been sent (no answer came back); a person decides with ``replay``.
+    #: A request that is not safe to repeat (a Quo SMS or contact) may or may not have been
+    #: processed (a 5xx, a timeout, a crash while sending): a person checks, then records what
+    #: happened with ``resolve``; it is never resent automatically.
     UNKNOWN = "unknown"
     #: Recorded but not executed: one scan of a table produced more runs than the recipe's
     #: ``flood_limit``. A person releases it (``automations approve``: back to ``pending``) or
@@ -78,7 +81,8 @@ class StepStatus(enum.Enum):
     FAILED = "failed"
     #: The action's own ``only_run_if`` was false.
     SKIPPED = "skipped"
-    #: The request may have been delivered; never resent automatically.
+    #: The request may have been delivered; never resent automatically. ``resolve`` turns it into
+    #: ``succeeded`` (it was sent) or ``failed`` (it was not: a replay sends it).
     UNKNOWN = "unknown"
     #: Dry run: rendered and recorded, not sent.
     DRY_RUN = "dry_run"
@@ -105,6 +109,10 @@ class StepRecord:
     idempotency_key: str | None = None
     started_at: float | None = None
     finished_at: float | None = None
+    #: How a person resolved an ``unknown`` outcome: ``"sent"`` (the step then reads
+    #: ``succeeded``, never sent again) or ``"not-sent"`` (``failed``: a replay sends it). Who and
+    #: when are in the audit (``AuditEntry``).
+    resolution: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +141,28 @@ class RunRecord:
     finished_at: float | None = None
     #: The run this one replays, if any.
     replay_of: str | None = None
+    #: The replay of this run, if any: a run is replayed at most once (a dry-run replay does not
+    #: count); what failed again is replayed from the newest run of the chain.
+    replayed_as: str | None = None
     steps: tuple[StepRecord, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One decision a person took (replay, resolve, ...): who, when, what, on which run.
+
+    ``detail`` is a small JSON object (``{"step": "sms", "outcome": "sent"}``); it never holds
+    a secret. Entries are kept when their run is pruned.
+    """
+
+    at: float
+    #: Who: the operating-system user, or what ``--by`` said.
+    actor: str
+    #: What: ``"replay"``, ``"resolve"``...
+    action: str
+    run_id: str | None = None
+    step_index: int | None = None
+    detail: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

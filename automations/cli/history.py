@@ -1,4 +1,5 @@
-"""``automations exec``, ``runs``, ``show`` and ``replay``: run one row, read the audit."""
+"""``automations exec``, ``runs`` and ``show``: run one row, read the audit (``replay`` and
+``resolve`` are in ``operate``)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,6 @@ from automations.cli import friendly_errors
 from automations.cli.preview import parse_row_option, require_recipe
 from automations.connections import Connections, ConnectionSettings
 from automations.execution.executor import Executor, new_run
-from automations.execution.replay import replay as replay_run
-from automations.execution.versions import load_version
 from automations.records import RunFilter, RunRecord, RunStatus, TriggerKind
 from automations.stores import SQLiteStore, open_store
 
@@ -62,6 +61,7 @@ def run_json(run: RunRecord, *, full: bool = False) -> dict[str, Any]:
         "condition": run.condition,
         "error": run.error,
         "replay_of": run.replay_of,
+        "replayed_as": run.replayed_as,
         "steps": [],
     }
     if full:
@@ -77,6 +77,7 @@ def run_json(run: RunRecord, *, full: bool = False) -> dict[str, Any]:
             "attempts": s.attempts,
             "duration_ms": None if s.duration_ms is None else round(s.duration_ms, 2),
             "error": s.error,
+            "resolution": s.resolution,
         }
         if full:
             step["idempotency_key"] = s.idempotency_key
@@ -193,9 +194,12 @@ def runs(
     for r in found:
         steps = " ".join(f"{s.action.split('.')[-1]}:{s.status.value}" for s in r.steps)
         created = (_iso(r.created_at) or "")[:19]
+        chain = (f"  replay of {r.replay_of[:12]}" if r.replay_of else "") + (
+            f"  replayed as {r.replayed_as[:12]}" if r.replayed_as else ""
+        )
         click.echo(
             f"{r.id[:12]:<12}  {created:<19}  {r.recipe[:24]:<24}  "
-            f"{r.trigger.value:<8}  {status_text(r):<19}  {steps}"
+            f"{r.trigger.value:<8}  {status_text(r):<19}  {steps}{chain}"
         )
     if not found:
         click.echo("(no runs)")
@@ -210,47 +214,21 @@ def show(run_id: str, db: Path | None) -> None:
     store = _open_existing(db)
     try:
         run = store.get_run(run_id)
+        decisions = store.audit_log(run.id)
     finally:
         store.close()
-    click.echo(json.dumps(run_json(run, full=True), indent=2, ensure_ascii=False))
+    out = run_json(run, full=True)
+    out["audit"] = [
+        {
+            "at": _iso(e.at),
+            "actor": e.actor,
+            "action": e.action,
+            "step": e.step_index,
+            "detail": e.detail,
+        }
+        for e in decisions
+    ]
+    click.echo(json.dumps(out, indent=2, ensure_ascii=False))
 
 
-@click.command()
-@click.argument("run_id")
-@db_option
-@click.option("--dry-run", is_flag=True, help="Render and record, send nothing.")
-@click.option(
-    "--recipe",
-    "recipe_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="Replay with this recipe file.",
-)
-@friendly_errors
-def replay(run_id: str, db: Path | None, dry_run: bool, recipe_file: Path | None) -> None:
-    """Run the failed or unknown steps of a run again, as a new run; steps that succeeded are
-    never sent again. For an `unknown` SMS, check Quo first: replay sends it."""
-    store = _open_existing(db)
-    try:
-        original = store.get_run(run_id)
-        if recipe_file is not None:
-            recipe = require_recipe(recipe_file).recipe
-        else:
-            recipe = load_version(store, original, os.environ)
-        assert recipe is not None
-
-        async def go() -> RunRecord:
-            async with Connections(ConnectionSettings.from_env(os.environ)) as conns:
-                return await replay_run(
-                    Executor(store, conns, os.environ), original, recipe, dry_run=dry_run
-                )
-
-        final = asyncio.run(go())
-    finally:
-        store.close()
-    click.echo(f"replay of {original.id}:")
-    _echo_outcome(final)
-    _exit_for(final)
-
-
-COMMANDS = [exec_command, runs, show, replay]
+COMMANDS = [exec_command, runs, show]

@@ -94,7 +94,10 @@ class Call:
             f"{self.provider} {what} after {self.what} was sent (attempt {attempts}, "
             f"{ms:.0f} ms): it may have been delivered, so it is not sent again",
             status=status,
-            advice=f"check in {self.provider} whether it went through before replaying the run",
+            advice=(
+                f"check in {self.provider} whether it went through, then record what happened "
+                "with `automations resolve`"
+            ),
             retryable=False,
             request=self._safe_request(),
             response=self._safe_response(cause) if isinstance(cause, httpx.Response) else None,

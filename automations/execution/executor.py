@@ -9,7 +9,9 @@ Order of writes (what makes a crash lose nothing and send nothing twice):
 
 Resuming a run after a crash (``execute`` on a ``running`` run) skips finished steps and looks at a
 step left ``sending``: a resend-safe request (keyed Loops event, idempotent PUT) is sent again with
-the same idempotency key; a Quo SMS is marked ``unknown`` for a person to decide (``replay``).
+the same idempotency key; a Quo SMS is marked ``unknown`` for a person to decide (``resolve``).
+A step found ``pending`` with an idempotency key (a replay carries its original's) is sent with
+that key, not a new one.
 """
 
 from __future__ import annotations
@@ -139,6 +141,9 @@ class Executor:
                 failed = StepRecord(run.id, index, action.id, action.kind, started_at=started_at)
                 self._put(prog, failed, status=StepStatus.FAILED, error=red.text(str(exc)))
                 return self._finish(prog, RunStatus.FAILED, red.text(f"{action.id}: {exc}"))
+            if prior is not None and prior.idempotency_key and req.idempotency_key:
+                # a replay (or a resumed run) sends under the key its step was first sent with
+                req = replace(req, idempotency_key=prior.idempotency_key)
             step = StepRecord(
                 run.id,
                 index,
@@ -154,8 +159,8 @@ class Executor:
             if prior is not None and prior.status is StepStatus.SENDING and not req.resend_safe:
                 msg = (
                     "the runner stopped while this request was being sent; it may or may not "
-                    "have reached the provider, and it cannot be sent again safely. Check, "
-                    "then `automations replay` to send it again"
+                    "have reached the provider, and it cannot be sent again safely. Check, then "
+                    f"`automations resolve {run.id} {action.id} sent` (or `not-sent`, and replay)"
                 )
                 self._put(prog, step, status=StepStatus.UNKNOWN, error=msg, attempts=prior.attempts)
                 return self._finish(prog, RunStatus.UNKNOWN, f"{action.id}: {msg}")
@@ -210,11 +215,15 @@ class Executor:
         started: float,
     ) -> StepRecord:
         if isinstance(exc, AmbiguousSendError):
+            what = (
+                f"{exc}; check whether it went through, then `automations resolve "
+                f"{step.run_id} {step.step_id} sent` (or `not-sent`, and replay)"
+            )
             return self._put(
                 prog,
                 step,
                 status=StepStatus.UNKNOWN,
-                error=red.text(_explain(exc)),
+                error=red.text(what),
                 http_status=exc.status,
                 response_body=red.value(_body_of(exc)),
                 duration_ms=_ms(started),

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 from automations.errors import StoreError
 from automations.ports import Store, check_end_hold
-from automations.records import RunFilter, RunRecord, RunStatus, StepRecord
+from automations.records import AuditEntry, RunFilter, RunRecord, RunStatus, StepRecord
 from automations.stores.codec import (
     check_run_changes,
     normalize_json,
@@ -38,10 +38,12 @@ class _Tables:
     steps: dict[str, dict[int, StepRecord]] = dataclasses.field(default_factory=dict)
     by_event: dict[tuple[str, str], str] = dataclasses.field(default_factory=dict)
     state: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
+    audit: list[AuditEntry] = dataclasses.field(default_factory=list)
     next_seq: int = 1
 
     def copy(self) -> _Tables:
         return _Tables(
+            audit=list(self.audit),
             runs=dict(self.runs),
             seq=dict(self.seq),
             steps={k: dict(v) for k, v in self.steps.items()},
@@ -219,6 +221,16 @@ class MemoryStore(Store):
                 del self._t.runs[run.id], self._t.seq[run.id], self._t.steps[run.id]
                 del self._t.by_event[(run.recipe, run.event_key)]
             return len(doomed)
+
+    def add_audit(self, entry: AuditEntry) -> None:
+        stored = dataclasses.replace(entry, detail=normalize_json(entry.detail))
+        with self._lock:
+            self._t.audit.append(stored)
+
+    def audit_log(self, run_id: str | None = None, *, limit: int = 100) -> list[AuditEntry]:
+        with self._lock:
+            found = [e for e in self._t.audit if run_id is None or e.run_id == run_id]
+        return found[-limit:] if limit > 0 else []
 
     def close(self) -> None:
         """Nothing to release; the data stays readable until the store is dropped."""

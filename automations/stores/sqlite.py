@@ -27,11 +27,14 @@ from typing import Any
 
 from automations.errors import StoreError
 from automations.ports import Store, check_end_hold
-from automations.records import RunFilter, RunRecord, RunStatus, StepRecord
+from automations.records import AuditEntry, RunFilter, RunRecord, RunStatus, StepRecord
 from automations.stores.codec import check_run_changes, dump_json, normalize_run
 from automations.stores.sqlite_schema import (
+    AUDIT_COLUMNS,
     RUN_COLUMNS,
     STEP_COLUMNS,
+    audit_from_row,
+    audit_params,
     migrate,
     run_column_value,
     run_from_row,
@@ -285,6 +288,23 @@ class SQLiteStore(Store):
                 (status.value,),
             ).fetchall()
         return {str(recipe): int(n) for recipe, n in rows}
+
+    def add_audit(self, entry: AuditEntry) -> None:
+        with self._guard:
+            self._db.execute(
+                f"INSERT INTO audit ({AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                audit_params(entry),
+            )
+
+    def audit_log(self, run_id: str | None = None, *, limit: int = 100) -> list[AuditEntry]:
+        where, params = ("run_id = ?", [run_id]) if run_id is not None else ("1", [])
+        with self._guard:
+            rows = self._db.execute(
+                f"SELECT {AUDIT_COLUMNS} FROM (SELECT seq, {AUDIT_COLUMNS} FROM audit "
+                f"WHERE {where} ORDER BY seq DESC LIMIT ?) ORDER BY seq",
+                (*params, max(limit, 0)),
+            ).fetchall()
+        return [audit_from_row(row) for row in rows]
 
     def close(self) -> None:
         with self._lock:

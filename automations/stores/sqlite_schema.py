@@ -10,6 +10,7 @@ Tables (read them with any SQLite tool: ``sqlite3 runs.db``, Datasette):
   ``response_body`` are JSON TEXT.
 - ``step_log``: a view of ``steps`` with the run's ``id`` as ``run_id``.
 - ``state``: the triggers' ``(scope, key) -> value`` positions.
+- ``audit``: decisions people took (replay, resolve): who (``actor``), when (``at``), what.
 
 ``PRAGMA user_version`` holds the schema version; ``MIGRATIONS`` brings an older file up to date.
 """
@@ -22,13 +23,23 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 from automations.errors import StoreError
-from automations.records import RunRecord, RunStatus, StepRecord, StepStatus, TriggerKind
+from automations.records import (
+    AuditEntry,
+    RunRecord,
+    RunStatus,
+    StepRecord,
+    StepStatus,
+    TriggerKind,
+)
 from automations.stores.codec import cap_text, dump_json, load_json, stored_json
 
 __all__ = [
+    "AUDIT_COLUMNS",
     "RUN_COLUMNS",
     "SCHEMA_VERSION",
     "STEP_COLUMNS",
+    "audit_from_row",
+    "audit_params",
     "migrate",
     "run_column_value",
     "run_from_row",
@@ -38,7 +49,7 @@ __all__ = [
 ]
 
 #: The schema version this code writes (``PRAGMA user_version``).
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # The comments inside the CREATE statements are kept by SQLite: ``.schema`` shows them.
 # Indexes serve list_runs newest first: all runs (runs_created), by recipe (runs_recipe), by
@@ -97,19 +108,43 @@ CREATE TABLE state (
 ) WITHOUT ROWID;
 """
 
+# Version 2 (issue 8, "replay is a decision, taken once"): a run points at its one replay, a
+# step says how a person resolved its unknown outcome, and those decisions are audited. The
+# backfill points each run at its newest real (not dry-run) replay recorded before.
+_SCHEMA_V2 = """
+ALTER TABLE runs ADD COLUMN replayed_as TEXT;
+UPDATE runs SET replayed_as = (
+    SELECT r.id FROM runs AS r WHERE r.replay_of = runs.id AND r.dry_run = 0
+    ORDER BY r.seq DESC LIMIT 1
+);
+ALTER TABLE steps ADD COLUMN resolution TEXT;
+CREATE TABLE audit (
+    seq INTEGER PRIMARY KEY,
+    at REAL NOT NULL,               -- unix seconds
+    actor TEXT NOT NULL,            -- who: the user, or what --by said
+    action TEXT NOT NULL,           -- replay, resolve...
+    run_id TEXT,                    -- runs.id (kept when the run is pruned)
+    step INTEGER,                   -- steps.idx, for a decision about one step
+    detail TEXT                     -- JSON
+);
+CREATE INDEX audit_run ON audit (run_id) WHERE run_id IS NOT NULL;
+"""
+
 #: ``MIGRATIONS[n]`` takes a database from schema version ``n`` to ``n + 1``.
-MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1,)
+MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2)
 
 #: The columns of ``runs`` (but ``seq``) in the order ``run_params`` gives their values.
 RUN_COLUMNS = (
     "id, recipe, trigger, event_key, event, created_at, status, recipe_hash, row, "
-    "condition, dry_run, error, started_at, finished_at, replay_of"
+    "condition, dry_run, error, started_at, finished_at, replay_of, replayed_as"
 )
 #: The columns of ``steps`` (but ``run_seq``) in the order ``step_params`` gives their values.
 STEP_COLUMNS = (
     "idx, step_id, action, status, request, http_status, response_body, attempts, "
-    "duration_ms, error, error_code, idempotency_key, started_at, finished_at"
+    "duration_ms, error, error_code, idempotency_key, started_at, finished_at, resolution"
 )
+#: The columns of ``audit`` (but ``seq``) in the order ``audit_params`` gives their values.
+AUDIT_COLUMNS = "at, actor, action, run_id, step, detail"
 
 # Dictionary lookups: calling an Enum by value is several times slower, and reads are hot.
 _TRIGGERS = {kind.value: kind for kind in TriggerKind}
@@ -162,6 +197,7 @@ def run_params(run: RunRecord) -> tuple[object, ...]:
         run.started_at,
         run.finished_at,
         run.replay_of,
+        run.replayed_as,
     )
 
 
@@ -193,6 +229,7 @@ def step_params(step: StepRecord, request_json: str | None = None) -> tuple[obje
         step.idempotency_key,
         step.started_at,
         step.finished_at,
+        step.resolution,
     )
 
 
@@ -224,6 +261,7 @@ def run_from_row(row: tuple[Any, ...], step_rows: Sequence[tuple[Any, ...]]) -> 
         started_at=row[13],
         finished_at=row[14],
         replay_of=row[15],
+        replayed_as=row[16],
         steps=tuple(step_from_row(run_id, s) for s in step_rows),
     )
 
@@ -246,4 +284,29 @@ def step_from_row(run_id: str, row: tuple[Any, ...]) -> StepRecord:
         idempotency_key=row[12],
         started_at=row[13],
         finished_at=row[14],
+        resolution=row[15],
+    )
+
+
+def audit_params(entry: AuditEntry) -> tuple[object, ...]:
+    """The values of ``AUDIT_COLUMNS`` for ``entry``."""
+    return (
+        entry.at,
+        entry.actor,
+        entry.action,
+        entry.run_id,
+        entry.step_index,
+        dump_json(entry.detail),
+    )
+
+
+def audit_from_row(row: tuple[Any, ...]) -> AuditEntry:
+    """The entry in ``row`` (``SELECT AUDIT_COLUMNS``)."""
+    return AuditEntry(
+        at=row[0],
+        actor=row[1],
+        action=row[2],
+        run_id=row[3],
+        step_index=row[4],
+        detail=load_json(row[5]),
     )

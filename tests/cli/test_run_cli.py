@@ -115,7 +115,10 @@ def test_replay_refuses_a_succeeded_run(cli: Cli) -> None:
     run_id = json.loads(cli("runs", "--db", "d.db", "--format", "json").stdout)[0]["id"]
     res = cli("replay", run_id, "--db", "d.db")
     assert res.returncode == 1
-    assert "only failed, unknown or interrupted runs" in res.stderr
+    assert (
+        res.stderr == f"error: run {run_id} succeeded: nothing to replay (a failed run is "
+        "replayed, an unknown one after `automations resolve`)\n"
+    )
 
 
 def test_replay_completes_a_failed_run(cli: Cli) -> None:

@@ -7,9 +7,10 @@ import json
 from dataclasses import asdict, replace
 
 import httpx
+import pytest
 
 from automations.execution.executor import new_run
-from automations.records import RunStatus, StepStatus, TriggerKind
+from automations.records import RunRecord, RunStatus, StepStatus, TriggerKind
 from tests.execution.conftest import ENV, ROW, Crash, Harness
 from tests.fakes import TIMEOUT_AFTER_RECEIPT
 
@@ -156,7 +157,7 @@ def test_loops_retry_after_lost_answer_reuses_the_key(harness: Harness) -> None:
     assert [r.outcome for r in harness.loops.received][-1] == 409
 
 
-def test_crash_between_steps_then_replay_does_not_resend(harness: Harness) -> None:
+def test_crash_while_sending_then_resolve_and_replay_sends_once(harness: Harness) -> None:
     def die_on_sms(request: httpx.Request) -> None:
         if request.url.path == "/v1/messages":
             raise Crash
@@ -171,13 +172,27 @@ def test_crash_between_steps_then_replay_does_not_resend(harness: Harness) -> No
 
     import asyncio
 
+    from automations.errors import RefusedError
     from automations.execution.replay import replay
+    from automations.execution.resolve import resolve
 
-    async def go() -> object:
-        async with harness.connections() as conns:
-            return await replay(harness.executor(conns), left, harness.recipe)
+    def replay_now(run: RunRecord) -> RunRecord:
+        async def go() -> RunRecord:
+            async with harness.connections() as conns:
+                return await replay(harness.executor(conns), run, harness.recipe, actor="ops")
 
-    final = asyncio.run(go())
+        return asyncio.run(go())
+
+    # a running run is the runner's to resume: a replay now could send the SMS twice
+    with pytest.raises(RefusedError, match="is running: the runner executes it"):
+        replay_now(left)
+    resumed = harness.run(existing=left)
+    assert resumed.status is RunStatus.UNKNOWN
+    # an unknown step is decided by a person first
+    with pytest.raises(RefusedError, match=f"automations resolve {left.id} sms sent"):
+        replay_now(harness.store.get_run(left.id))
+    resolve(harness.store, left.id, "sms", "not-sent", actor="ops", total_steps=3)
+    final = replay_now(harness.store.get_run(left.id))
     assert final.status is RunStatus.SUCCEEDED
     assert [r.path for r in harness.quo.received] == ["/v1/contacts", "/v1/messages"]
     assert harness.loops.count == 1

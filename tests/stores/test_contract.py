@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from automations.errors import StoreError
-from automations.records import RunFilter, RunRecord, RunStatus, StepStatus
+from automations.records import AuditEntry, RunFilter, RunRecord, RunStatus, StepStatus
 from automations.stores import MemoryStore, SQLiteStore
 from automations.stores.codec import JSON_TEXT_LIMIT, TRUNCATED_KEY, dump_json
 from tests.stores.factories import T0, FakeClock, make_run, make_step
@@ -460,6 +460,62 @@ def test_transaction_rolls_back_on_error(store: Store) -> None:
     assert ids(store.list_runs(RunFilter())) == ["r0"]
     assert store.get_run("r0") == make_run("r0")
     assert store.all_state("s") == {}
+
+
+# -- replay chain, resolutions and the audit ---------------------------------------------------
+
+
+def test_a_run_points_at_its_replay_and_back(store: Store) -> None:
+    store.enqueue(make_run("r1", status=RunStatus.FAILED))
+    store.enqueue(dataclasses.replace(make_run("r2", event_key="key-r1#replay"), replay_of="r1"))
+    store.update_run("r1", replayed_as="r2")
+    assert (store.get_run("r1").replayed_as, store.get_run("r2").replay_of) == ("r2", "r1")
+    [newest, oldest] = store.list_runs(RunFilter())
+    assert (newest.replay_of, oldest.replayed_as) == ("r1", "r2")
+
+
+def test_a_step_keeps_how_a_person_resolved_it(store: Store) -> None:
+    store.enqueue(make_run("r1"))
+    store.put_step(make_step("r1", 0, status=StepStatus.UNKNOWN))
+    resolved = dataclasses.replace(
+        make_step("r1", 0, status=StepStatus.SUCCEEDED), resolution="sent"
+    )
+    store.put_step(resolved)
+    assert store.get_run("r1").steps == (resolved,)
+
+
+def test_audit_entries_read_back_oldest_first(store: Store) -> None:
+    entries = [
+        AuditEntry(at=T0 + i, actor="ada", action="resolve", run_id=f"r{i % 2}", step_index=i)
+        for i in range(5)
+    ]
+    for entry in entries:
+        store.add_audit(entry)
+    store.add_audit(AuditEntry(at=T0 + 9, actor="bob", action="replay", detail={"n": [1, "é"]}))
+    assert store.audit_log("r0") == [entries[0], entries[2], entries[4]]
+    assert store.audit_log("r0", limit=2) == [entries[2], entries[4]]
+    assert store.audit_log(limit=1) == [
+        AuditEntry(at=T0 + 9, actor="bob", action="replay", detail={"n": [1, "é"]})
+    ]
+    assert len(store.audit_log()) == 6
+    assert store.audit_log("nope") == []
+
+
+def test_audit_entries_outlive_their_run(store: Store) -> None:
+    store.enqueue(make_run("r1", status=RunStatus.SUCCEEDED, created_at=T0 - 90 * 86400))
+    store.add_audit(AuditEntry(at=T0, actor="ada", action="resolve", run_id="r1"))
+    assert store.prune(now=T0, keep_succeeded_s=86400, keep_failed_s=86400) == 1
+    assert [e.run_id for e in store.audit_log()] == ["r1"]
+
+
+def test_an_audit_entry_is_rolled_back_with_its_transaction(store: Store) -> None:
+    store.enqueue(make_run("r1"))
+    with pytest.raises(RuntimeError), store.transaction():
+        store.update_run("r1", replayed_as="r2")
+        store.add_audit(AuditEntry(at=T0, actor="ada", action="replay", run_id="r1"))
+        raise RuntimeError("boom")
+    assert store.audit_log() == []
+    assert store.get_run("r1").replayed_as is None
 
 
 # -- state -----------------------------------------------------------------------------------
