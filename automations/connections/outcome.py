@@ -90,14 +90,23 @@ class Call:
     ) -> AmbiguousSendError:
         status = cause.status_code if isinstance(cause, httpx.Response) else None
         what = f"answered {status}" if status else f"gave no answer ({type(cause).__name__})"
+        check = (
+            f"check in {self.provider} whether it went through, then record what happened "
+            "with `automations resolve`"
+        )
+        vendor_message = vendor_code = None
+        if isinstance(cause, httpx.Response):
+            # the provider's own words still explain the failure (a gateway's expired login...)
+            vendor_message, vendor_code, advice = self.explain(cause.status_code, read_body(cause))
+            if advice:
+                check = f"{advice}; {check}"
         return AmbiguousSendError(
             f"{self.provider} {what} after {self.what} was sent (attempt {attempts}, "
             f"{ms:.0f} ms): it may have been delivered, so it is not sent again",
             status=status,
-            advice=(
-                f"check in {self.provider} whether it went through, then record what happened "
-                "with `automations resolve`"
-            ),
+            vendor_message=vendor_message,
+            vendor_code=vendor_code,
+            advice=check,
             retryable=False,
             request=self._safe_request(),
             response=self._safe_response(cause) if isinstance(cause, httpx.Response) else None,
