@@ -6,7 +6,8 @@
     ├── ConfigError            the environment lacks something (an API key variable, ...)
     ├── SignatureError         an incoming webhook failed verification
     ├── ProviderError          a provider answered with an error; carries request and response
-    │   └── AmbiguousSendError the request may or may not have reached the provider
+    │   ├── AmbiguousSendError the request may or may not have reached the provider
+    │   └── ConnectionPausedError  the connection's breaker is open: nothing was sent
     ├── RefusedError           an operator action would break a promise (a second replay, ...)
     └── StoreError             the run store cannot do what was asked (unknown run id, ...)
 
@@ -26,6 +27,7 @@ __all__ = [
     "AmbiguousSendError",
     "AutomationsError",
     "ConfigError",
+    "ConnectionPausedError",
     "ProviderError",
     "RecipeError",
     "RefusedError",
@@ -120,6 +122,20 @@ class RefusedError(AutomationsError):
     def __init__(self, message: str, *, run_id: str | None = None) -> None:
         self.run_id = run_id
         super().__init__(message)
+
+
+class ConnectionPausedError(ProviderError):
+    """Not sent: the connection is paused by its circuit breaker (``automations/breaker.py``)
+    after its key was refused. ``reason`` says why; ``retry_in`` is the number of seconds until
+    the next probe (``None`` while one is out). The run waits ``pending``, it is not failed."""
+
+    def __init__(
+        self, message: str, *, connection: str, reason: str, retry_in: float | None
+    ) -> None:
+        super().__init__(message, retryable=True, attempts=0)
+        self.connection = connection
+        self.reason = reason
+        self.retry_in = retry_in
 
 
 class StoreError(AutomationsError):

@@ -47,6 +47,24 @@ class RunStore(ABC):
         """Runs that are ``pending`` or ``running``, in the order recorded: what a restart
         resumes."""
 
+    def unfinished_after(self, recipe: str, after: str | None, limit: int) -> list[RunRecord]:
+        """Up to ``limit`` runs of ``recipe`` that are ``pending`` or ``running``, recorded after
+        the run ``after`` (from the first when ``None``, or when ``after`` is gone), oldest
+        first: the dispatcher reads the backlog in pages like this, never whole. Steps may be
+        left out (``claim`` returns them)."""
+        runs = [r for r in self.unfinished() if r.recipe == recipe]
+        ids = [r.id for r in runs]
+        start = ids.index(after) + 1 if after in ids else 0
+        return runs[start : start + limit]
+
+    def unfinished_counts(self) -> dict[str, int]:
+        """How many runs each recipe has ``pending`` or ``running`` (recipes with none are
+        left out)."""
+        counts: dict[str, int] = {}
+        for run in self.unfinished():
+            counts[run.recipe] = counts.get(run.recipe, 0) + 1
+        return counts
+
     @abstractmethod
     def update_run(self, run_id: str, **fields: object) -> None:
         """Set fields of a run (``status``, ``row``, ``condition``, ``error``, ...)."""

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from automations.actions import ErrorExplainer, explainer_for
+from automations.breaker import Breaker, refuses_key
 from automations.connections.outcome import Call
 from automations.connections.wire import (
     NoCookies,
@@ -22,7 +23,7 @@ from automations.connections.wire import (
     report_sending,
 )
 from automations.endpoints import ConnectionSettings, Endpoint, mask_headers
-from automations.errors import ConfigError
+from automations.errors import ConfigError, ConnectionPausedError, ProviderError
 from automations.outbound import Connection, OutboundRequest, SendResult
 from automations.ratelimit import RateLimiter
 from automations.retry import RetryPolicy, parse_retry_after
@@ -73,6 +74,9 @@ class Connections:
         self._now = now
         self._rng = rng or random.Random()
         self._limiters: dict[str, RateLimiter] = {}
+        self._breakers: dict[str, Breaker] = {}
+        #: Called with a breaker whenever it pauses or resumes (the dispatcher listens).
+        self.breaker_listeners: list[Callable[[Breaker], None]] = []
         self._endpoints: dict[Connection, Endpoint | None] = {}
         #: Per connection: the client's default headers with the connection's over them.
         self._base_headers: dict[Connection, httpx.Headers] = {}
@@ -186,13 +190,78 @@ class Connections:
             headers.append(("Idempotency-Key", req.idempotency_key))
         return headers
 
+    def breaker_for(self, connection: Connection) -> Breaker | None:
+        """The circuit breaker of ``connection``'s API key (``None`` for ``HTTP`` or an unset
+        key). Created on first use, shared by every request with that key."""
+        if connection is Connection.HTTP:
+            return None
+        try:
+            endpoint = self._endpoint(connection)
+        except ConfigError:
+            return None
+        if endpoint is None:
+            return None
+        breaker = self._breakers.get(endpoint.limiter_key)
+        if breaker is None:
+            breaker = self._breakers[endpoint.limiter_key] = Breaker(
+                connection, clock=self._clock, on_change=self._breaker_changed
+            )
+        return breaker
+
+    def breakers(self) -> list[Breaker]:
+        """Every breaker created so far (one per API key used)."""
+        return list(self._breakers.values())
+
+    def _breaker_changed(self, breaker: Breaker) -> None:
+        for listener in list(self.breaker_listeners):
+            listener(breaker)
+
     async def send(
         self,
         req: OutboundRequest,
         policy: RetryPolicy,
         *,
         explain: ErrorExplainer | None = None,
-        on_sending: Callable[[], None] | None = None,
+        on_sending: Callable[[], Awaitable[None] | None] | None = None,
+    ) -> SendResult:
+        """Send ``req`` (see ``_send``) through its key's circuit breaker (``breaker.py``):
+        while the connection is paused nothing leaves (``ConnectionPausedError``, raised once
+        the request's rate-limiter slot came, so a pause during the wait for it counts), and
+        each outcome tells the breaker whether the key works."""
+        breaker = self.breaker_for(req.connection)
+        if breaker is None:
+            return await self._send(req, policy, explain=explain, on_sending=on_sending)
+        probe = False
+
+        async def admitted() -> None:
+            nonlocal probe
+            probe = breaker.admit()
+            if on_sending is not None:
+                result = on_sending()
+                if result is not None:
+                    await result
+
+        try:
+            sent = await self._send(req, policy, explain=explain, on_sending=admitted)
+        except ConnectionPausedError:
+            raise
+        except ProviderError as exc:
+            if refuses_key(req.connection, exc.status):
+                breaker.refused(exc.status or 0, _refusal(exc), probe)
+            raise
+        else:
+            breaker.succeeded(probe)
+            return sent
+        finally:
+            breaker.probe_ended(probe)
+
+    async def _send(
+        self,
+        req: OutboundRequest,
+        policy: RetryPolicy,
+        *,
+        explain: ErrorExplainer | None = None,
+        on_sending: Callable[[], Awaitable[None] | None] | None = None,
     ) -> SendResult:
         """Send ``req``, retrying what is safe to retry, and return what came back.
 
@@ -226,7 +295,9 @@ class Connections:
             if attempt > 1 and limiter is not None:
                 slot = await limiter.acquire()
             if attempt == 1 and on_sending is not None:
-                on_sending()
+                pending = on_sending()
+                if pending is not None:
+                    await pending
             extensions = {"trace": report_sending(slot)} if slot else {}
             last: httpx.Response | None = None
             retry_after: float | None = None
@@ -291,6 +362,13 @@ class Connections:
 
     def _ms(self, started: float) -> float:
         return round((self._clock() - started) * 1000.0, 3)
+
+
+def _refusal(exc: ProviderError) -> str:
+    """Why a breaker paused, in words: the status and the advice (which variable to check)."""
+    what = "no prepaid credits" if exc.status == 402 else "authentication failed"
+    advice = f"; {exc.advice}" if exc.advice else ""
+    return f"answered {exc.status} ({what}){advice}"
 
 
 def _via_gateway(endpoint: Endpoint | None) -> bool:

@@ -18,13 +18,19 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
+from automations.breaker import refuses_key
 from automations.connections import Connections, mask_headers
-from automations.errors import AmbiguousSendError, ConfigError, ProviderError, RenderError
+from automations.errors import (
+    AmbiguousSendError,
+    ConfigError,
+    ConnectionPausedError,
+    ProviderError,
+    RenderError,
+)
 from automations.execution.render import PreviewEnv, render_action
 from automations.execution.rows import evaluate_condition, row_for, test_condition
 from automations.execution.versions import remember_version
@@ -35,7 +41,20 @@ from automations.records import RunRecord, RunStatus, StepRecord, StepStatus, Tr
 from automations.redact import Redactor
 from automations.retry import RetryPolicy
 
-__all__ = ["KEY_VARIABLES", "Executor", "new_run"]
+__all__ = ["KEY_VARIABLES", "Executor", "StoreCall", "new_run"]
+
+T = TypeVar("T")
+
+#: Runs a function of the store and returns its result: ``inline`` calls it right there (the
+#: CLI, tests); the runner passes ``StoreThread``, which calls it on a thread of its own so that
+#: a slow or locked database never blocks the event loop.
+StoreCall = Callable[..., Awaitable[Any]]
+
+
+async def inline(fn: Callable[..., T], *args: Any) -> T:
+    """Call ``fn(*args)`` on this thread (the default ``StoreCall``)."""
+    return fn(*args)
+
 
 #: Environment variables whose values are always secrets, whatever the recipe references.
 KEY_VARIABLES = ("QUO_API_KEY", "MATON_API_KEY", "LOOPS_API_KEY")
@@ -68,12 +87,20 @@ class Executor:
         *,
         retry: RetryPolicy | None = None,
         clock: Callable[[], float] = time.time,
+        io: StoreCall = inline,
+        defer_refused: bool = False,
     ) -> None:
         self.store = store
         self.connections = connections
         self.env = env
         self.retry = retry or RetryPolicy()
         self.clock = clock
+        #: How store calls are made (see ``StoreCall``).
+        self.io = io
+        #: The runner's choice: a run whose request was refused for its key (401, Quo's 402) or
+        #: held by a paused connection goes back to ``pending`` (nothing was processed) instead
+        #: of failing. One-off commands (``exec``, ``replay``) keep failing it.
+        self.defer_refused = defer_refused
         self._redactors: dict[str, Redactor] = {}
         self._remembered: set[str] = set()
 
@@ -85,19 +112,16 @@ class Executor:
         return r
 
     async def execute(self, run: RunRecord, recipe: Recipe, *, dry_run: bool = False) -> RunRecord:
-        """Run (or resume) ``run`` with ``recipe``; returns the final record."""
-        batch = _Batch(self.store)
-        batch.begin()
-        try:
-            final = await self._execute(run, recipe, dry_run, batch)
-        except BaseException as exc:
-            batch.abort(exc)
-            raise
-        batch.commit()
+        """Run (or resume) ``run`` with ``recipe``; returns the final record (``pending`` when
+        the run was deferred, see ``defer_refused``). A ``StoreError`` leaves the run as it was
+        last written, resumable."""
+        writes = _Writes(self)
+        final = await self._execute(run, recipe, dry_run, writes)
+        await writes.flush()
         return final
 
     async def _execute(
-        self, run: RunRecord, recipe: Recipe, dry_run: bool, batch: _Batch
+        self, run: RunRecord, recipe: Recipe, dry_run: bool, writes: _Writes
     ) -> RunRecord:
         # the row and condition follow from the event alone, so they are computed first and
         # recorded with the claim, in one write
@@ -107,16 +131,14 @@ class Executor:
         cond = evaluate_condition(recipe, row)
         # the row is stored only when ``columns:`` made it differ from the event (audit size)
         stored_row = red.value(row) if recipe.columns is not None else None
-        claimed = self.store.claim(
-            run.id, recipe.content_hash, row=stored_row, condition=cond.passed, dry_run=dry
-        )
+        remember = recipe.content_hash not in self._remembered
+        claimed = await self.io(self._claim, run.id, recipe, stored_row, cond.passed, dry, remember)
         if claimed is None:
-            return self.store.get_run(run.id)
-        if recipe.content_hash not in self._remembered and isinstance(self.store, StateStore):
-            remember_version(self.store, recipe)
-            self._remembered.add(recipe.content_hash)
+            final: RunRecord = await self.io(self.store.get_run, run.id)
+            return final
+        self._remembered.add(recipe.content_hash)
         env: Mapping[str, str] = PreviewEnv(self.env) if dry else self.env
-        prog = _Progress(claimed, row=stored_row, condition=cond.passed, dry_run=dry)
+        prog = _Progress(claimed, writes, row=stored_row, condition=cond.passed, dry_run=dry)
         if not cond.passed:
             return self._finish(prog, RunStatus.SKIPPED, cond.error)
         responses: dict[str, Any] = {}
@@ -164,10 +186,12 @@ class Executor:
                 )
                 self._put(prog, step, status=StepStatus.UNKNOWN, error=msg, attempts=prior.attempts)
                 return self._finish(prog, RunStatus.UNKNOWN, f"{action.id}: {msg}")
-            outcome = await self._send(prog, step, req, red, batch)
+            outcome = await self._send(prog, step, req, red)
             if outcome.status is StepStatus.SUCCEEDED:
                 responses[action.id] = outcome.response_body
                 continue
+            if outcome.status is StepStatus.PENDING:  # deferred: see ``defer_refused``
+                return self._defer(prog, f"{action.id}: {outcome.error}")
             status = RunStatus.UNKNOWN if outcome.status is StepStatus.UNKNOWN else RunStatus.FAILED
             return self._finish(prog, status, f"{action.id}: {outcome.error}")
         return self._finish(prog, RunStatus.SUCCEEDED, None)
@@ -178,13 +202,15 @@ class Executor:
         step: StepRecord,
         req: OutboundRequest,
         red: Redactor,
-        batch: _Batch,
     ) -> StepRecord:
-        batch.commit()  # never hold a transaction open across the wait for a slot
+        # what the run wrote so far is durable before the request leaves (and no transaction is
+        # held open across the wait for a slot)
+        await prog.writes.flush()
+        sending = replace(step, status=StepStatus.SENDING, attempts=1)
 
-        def mark_sending() -> None:
-            # durable (no transaction is open) before the request leaves: written before sent
-            self.store.put_step(replace(step, status=StepStatus.SENDING, attempts=1))
+        async def mark_sending() -> None:
+            # durable before the request leaves: written before sent
+            await self.io(self.store.put_step, sending)
 
         # Only a request that must not be sent twice needs the mark: a resend-safe one (a keyed
         # Loops event, a PUT) found without an outcome after a crash is simply sent again.
@@ -193,9 +219,18 @@ class Executor:
         try:
             result = await self.connections.send(req, self.retry, on_sending=on_sending)
         except (ProviderError, ConfigError) as exc:
-            batch.begin()
+            if self.defer_refused and isinstance(exc, ProviderError) and _deferrable(exc, req):
+                # nothing was processed: the step waits, as if it had never been tried
+                return self._put(
+                    prog,
+                    step,
+                    status=StepStatus.PENDING,
+                    error=red.text(_deferred_reason(exc)),
+                    http_status=exc.status,
+                    attempts=exc.attempts,
+                    finished_at=None,
+                )
             return self._failed(prog, step, red, exc, started)
-        batch.begin()
         return self._put(
             prog,
             step,
@@ -254,15 +289,50 @@ class Executor:
         out["body"] = red.value(req.json)
         return out
 
+    def _claim(
+        self,
+        run_id: str,
+        recipe: Recipe,
+        row: Any,
+        condition: bool,
+        dry_run: bool,
+        remember: bool,
+    ) -> RunRecord | None:
+        """The claim, and the recipe's text kept the first time a version runs: one store
+        call (on the store's thread)."""
+        claimed = self.store.claim(
+            run_id, recipe.content_hash, row=row, condition=condition, dry_run=dry_run
+        )
+        if claimed is not None and remember and isinstance(self.store, StateStore):
+            remember_version(self.store, recipe)
+        return claimed
+
     def _put(self, prog: _Progress, step: StepRecord, **fields: Any) -> StepRecord:
-        final = replace(step, finished_at=self.clock(), **fields)
-        self.store.put_step(final)
+        fields.setdefault("finished_at", self.clock())
+        final = replace(step, **fields)
+        prog.writes.add(self.store.put_step, final)
         prog.steps[final.index] = final
         return final
 
+    def _defer(self, prog: _Progress, error: str) -> RunRecord:
+        """Back to ``pending`` (the dispatcher runs it again when its connection works)."""
+        prog.writes.add(self.store.update_run, prog.run.id, status=RunStatus.PENDING, error=error)
+        steps = tuple(prog.steps[i] for i in sorted(prog.steps))
+        return replace(
+            prog.run,
+            status=RunStatus.PENDING,
+            error=error,
+            steps=steps,
+            row=prog.row,
+            condition=prog.condition,
+            dry_run=prog.dry_run,
+        )
+
     def _finish(self, prog: _Progress, status: RunStatus, error: str | None) -> RunRecord:
         now = self.clock()
-        self.store.update_run(prog.run.id, status=status, error=error, finished_at=now)
+        prog.writes.add(
+            self.store.update_run, prog.run.id, status=status, error=error, finished_at=now
+        )
         # the final record is assembled from what was written, not read back (a query per run)
         steps = tuple(prog.steps[i] for i in sorted(prog.steps))
         return replace(
@@ -280,48 +350,65 @@ class Executor:
 class _Progress:
     """One execution's view of its run: the claimed record and the steps written so far."""
 
-    __slots__ = ("condition", "dry_run", "row", "run", "steps")
+    __slots__ = ("condition", "dry_run", "row", "run", "steps", "writes")
 
-    def __init__(self, run: RunRecord, *, row: Any, condition: bool, dry_run: bool) -> None:
+    def __init__(
+        self, run: RunRecord, writes: _Writes, *, row: Any, condition: bool, dry_run: bool
+    ) -> None:
         self.run = run
+        self.writes = writes
         self.row = row
         self.condition = condition
         self.dry_run = dry_run
         self.steps: dict[int, StepRecord] = {s.index: s for s in run.steps}
 
 
-class _Batch:
-    """A run's writes between two requests, committed together (one commit per stretch instead
-    of one per write).
+class _Writes:
+    """A run's writes between two requests, made together in one store call and one commit.
 
-    Committed before every request leaves ("written before sent"), and never left open across
-    an ``await``: other coroutines on this thread would join the open transaction and take
-    their own writes (a webhook's inbox entry) for durable before they are. A store without
-    ``transaction()`` commits every write as before.
+    Flushed before every request leaves ("written before sent") and when the run ends; each
+    flush is one transaction, begun and committed within one call (on the store's thread in the
+    runner), so no transaction is ever left open across an ``await``: another coroutine's write
+    (a webhook's inbox entry) can never join it and be taken for durable before it is. A store
+    without ``transaction()`` commits every write as before.
     """
 
-    __slots__ = ("_open", "_store")
+    __slots__ = ("_executor", "_pending")
 
-    def __init__(self, store: RunStore) -> None:
-        self._store = store if isinstance(store, Store) else None
-        self._open: AbstractContextManager[None] | None = None
+    def __init__(self, executor: Executor) -> None:
+        self._executor = executor
+        self._pending: list[tuple[Callable[..., object], tuple[Any, ...], dict[str, Any]]] = []
 
-    def begin(self) -> None:
-        if self._store is not None and self._open is None:
-            block = self._store.transaction()
-            block.__enter__()
-            self._open = block
+    def add(self, fn: Callable[..., object], *args: Any, **kwargs: Any) -> None:
+        self._pending.append((fn, args, kwargs))
 
-    def commit(self) -> None:
-        if self._open is not None:
-            block, self._open = self._open, None
-            block.__exit__(None, None, None)
+    async def flush(self) -> None:
+        if self._pending:
+            pending, self._pending = self._pending, []
+            await self._executor.io(_apply, self._executor.store, pending)
 
-    def abort(self, exc: BaseException) -> None:
-        """Roll back what was written since the last commit (the run stays resumable)."""
-        if self._open is not None:
-            block, self._open = self._open, None
-            block.__exit__(type(exc), exc, exc.__traceback__)
+
+def _apply(
+    store: RunStore, writes: list[tuple[Callable[..., object], tuple[Any, ...], dict[str, Any]]]
+) -> None:
+    if isinstance(store, Store) and len(writes) > 1:
+        with store.transaction():
+            for fn, args, kwargs in writes:
+                fn(*args, **kwargs)
+    else:
+        for fn, args, kwargs in writes:
+            fn(*args, **kwargs)
+
+
+def _deferrable(exc: ProviderError, req: OutboundRequest) -> bool:
+    """Whether the provider's answer proves it did nothing and the run can simply wait."""
+    return isinstance(exc, ConnectionPausedError) or refuses_key(req.connection, exc.status)
+
+
+def _deferred_reason(exc: ProviderError) -> str:
+    if isinstance(exc, ConnectionPausedError):
+        return f"not sent: {exc}; the run waits and is sent when the connection resumes"
+    return f"{_explain(exc)}; nothing was processed, the run waits for the connection to work again"
 
 
 def _explain(exc: ProviderError) -> str:

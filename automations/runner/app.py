@@ -17,7 +17,7 @@ _ALL = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 def build_app(runner: Runner, *, max_body: int = DEFAULT_MAX_BODY) -> Starlette:
-    inbox = GroupCommit(runner.accept_many)
+    inbox = GroupCommit(runner.accept_batch)
     intake = WebhookIntake(
         lambda path: runner.recipes.webhook(path), runner.env, inbox.accept, max_body=max_body
     )

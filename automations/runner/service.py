@@ -1,13 +1,18 @@
 """The runner: recipes loaded and hot-reloaded, trigger sources started, runs dispatched.
 
 Start-up order (what makes a restart lose nothing): open the store, load the recipes, resume
-every run left ``pending`` or ``running``, then start the trigger sources (which catch up on table
-rows and schedule fire times missed while down) and the webhook server.
+every run left ``pending`` or ``running`` (the dispatcher reads them from the store in pages),
+then start the trigger sources (which catch up on table rows and schedule fire times missed
+while down) and the webhook server.
+
+Store calls of the intake and of execution are made on threads of their own (``StoreThread``):
+a locked, full or slow database makes those callers wait, never the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -17,18 +22,23 @@ from typing import Any
 
 from watchfiles import awatch
 
+from automations.actions import ACTIONS
+from automations.breaker import Breaker
 from automations.connections import Connections
+from automations.errors import StoreError
 from automations.execution.executor import Executor
 from automations.execution.versions import load_version
 from automations.model import Recipe, ScheduleTrigger, TableTrigger, WebhookTrigger
+from automations.outbound import Connection
 from automations.recipes.compiler import RECIPE_SUFFIXES, missing_variables
 from automations.records import RunRecord, RunStatus, TriggerKind
-from automations.runner.dispatch import Dispatcher
+from automations.runner.dispatch import Dispatcher, Outcome
 from automations.runner.health import Health, HealthSection, relative_to
 from automations.runner.inbox import IntakePressure
 from automations.runner.registry import RecipeSet, reload
 from automations.runner.sources import run_schedule, run_table
 from automations.stores import SQLiteStore
+from automations.stores.thread import StoreThread
 
 __all__ = ["Runner", "RunnerOptions"]
 
@@ -50,6 +60,8 @@ class RunnerOptions:
     keep_failed_s: float = 90 * 86400.0
     #: How often old runs are pruned.
     prune_every_s: float = 3600.0
+    #: How often the backlog shown in ``/healthz`` is counted.
+    backlog_every_s: float = 5.0
 
 
 class Runner:
@@ -65,14 +77,32 @@ class Runner:
         self.store = store
         self.env = env
         self.options = options
-        self.executor = Executor(store, connections, env)
+        self.connections = connections
+        #: Store calls of execution and of the webhook intake, each on its own thread.
+        self.exec_io = StoreThread("store-exec")
+        self.intake_io = StoreThread("store-intake")
+        self.executor = Executor(store, connections, env, io=self.exec_io, defer_refused=True)
         self.pressure = IntakePressure()
-        self.dispatcher = Dispatcher(self._execute, options.concurrency, gate=self.pressure.wait)
+        self.dispatcher = Dispatcher(
+            self._execute,
+            self._read_backlog,
+            lane_of=self.lane_of,
+            order_key_of=_order_key,
+            admit=self._admit,
+            concurrency=options.concurrency,
+            gate=self.pressure.wait,
+        )
+        connections.breaker_listeners.append(self._breaker_changed)
+        #: Pending and running runs per recipe, as last counted in the store (``/healthz``).
+        self.backlog: dict[str, int] = {}
         self.recipes = RecipeSet()
         self.started = False
         self._sources: dict[str, tuple[Any, asyncio.Task[None]]] = {}
         self._watcher: asyncio.Task[None] | None = None
         self._pruner: asyncio.Task[None] | None = None
+        self._counter: asyncio.Task[None] | None = None
+        #: Lane names by recipe version (``lane_of``).
+        self._lanes: dict[str, str] = {}
         self._stop = asyncio.Event()
         self.reloads = 0
         self.health = Health.from_env(env)
@@ -84,15 +114,16 @@ class Runner:
 
     async def start(self) -> None:
         self._apply(reload(self.recipes, self.directory, self.env), initial=True)
-        resumed = self.store.unfinished()
-        for run in resumed:
-            self.dispatcher.submit(run, _order_key(run))
-        if resumed:
-            log.info("resuming %d run(s) left unfinished", len(resumed))
+        self.backlog = await self.exec_io(self.store.unfinished_counts)
+        for recipe in self.backlog:
+            self.dispatcher.wake(recipe)
+        if self.backlog:
+            log.info("resuming %d run(s) left unfinished", sum(self.backlog.values()))
         await self._start_sources()
         loop = asyncio.get_running_loop()
         self._watcher = loop.create_task(self._watch_recipes())
         self._pruner = loop.create_task(self._prune_forever())
+        self._counter = loop.create_task(self._count_backlog())
         self.started = True
 
     async def stop(self) -> None:
@@ -101,6 +132,8 @@ class Runner:
         self._stop.set()
         if self._pruner is not None:
             self._pruner.cancel()
+        if self._counter is not None:
+            self._counter.cancel()
         if self._watcher is not None:
             self._watcher.cancel()
         for _, task in self._sources.values():
@@ -112,34 +145,111 @@ class Runner:
         finished = await self.dispatcher.drain(self.options.grace_s, finish_queued=False)
         if not finished:
             log.warning("stopped with runs in flight; they resume on the next start")
+        # the calls already made complete (a write is never cut in half)
+        await asyncio.to_thread(self.intake_io.close)
+        await asyncio.to_thread(self.exec_io.close)
 
     # -- events in ---------------------------------------------------------------------------
 
     def accept_many(
         self, items: Sequence[tuple[RunRecord, str | None]]
     ) -> list[tuple[RunRecord, bool]]:
-        """Record runs durably in one commit and dispatch the new ones (the trigger sources' and,
-        through ``GroupCommit``, the webhook intake's callback)."""
+        """Record runs durably in one commit and dispatch the new ones (the trigger sources'
+        callback, on the event loop)."""
         results = self.store.enqueue_many([r for r, _ in items])
+        self._dispatch(results, items)
+        return results
+
+    async def accept_batch(
+        self, items: Sequence[tuple[RunRecord, str | None]]
+    ) -> list[tuple[RunRecord, bool]]:
+        """``accept_many`` with the commit made on the intake's store thread (the webhook
+        intake's callback, through ``GroupCommit``)."""
+        results = await self.intake_io(self.store.enqueue_many, [r for r, _ in items])
+        self._dispatch(results, items)
+        return results
+
+    def _dispatch(
+        self,
+        results: Sequence[tuple[RunRecord, bool]],
+        items: Sequence[tuple[RunRecord, str | None]],
+    ) -> None:
         for (stored, is_new), (_, key) in zip(results, items, strict=True):
             if is_new and stored.status is RunStatus.PENDING:  # a held run waits for a person
-                self.dispatcher.submit(stored, key)
-        return results
+                self.dispatcher.notify(stored, key)
+
+    async def _read_backlog(self, recipe: str, after: str | None, limit: int) -> list[RunRecord]:
+        return await self.exec_io(self.store.unfinished_after, recipe, after, limit)
+
+    # -- lanes and breakers ------------------------------------------------------------------
+
+    def lane_of(self, recipe: str) -> str | None:
+        """The dispatch lane of a recipe: the provider connections its actions use, joined by
+        ``+`` (``loops``, ``quo``, ``loops+quo``, ``http``; ``none`` without actions); ``None``
+        while the recipe is not loaded."""
+        r = self.recipes.by_name.get(recipe)
+        if r is None:
+            return None
+        lane = self._lanes.get(r.content_hash)
+        if lane is None:
+            used = {ACTIONS[a.kind].connection.value for a in r.actions if a.kind in ACTIONS}
+            lane = self._lanes[r.content_hash] = "+".join(sorted(used)) or "none"
+        return lane
+
+    def _admit(self, lane: str) -> tuple[int, float | None]:
+        """How many runs of ``lane`` may execute now: none while one of its connections is
+        paused (asking again when its probe is due), one for the probe, else no limit."""
+        limit: int = self.options.concurrency
+        recheck: float | None = None
+        for name in lane.split("+"):
+            if name not in _PROVIDERS:
+                continue
+            breaker = self.connections.breaker_for(_PROVIDERS[name])
+            if breaker is None or not breaker.paused:
+                continue
+            wait = breaker.probe_in()
+            if wait is None:  # its probe is out: wait for the answer
+                return 0, None
+            if wait > 0:
+                limit, recheck = 0, wait if recheck is None else min(recheck, wait)
+            else:
+                limit = min(limit, 1)
+        return limit, recheck
+
+    def _breaker_changed(self, breaker: Breaker) -> None:
+        self.dispatcher.refresh()
 
     # -- runs out ----------------------------------------------------------------------------
 
-    async def _execute(self, run: RunRecord) -> None:
-        recipe = self._recipe_for(run)
+    async def _execute(self, run: RunRecord) -> Outcome:
+        recipe = await self._recipe_for(run)
         if recipe is None:
             log.warning(
                 "run %s waits: recipe %s is not loaded (it runs when the recipe is back)",
                 run.id,
                 run.recipe,
             )
-            return
+            return Outcome.DONE
         started = time.perf_counter()
         final = await self.executor.execute(run, recipe, dry_run=self.options.dry_run)
         ms = (time.perf_counter() - started) * 1000
+        if final.status is RunStatus.PENDING:
+            runs_log.info(
+                "%s %s waits: %s",
+                final.recipe,
+                final.event_key,
+                final.error,
+                extra={
+                    "run": {
+                        "run_id": final.id,
+                        "recipe": final.recipe,
+                        "event_key": final.event_key,
+                        "status": final.status.value,
+                        "error": final.error,
+                    }
+                },
+            )
+            return Outcome.DEFERRED
         level = logging.INFO if final.status is not RunStatus.FAILED else logging.WARNING
         runs_log.log(
             level,
@@ -161,8 +271,9 @@ class Runner:
                 }
             },
         )
+        return Outcome.DONE
 
-    def _recipe_for(self, run: RunRecord) -> Recipe | None:
+    async def _recipe_for(self, run: RunRecord) -> Recipe | None:
         current = self.recipes.by_name.get(run.recipe)
         if (
             run.status is RunStatus.RUNNING
@@ -170,7 +281,12 @@ class Runner:
             and (current is None or current.content_hash != run.recipe_hash)
         ):
             try:  # a run resumed after a restart finishes on the version it started with
-                return load_version(self.store, run, self.env, prefer_current=False)
+                return await self.exec_io(
+                    functools.partial(load_version, prefer_current=False),
+                    self.store,
+                    run,
+                    self.env,
+                )
             except Exception:  # unreadable: fall back to the current version
                 pass
         return current
@@ -196,11 +312,11 @@ class Runner:
                     sorted(removed) or "-",
                 )
         self.recipes = new
-        if added:
-            # runs that found their recipe gone wait in the store; it is back, so they run now
-            for run in self.store.unfinished():
-                if run.recipe in added:
-                    self.dispatcher.submit(run, _order_key(run))
+        # runs that found their recipe gone wait in the store; it is back, so they run now
+        for name in added:
+            self.dispatcher.wake(name)
+        if not initial:
+            self.dispatcher.refresh()  # an edited recipe may use other connections
 
     def _log_diagnostics(self, new: RecipeSet) -> None:
         """Each file's findings when they change. In a dry run, the variables that only real
@@ -256,14 +372,31 @@ class Runner:
         ones. Failures are kept longer than successes."""
         opts = self.options
         while True:
-            removed = self.store.prune(
-                now=time.time(),
-                keep_succeeded_s=opts.keep_succeeded_s,
-                keep_failed_s=opts.keep_failed_s,
-            )
-            if removed:
-                log.info("pruned %d run(s) past their retention", removed)
+            try:
+                removed = await self.exec_io(
+                    functools.partial(
+                        self.store.prune,
+                        now=time.time(),
+                        keep_succeeded_s=opts.keep_succeeded_s,
+                        keep_failed_s=opts.keep_failed_s,
+                    )
+                )
+            except StoreError as exc:  # tried again at the next interval
+                log.warning("could not prune old runs: %s", exc)
+            else:
+                if removed:
+                    log.info("pruned %d run(s) past their retention", removed)
             await asyncio.sleep(opts.prune_every_s)
+
+    async def _count_backlog(self) -> None:
+        """Count the pending and running runs per recipe now and then, off the event loop
+        (what ``/healthz`` shows as ``backlog``)."""
+        while True:
+            await asyncio.sleep(self.options.backlog_every_s)
+            try:
+                self.backlog = await self.exec_io(self.store.unfinished_counts)
+            except StoreError as exc:
+                log.debug("could not count the backlog: %s", exc)
 
     async def _watch_recipes(self) -> None:
         async for changes in awatch(
@@ -316,6 +449,36 @@ class Runner:
         )
         self.health.add(HealthSection("in_flight", lambda: self.dispatcher.in_flight))
         self.health.add(HealthSection("reloads", lambda: self.reloads))
+        # a paused connection counts as an error in the public summary: monitoring sees it
+        self.health.add(
+            HealthSection(
+                "dispatch",
+                self.dispatch_view,
+                errors=lambda: sum(b.paused for b in self.connections.breakers()),
+            )
+        )
+
+    def dispatch_view(self) -> dict[str, Any]:
+        """What the dispatcher knows, for ``/healthz`` and ``automations status``: per lane the
+        runs executing and waiting in memory, per recipe the backlog as last counted in the
+        store, and each provider connection's breaker (paused or not, why, next probe)."""
+        return {
+            "lanes": {
+                v.lane: {"running": v.running, "queued": v.queued, "recipes": list(v.recipes)}
+                for v in self.dispatcher.lanes()
+            },
+            "backlog": dict(sorted(self.backlog.items())),
+            "connections": {
+                view.connection: {
+                    "state": view.state.value,
+                    "reason": view.reason,
+                    "paused_at": view.paused_at,
+                    "probe_in_s": None if view.probe_in_s is None else round(view.probe_in_s, 1),
+                    "auth_failures": view.failures,
+                }
+                for view in (b.view() for b in self.connections.breakers())
+            },
+        }
 
 
 def _order_key(run: RunRecord) -> str | None:
@@ -333,6 +496,7 @@ def _order_key(run: RunRecord) -> str | None:
 
 
 _HEX = frozenset("0123456789abcdef")
+_PROVIDERS = {c.value: c for c in (Connection.QUO, Connection.LOOPS)}
 
 
 def _log_crash(task: asyncio.Task[None]) -> None:

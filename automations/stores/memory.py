@@ -133,6 +133,17 @@ class MemoryStore(Store):
             ids.sort(key=lambda i: self._t.seq[i])  # in the order recorded
             return [self._with_steps(i) for i in ids]
 
+    def unfinished_after(self, recipe: str, after: str | None, limit: int) -> list[RunRecord]:
+        with self._lock:
+            floor = self._t.seq.get(after, -1) if after is not None else -1
+            ids = [
+                i
+                for i, r in self._t.runs.items()
+                if r.recipe == recipe and r.status in _UNFINISHED and self._t.seq[i] > floor
+            ]
+            ids.sort(key=lambda i: self._t.seq[i])
+            return [self._t.runs[i] for i in ids[:limit]]
+
     def update_run(self, run_id: str, **fields: object) -> None:
         changes = check_run_changes(fields)
         for name in ("event", "row"):

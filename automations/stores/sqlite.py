@@ -188,6 +188,25 @@ class SQLiteStore(Store):
         with self._guard:
             return self._select("status IN (?, ?) ORDER BY seq", _UNFINISHED)
 
+    def unfinished_after(self, recipe: str, after: str | None, limit: int) -> list[RunRecord]:
+        # literal statuses: the planner uses the partial index runs_backlog only when the query
+        # names the same ones; a run ``after`` that is gone (pruned) reads from the first
+        with self._guard:
+            rows = self._db.execute(
+                f"{_RUN_SELECT} WHERE recipe = ? AND status IN ('pending', 'running') AND "
+                "seq > COALESCE((SELECT seq FROM runs WHERE id = ?), 0) ORDER BY seq LIMIT ?",
+                (recipe, after, limit),
+            ).fetchall()
+        return [run_from_row(row, ()) for row in rows]
+
+    def unfinished_counts(self) -> dict[str, int]:
+        with self._guard:
+            rows = self._db.execute(
+                "SELECT recipe, COUNT(*) FROM runs WHERE status IN ('pending', 'running') "
+                "GROUP BY recipe"
+            ).fetchall()
+        return {str(recipe): int(n) for recipe, n in rows}
+
     def update_run(self, run_id: str, **fields: object) -> None:
         changes = check_run_changes(fields)
         assignments = ", ".join(f"{name} = ?" for name in changes) or "id = id"

@@ -49,7 +49,7 @@ __all__ = [
 ]
 
 #: The schema version this code writes (``PRAGMA user_version``).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # The comments inside the CREATE statements are kept by SQLite: ``.schema`` shows them.
 # Indexes serve list_runs newest first: all runs (runs_created), by recipe (runs_recipe), by
@@ -130,8 +130,15 @@ CREATE TABLE audit (
 CREATE INDEX audit_run ON audit (run_id) WHERE run_id IS NOT NULL;
 """
 
+# Version 3: the dispatcher reads each recipe's backlog in pages, oldest first
+# (``unfinished_after``); this index holds only unfinished runs, by recipe then seq, so a page
+# costs the same whatever the history or the other recipes' backlogs.
+_SCHEMA_V3 = """
+CREATE INDEX runs_backlog ON runs (recipe) WHERE status IN ('pending', 'running');
+"""
+
 #: ``MIGRATIONS[n]`` takes a database from schema version ``n`` to ``n + 1``.
-MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2)
+MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3)
 
 #: The columns of ``runs`` (but ``seq``) in the order ``run_params`` gives their values.
 RUN_COLUMNS = (

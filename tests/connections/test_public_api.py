@@ -8,6 +8,13 @@ import pytest
 
 PUBLIC = {
     "automations.actions": ["ACTIONS", "ActionSpec", "ErrorExplainer", "explainer_for"],
+    "automations.breaker": [
+        "AUTH_FAILURES",
+        "Breaker",
+        "BreakerState",
+        "BreakerView",
+        "refuses_key",
+    ],
     "automations.connections": [
         "ConnectionSettings",
         "Connections",

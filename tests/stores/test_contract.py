@@ -390,6 +390,35 @@ def test_end_hold_refuses_other_statuses(store: Store) -> None:
         store.end_hold("a", RunStatus.SUCCEEDED, now=T0)
 
 
+def test_unfinished_after_pages_one_recipes_backlog_in_the_order_recorded(store: Store) -> None:
+    for i in range(7):
+        store.enqueue(make_run(f"a{i}", recipe="a", created_at=T0 - i))
+        store.enqueue(make_run(f"b{i}", recipe="b"))
+    store.update_run("a1", status=RunStatus.SUCCEEDED)
+    store.update_run("a2", status=RunStatus.RUNNING)
+    first = store.unfinished_after("a", None, 3)
+    assert ids(first) == ["a0", "a2", "a3"]
+    assert ids(store.unfinished_after("a", "a3", 3)) == ["a4", "a5", "a6"]
+    assert ids(store.unfinished_after("a", "a6", 3)) == []
+    # a run that finished meanwhile still marks the place
+    store.update_run("a3", status=RunStatus.FAILED)
+    assert ids(store.unfinished_after("a", "a3", 2)) == ["a4", "a5"]
+    assert ids(store.unfinished_after("c", None, 3)) == []
+    store.enqueue(make_run("a7", recipe="a", status=RunStatus.HELD))
+    assert ids(store.unfinished_after("a", "a6", 3)) == []
+
+
+def test_unfinished_counts_per_recipe(store: Store) -> None:
+    for i in range(3):
+        store.enqueue(make_run(f"a{i}", recipe="a"))
+    store.enqueue(make_run("b0", recipe="b"))
+    store.enqueue(make_run("c0", recipe="c"))
+    store.update_run("a0", status=RunStatus.RUNNING)
+    store.update_run("c0", status=RunStatus.SKIPPED)
+    store.enqueue(make_run("h0", recipe="b", status=RunStatus.HELD))  # waits for a person
+    assert store.unfinished_counts() == {"a": 3, "b": 1}
+
+
 # -- prune -----------------------------------------------------------------------------------
 
 

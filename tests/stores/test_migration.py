@@ -47,7 +47,7 @@ def test_a_version_1_database_is_upgraded_in_place(tmp_path: Path) -> None:
     runs = {r.event_key: r for r in store.list_runs(RunFilter(limit=100))}
     store.close()
 
-    assert rows(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(2,)]
+    assert rows(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(3,)]
     # every old column keeps its value; the new ones come after them
     after = rows(path, "SELECT * FROM runs ORDER BY seq")
     assert [r[:16] for r in after] == before
@@ -56,6 +56,10 @@ def test_a_version_1_database_is_upgraded_in_place(tmp_path: Path) -> None:
     )
     assert rows(path, "SELECT * FROM state ORDER BY scope, key") == state_before
     assert rows(path, "SELECT COUNT(*) FROM audit") == [(0,)]
+    # version 3: the dispatcher's index of each recipe's backlog
+    assert rows(path, "SELECT name FROM sqlite_master WHERE name = 'runs_backlog'") == [
+        ("runs_backlog",)
+    ]
 
     # the replay recorded before points back from its original; a dry-run replay does not
     assert set(runs) == {"evt-ok", "evt-402", "evt-402#replay-1", "evt-lost", "evt-lost#replay-1"}
