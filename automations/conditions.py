@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,7 +11,14 @@ from jmespath.exceptions import JMESPathError
 from jmespath.parser import ParsedResult
 from jmespath.visitor import TreeInterpreter
 
-__all__ = ["EVALUATION_ERRORS", "Condition", "compile_expression", "is_truthy"]
+__all__ = [
+    "EVALUATION_ERRORS",
+    "STEP_FIELD",
+    "Condition",
+    "compile_expression",
+    "is_truthy",
+    "quote_step_refs",
+]
 
 #: What evaluating an expression over arbitrary data can raise.
 EVALUATION_ERRORS: tuple[type[Exception], ...] = (JMESPathError, TypeError, ValueError)
@@ -53,3 +61,38 @@ def is_truthy(value: Any) -> bool:
     if isinstance(value, str | list | dict):
         return len(value) > 0
     return True
+
+
+#: A step's response, in an action's ``only_run_if``, is the row field ``"@<step id>"``.
+STEP_FIELD = "@"
+_STEP_NAME = re.compile(r"@([A-Za-z_][A-Za-z0-9_-]*)")
+_QUOTES = {"'": "'", '"': '"', "`": "`"}
+
+
+def quote_step_refs(source: str) -> str:
+    """``source`` with each bare ``@step`` (outside quotes and literals) written as the quoted
+    field ``"@step"``, which is how a step's response is found in the data an action's
+    ``only_run_if`` sees: ``length(@find.data) == `0` `` reads the ``find`` step's response.
+
+    A bare ``@`` (JMESPath's current node) is left alone."""
+    if "@" not in source:
+        return source
+    out: list[str] = []
+    i, n = 0, len(source)
+    while i < n:
+        ch = source[i]
+        if ch in _QUOTES:  # copy a quoted identifier or literal as it is
+            j = i + 1
+            while j < n and source[j] != ch:
+                j += 2 if source[j] == "\\" else 1
+            out.append(source[i : j + 1])
+            i = j + 1
+            continue
+        m = _STEP_NAME.match(source, i) if ch == "@" else None
+        if m is not None:
+            out.append(f'"@{m.group(1)}"')
+            i = m.end()
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)

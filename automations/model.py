@@ -115,6 +115,10 @@ class Action:
     params: Template
     condition: Condition | None = None
     line: int = 0
+    #: The ids of the earlier steps whose responses this step reads (``/@step`` in its
+    #: parameters, ``@step`` in its ``only_run_if``): it can be rendered only after they ran.
+    #: Empty for a step that needs nothing but the row.
+    reads_steps: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +135,8 @@ class RecipeTest:
     line: int = 0
     #: The file the test is written in (the recipe, or its ``NAME.test.yaml``), as displayed.
     file: str = ""
+    #: ``(step id, response body)``: what earlier steps answer in this test (nothing is sent).
+    responses: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,7 @@ from automations.errors import (
     RenderError,
 )
 from automations.execution.render import PreviewEnv, render_action
-from automations.execution.rows import evaluate_condition, row_for, test_condition
+from automations.execution.rows import action_condition, evaluate_condition, row_for
 from automations.execution.versions import remember_version
 from automations.model import Recipe
 from automations.outbound import OutboundRequest
@@ -150,10 +150,7 @@ class Executor:
             if prior is not None and prior.status is StepStatus.UNKNOWN:
                 return self._finish(prog, RunStatus.UNKNOWN, prior.error)
             started_at = self.clock()
-            if (
-                action.condition is not None
-                and not test_condition(action.condition, row, f"{action.id}: only_run_if").passed
-            ):
+            if not action_condition(action, row, responses).passed:
                 skipped = StepRecord(run.id, index, action.id, action.kind, started_at=started_at)
                 self._put(prog, skipped, status=StepStatus.SKIPPED)
                 continue

@@ -10,7 +10,7 @@ from automations.connections import Connections
 from automations.errors import ConfigError, RenderError
 from automations.execution.executor import KEY_VARIABLES
 from automations.execution.render import PreviewEnv, render_action
-from automations.execution.rows import evaluate_condition, row_for, test_condition
+from automations.execution.rows import action_condition, evaluate_condition, row_for
 from automations.model import Recipe, RecipeTest
 from automations.redact import Redactor
 
@@ -20,14 +20,20 @@ PREVIEW_RUN_ID = "preview"
 
 
 def preview(
-    recipe: Recipe, event: Any, env: Mapping[str, str], connections: Connections
+    recipe: Recipe,
+    event: Any,
+    env: Mapping[str, str],
+    connections: Connections,
+    responses: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The row, the condition's result and every request the recipe would send for ``event``.
 
     Secrets are masked (``${NAME}``); unset variables show as ``${NAME}`` and are listed in
-    ``unset_env``. Values read from an earlier step's response (``/@step...``) are null here,
-    since nothing is sent.
+    ``unset_env``. Values read from an earlier step's response (``/@step...``, ``@step``) come
+    from ``responses`` (a recipe test's ``responses:``) and are null otherwise, since nothing is
+    sent.
     """
+    responses = dict(responses or {})
     penv = PreviewEnv(env)
     red = Redactor.for_env(env, {*recipe.env_names, *KEY_VARIABLES})
     row = row_for(recipe, event)
@@ -46,14 +52,13 @@ def preview(
     if cond.passed:
         for index, action in enumerate(recipe.actions):
             entry: dict[str, Any] = {"id": action.id, "action": action.kind}
-            if (
-                action.condition is not None
-                and not test_condition(action.condition, row, f"{action.id}: only_run_if").passed
-            ):
+            if not action_condition(action, row, responses).passed:
                 entry["skipped"] = True
             else:
                 try:
-                    req = render_action(recipe, action, index, row, penv, {}, run_id=PREVIEW_RUN_ID)
+                    req = render_action(
+                        recipe, action, index, row, penv, responses, run_id=PREVIEW_RUN_ID
+                    )
                 except (RenderError, ConfigError) as exc:
                     entry["error"] = red.text(str(exc))
                 else:
@@ -107,7 +112,7 @@ def _subset(expected: Any, actual: Any, path: str, problems: list[str]) -> None:
 def run_recipe_test(recipe: Recipe, test: RecipeTest) -> TestOutcome:
     """Render ``test.event`` with only the test's own environment and compare."""
     env = dict(test.env)
-    result = preview(recipe, test.event, env, Connections.for_preview(env))
+    result = preview(recipe, test.event, env, Connections.for_preview(env), dict(test.responses))
     problems: list[str] = []
     if test.expect_condition is not None and result["condition"]["passed"] != test.expect_condition:
         problems.append(

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from automations.conditions import EVALUATION_ERRORS, Condition, is_truthy
-from automations.model import Recipe
+from automations.conditions import EVALUATION_ERRORS, STEP_FIELD, Condition, is_truthy
+from automations.model import Action, Recipe
 
-__all__ = ["ConditionResult", "evaluate_condition", "row_for", "test_condition"]
+__all__ = [
+    "ConditionResult",
+    "action_condition",
+    "evaluate_condition",
+    "row_for",
+    "test_condition",
+]
 
 
 def row_for(recipe: Recipe, event: Any) -> Any:
@@ -51,3 +58,17 @@ def test_condition(cond: Condition, row: Any, what: str) -> ConditionResult:
     except EVALUATION_ERRORS as exc:
         return ConditionResult(False, None, f"{what} could not be evaluated: {exc}")
     return ConditionResult(is_truthy(value), value)
+
+
+def action_condition(action: Action, row: Any, steps: Mapping[str, Any]) -> ConditionResult:
+    """An action's ``only_run_if`` (passed when it has none) over the row and, when it reads
+    them, the responses of earlier steps as the fields ``"@<step id>"`` (null for a step that
+    was skipped)."""
+    if action.condition is None:
+        return ConditionResult(True, True)
+    data = row
+    if action.reads_steps:
+        data = dict(row) if isinstance(row, Mapping) else {}
+        for step in action.reads_steps:
+            data[STEP_FIELD + step] = steps.get(step)
+    return test_condition(action.condition, data, f"{action.id}: only_run_if")

@@ -12,6 +12,7 @@ import fastjsonschema
 
 from automations.actions.loops import loops_length
 from automations.actions.quo import RESERVED_SOURCES_TEXT, reserved_source
+from automations.conditions import STEP_FIELD, Condition, quote_step_refs
 from automations.model import Action
 from automations.recipes.advice import check_action_text
 from automations.recipes.context import CompileContext
@@ -345,6 +346,34 @@ def _check_url(ctx: CompileContext, path: Path_, tpl: Template) -> None:
     )
 
 
+def condition_steps(condition: Condition) -> tuple[str, ...]:
+    """The step ids an action's (compiled) ``only_run_if`` reads as ``@step``."""
+    from automations.recipes.compiler import condition_fields
+
+    return tuple(
+        f[len(STEP_FIELD) :] for f in condition_fields(condition.source) if f.startswith(STEP_FIELD)
+    )
+
+
+def _condition_steps(
+    ctx: CompileContext, path: Path_, condition: Condition | None, earlier: list[str]
+) -> tuple[str, ...]:
+    """The steps ``condition`` reads; REF002 for one that is not an earlier step."""
+    if condition is None:
+        return ()
+    steps = condition_steps(condition)
+    for step in steps:
+        if step not in earlier:
+            ctx.report(
+                path,
+                "REF002",
+                f'"@{step}" does not name an earlier step{did_you_mean(step, earlier)}; give '
+                f"that step id: {step} and refer to it only from steps after it",
+                needle="@" + step,
+            )
+    return tuple(s for s in steps if s in earlier)
+
+
 def compile_actions(
     ctx: CompileContext,
     raw: Any,
@@ -372,7 +401,12 @@ def compile_actions(
         step_id = written_id if isinstance(written_id, str) else f"{i + 1}"
         if step_id in earlier:
             ctx.report(("actions", i, "id"), "ACT001", f'step id "{step_id}" is used twice')
-        condition = compile_expr(ctx, ("actions", i, "only_run_if"), item.get("only_run_if"))
+        cond_path: Path_ = ("actions", i, "only_run_if")
+        raw_cond = item.get("only_run_if")
+        condition = compile_expr(
+            ctx, cond_path, quote_step_refs(raw_cond) if isinstance(raw_cond, str) else raw_cond
+        )
+        reads = set(_condition_steps(ctx, cond_path, condition, earlier))
         params = item[kind]
         if isinstance(params, dict):
 
@@ -389,8 +423,8 @@ def compile_actions(
                     _check_url(ctx, (*path, "url"), url)
             elif vendor:
                 _check_vendor(ctx, kind, path, tpl)
-            actions.append(
-                Action(kind, step_id, tpl, condition, ctx.doc.positions.of_value(path)[0])
-            )
+            reads.update(ref.step for _, ref in iter_refs(tpl) if isinstance(ref, StepRef))
+            line = ctx.doc.positions.of_value(path)[0]
+            actions.append(Action(kind, step_id, tpl, condition, line, frozenset(reads)))
         earlier.append(step_id)
     return tuple(actions)

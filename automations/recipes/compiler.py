@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from automations.conditions import Condition, compile_expression
+from automations.conditions import STEP_FIELD, Condition, compile_expression, quote_step_refs
 from automations.diagnostics import Diagnostic, Severity, drop_ignored, inline_ignores
 from automations.model import Action, Recipe, WebhookTrigger
 from automations.recipes.actions import compile_actions
@@ -110,7 +110,7 @@ def _columns(ctx: CompileContext, raw: Any) -> tuple[tuple[str, Condition], ...]
 
 
 @lru_cache(maxsize=1024)
-def _condition_fields(source: str) -> tuple[str, ...]:
+def condition_fields(source: str) -> tuple[str, ...]:
     """Top-level field names the (valid) JMESPath expression ``source`` reads from the row.
 
     By source text: recipes repeat their conditions, and jmespath keeps the parsed ones."""
@@ -147,9 +147,11 @@ def _check_condition_columns(
     if cond is None or known.names is None:
         return
     key = str(path[-1])
-    for name in _condition_fields(cond.source):
+    for name in condition_fields(cond.source):
         # ``null`` / ``true`` / ``false`` unquoted are field names in JMESPath that are never
         # set, so ``Phone != null`` works as people expect; they are not typos.
+        if name.startswith(STEP_FIELD):
+            continue  # an earlier step's response (checked with the steps)
         if name not in known.names and name not in ("null", "true", "false"):
             advice = quoted_column_advice(cond.source, name, key)
             if advice is not None:
@@ -215,7 +217,8 @@ def load_recipe_text(
     for i, item in enumerate(raw_actions if isinstance(raw_actions, list) else []):
         if isinstance(item, dict) and isinstance(item.get("only_run_if"), str):
             for a in actions:
-                if a.condition is not None and a.condition.source == item["only_run_if"]:
+                cond_source = quote_step_refs(item["only_run_if"])
+                if a.condition is not None and a.condition.source == cond_source:
                     _check_condition_columns(ctx, ("actions", i, "only_run_if"), a.condition, known)
                     break
     for name in sorted(env_names):

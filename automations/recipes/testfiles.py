@@ -36,6 +36,8 @@ def recipe_tests(ctx: CompileContext, raw: Any, at: Path_ = ("tests",)) -> tuple
         env = t.get("env")
         env = env if isinstance(env, dict) else {}
         requests = expect.get("requests")
+        responses = t.get("responses")
+        responses = responses if isinstance(responses, dict) else {}
         out.append(
             RecipeTest(
                 name=str(t.get("name") or f"test {i + 1}"),
@@ -45,6 +47,7 @@ def recipe_tests(ctx: CompileContext, raw: Any, at: Path_ = ("tests",)) -> tuple
                 env=tuple(sorted((str(k), str(v)) for k, v in env.items())),
                 line=ctx.doc.positions.of_value((*at, i))[0],
                 file=ctx.doc.file,
+                responses=tuple((str(k), v) for k, v in responses.items()),
             )
         )
     return tuple(out)
