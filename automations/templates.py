@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
+from urllib.parse import quote
 
 from automations.conditions import EVALUATION_ERRORS, Condition, compile_expression
 from automations.errors import ConfigError
@@ -36,6 +37,7 @@ __all__ = [
     "StepRef",
     "Template",
     "Text",
+    "UrlText",
     "iter_refs",
     "parse_template",
     "to_text",
@@ -122,6 +124,25 @@ class Text:
 
 
 @dataclass(frozen=True, slots=True)
+class UrlText(Text):
+    """A URL with ``{/Column}`` parts: each value read from the row or a step is
+    percent-encoded (``a+b&c@x.com`` -> ``a%2Bb%26c%40x.com``), so it stays one path segment or
+    one query value. The written parts and ``${NAME}`` values (a base URL) are kept as they are."""
+
+    def render(self, ctx: RenderContext) -> str:
+        return "".join(
+            [
+                p
+                if isinstance(p, str)
+                else p.render(ctx)
+                if isinstance(p, EnvRef)
+                else quote(to_text(p.render(ctx)), safe="")
+                for p in self.parts
+            ]
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class MapTemplate:
     items: tuple[tuple[str, Template], ...]
 
@@ -137,7 +158,7 @@ class ListTemplate:
         return [v.render(ctx) for v in self.items]
 
 
-Template = Literal | ColumnRef | StepRef | EnvRef | Text | MapTemplate | ListTemplate
+Template = Literal | ColumnRef | StepRef | EnvRef | Text | UrlText | MapTemplate | ListTemplate
 Ref = ColumnRef | StepRef | EnvRef
 
 

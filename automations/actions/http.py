@@ -1,10 +1,18 @@
 """``http.request``: any HTTP endpoint, for the services without an adapter.
 
-The body is ``{method, url, headers?, json?}``. The recipe compiler makes sure the URL's host is
-static (a row cannot redirect a request elsewhere); here the URL only has to be absolute
-``http(s)``. Only methods that are idempotent by definition, and a ``POST`` or ``PATCH`` carrying
-its own ``Idempotency-Key`` header, are resent after an outcome that may have been processed (a
-5xx, a timeout); any other request is sent again only when it provably never arrived.
+The body is ``{method, url, headers?, query?, json?, connection?}``. The recipe compiler makes
+sure the URL's host is static (a row cannot redirect a request elsewhere) and percent-encodes
+values read into it; here the URL only has to be absolute ``http(s)``. Only methods that are
+idempotent by definition, and a ``POST`` or ``PATCH`` carrying its own ``Idempotency-Key`` header,
+are resent after an outcome that may have been processed (a 5xx, a timeout); any other request is
+sent again only when it provably never arrived.
+
+``connection: quo | loops`` sends through that provider's connection: ``url`` is then a path on
+its API (``/v1/contacts``), and the base URL, the API key, the Maton route and the per-key pacing
+are the connection's, exactly as for the provider's own actions.
+
+``query`` is a mapping of query parameters, percent-encoded; a list value repeats the parameter
+(``externalIds=a&externalIds=b``, as OpenAPI's default ``form`` style), a null one is left out.
 """
 
 from __future__ import annotations
@@ -12,19 +20,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import httpx
 
 from automations.errors import RenderError
 from automations.outbound import Connection, OutboundRequest
+from automations.templates import to_text
 from automations.vendor import require_mapping
 
-__all__ = ["HTTP_REQUEST", "HttpRequest", "explain_http_error"]
+__all__ = ["HTTP_REQUEST", "HttpRequest", "explain_http_error", "with_query"]
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 #: Methods whose repetition is harmless (RFC 9110 idempotent methods).
 RESEND_SAFE_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
-FIELDS = frozenset({"method", "url", "headers", "json"})
+FIELDS = frozenset({"method", "url", "headers", "json", "query", "connection"})
+#: ``connection:`` values and the connection each names.
+CONNECTIONS = {"quo": Connection.QUO, "loops": Connection.LOOPS}
 
 ErrorExplanation = tuple[str | None, str | None, str | None]
 
@@ -42,7 +54,7 @@ class HttpRequest:
         if unknown:
             raise RenderError(
                 f"unknown field(s) {', '.join(unknown)}; http.request takes method, url, headers,"
-                " json",
+                " query, json, connection",
                 path=unknown[0],
             )
         method = body.get("method", "POST")
@@ -52,18 +64,29 @@ class HttpRequest:
             )
         method = method.upper()
         url = body.get("url")
-        if not isinstance(url, str):
-            raise RenderError("needs an absolute http(s) URL", path="url")
-        try:
-            parsed = httpx.URL(url)
-        except httpx.InvalidURL as exc:
-            raise RenderError(f"is not a valid URL ({exc})", path="url") from None
-        if parsed.scheme not in ("http", "https") or not parsed.host:
-            raise RenderError("needs an absolute http(s) URL, like https://host/path", path="url")
+        named = body.get("connection")
+        connection = CONNECTIONS.get(named) if isinstance(named, str) else None
+        if named is not None and connection is None:
+            raise RenderError(f"{named!r} is not a connection (quo, loops)", path="connection")
+        if connection is not None:
+            if not isinstance(url, str) or not url.startswith("/") or url.startswith("//"):
+                raise RenderError("with connection:, url is a path like /v1/contacts", path="url")
+        else:
+            if not isinstance(url, str):
+                raise RenderError("needs an absolute http(s) URL", path="url")
+            try:
+                parsed = httpx.URL(url)
+            except httpx.InvalidURL as exc:
+                raise RenderError(f"is not a valid URL ({exc})", path="url") from None
+            if parsed.scheme not in ("http", "https") or not parsed.host:
+                raise RenderError(
+                    "needs an absolute http(s) URL, like https://host/path", path="url"
+                )
+        url = with_query(url, body.get("query"))
         headers = _headers(body.get("headers"))
         keyed = any(name.lower() == "idempotency-key" and value for name, value in headers)
         return OutboundRequest(
-            Connection.HTTP,
+            connection or Connection.HTTP,
             method,
             url,
             json=body.get("json"),
@@ -76,6 +99,26 @@ class HttpRequest:
 
 
 HTTP_REQUEST = HttpRequest()
+
+
+def with_query(url: str, query: Any) -> str:
+    """``url`` with the parameters of ``query`` appended, percent-encoded."""
+    if query is None:
+        return url
+    if not isinstance(query, Mapping):
+        raise RenderError("must be a mapping of parameter names to values", path="query")
+    pairs: list[tuple[str, str]] = []
+    for name, value in query.items():
+        for item in value if isinstance(value, list) else [value]:
+            if item is None:
+                continue
+            if isinstance(item, Mapping | list):
+                raise RenderError("must be text, a number or a list of them", path=f"query.{name}")
+            pairs.append((str(name), to_text(item)))
+    if not pairs:
+        return url
+    encoded = urlencode(pairs, quote_via=quote)
+    return f"{url}{'&' if '?' in url else '?'}{encoded}"
 
 
 def _headers(raw: Any) -> tuple[tuple[str, str], ...]:

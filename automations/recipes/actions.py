@@ -28,6 +28,7 @@ from automations.templates import (
     StepRef,
     Template,
     Text,
+    UrlText,
     iter_refs,
     parse_template,
 )
@@ -329,6 +330,55 @@ def _check_refs(
             env_names.add(ref.name)
 
 
+def _path_url(tpl: MapTemplate, url: Any) -> MapTemplate:
+    """An http.request ``url`` written as a path (``/v1/contacts/{/@find.data[0].id}``, with
+    ``connection:``) is a path, not a ``/Column`` reference: whole-value references cannot name
+    a URL anyway (its host must be written out)."""
+    if not isinstance(url, str) or not url.startswith("/") or url.startswith("//"):
+        return tpl
+    parsed = parse_template("\x00" + url)  # anything before the "/" makes it text
+    if isinstance(parsed, Literal):
+        path: Template = Literal(url)
+    else:
+        assert isinstance(parsed, Text) and isinstance(parsed.parts[0], str)
+        path = Text((parsed.parts[0][1:], *parsed.parts[1:]))
+    return MapTemplate(tuple((k, path if k == "url" else v) for k, v in tpl.items))
+
+
+def _http_template(ctx: CompileContext, path: Path_, tpl: MapTemplate) -> MapTemplate:
+    """Check an http.request's URL, and compile it so that values read into it are
+    percent-encoded (``UrlText``)."""
+    items = dict(tpl.items)
+    url = items.get("url")
+    if url is None:
+        return tpl
+    connection = items.get("connection")
+    if connection is not None:
+        _check_connection_path(ctx, (*path, "url"), url)
+    else:
+        _check_url(ctx, (*path, "url"), url)
+    if isinstance(url, Text) and not isinstance(url, UrlText):
+        items["url"] = UrlText(url.parts)
+        return MapTemplate(tuple(items.items()))
+    return tpl
+
+
+def _check_connection_path(ctx: CompileContext, path: Path_, tpl: Template) -> None:
+    """With ``connection:``, the URL is a path on the provider's API, written out."""
+    first = tpl.value if isinstance(tpl, Literal) else None
+    if isinstance(tpl, Text):
+        first = tpl.parts[0]
+    if isinstance(first, str) and first.startswith("/") and not first.startswith("//"):
+        return
+    ctx.report(
+        path,
+        "REF004",
+        "with connection:, url is a path on the provider's API written out, like "
+        "/v1/contacts or /v1/contacts/{/@find.data[0].id}; the base URL, the key and the Maton "
+        "route come from the connection",
+    )
+
+
 def _check_url(ctx: CompileContext, path: Path_, tpl: Template) -> None:
     """The host of an http.request URL must be written out or come from ``${ENV}``."""
     if not isinstance(tpl, Text | ColumnRef | StepRef):
@@ -414,13 +464,13 @@ def compile_actions(
                 ctx.report((*_p, *rel), "REF003", f"invalid reference: {msg}")
 
             tpl = parse_template(params, bad_ref)
+            if kind == "http.request" and isinstance(tpl, MapTemplate):
+                tpl = _path_url(tpl, params.get("url"))
             _check_refs(ctx, path, tpl, known, earlier, env_names)
             _check_secrets(ctx, path, params)
             check_action_text(ctx, path, kind, list(iter_strings(params, path)), tpl, known.names)
-            if kind == "http.request":
-                url = dict(tpl.items).get("url") if isinstance(tpl, MapTemplate) else None
-                if url is not None:
-                    _check_url(ctx, (*path, "url"), url)
+            if kind == "http.request" and isinstance(tpl, MapTemplate):
+                tpl = _http_template(ctx, path, tpl)
             elif vendor:
                 _check_vendor(ctx, kind, path, tpl)
             reads.update(ref.step for _, ref in iter_refs(tpl) if isinstance(ref, StepRef))
