@@ -1,7 +1,9 @@
-"""Diagnostics as text (with snippet and caret), JSON, GitHub annotations and SARIF 2.1.0."""
+"""Diagnostics as text (with snippet and caret), JSON, GitHub annotations, SARIF 2.1.0 and the
+GitLab Code Quality report."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -9,7 +11,15 @@ from pathlib import Path
 from automations import __version__
 from automations.diagnostics import Diagnostic, Severity
 
-__all__ = ["FORMATS", "RULES", "format_github", "format_json", "format_sarif", "format_text"]
+__all__ = [
+    "FORMATS",
+    "RULES",
+    "format_github",
+    "format_gitlab",
+    "format_json",
+    "format_sarif",
+    "format_text",
+]
 
 #: Every stable diagnostic code with a one-line description (SARIF rules, docs).
 RULES: dict[str, str] = {
@@ -51,20 +61,26 @@ RULES: dict[str, str] = {
     "ENV003": "$NAME without braces",
     "SEC001": "secret pasted into a recipe",
     "SEC002": "webhook without verification",
+    "TST001": "test file without its recipe",
     "IO001": "file cannot be read",
 }
 
 
-def _snippet(d: Diagnostic, lines_cache: dict[str, list[str]]) -> str:
+def _source_line(d: Diagnostic, lines_cache: dict[str, list[str]]) -> str | None:
+    """The text of the line ``d`` points at (``None`` when the file or line cannot be read)."""
     if d.file not in lines_cache:
         try:
             lines_cache[d.file] = Path(d.file).read_text("utf-8").splitlines()
         except (OSError, UnicodeDecodeError):
             lines_cache[d.file] = []
     lines = lines_cache[d.file]
-    if not 0 < d.line <= len(lines):
+    return lines[d.line - 1] if 0 < d.line <= len(lines) else None
+
+
+def _snippet(d: Diagnostic, lines_cache: dict[str, list[str]]) -> str:
+    src = _source_line(d, lines_cache)
+    if src is None:
         return ""
-    src = lines[d.line - 1]
     gutter = f"{d.line:>4} | "
     return f"{gutter}{src}\n{' ' * (len(gutter) - 2)}| {' ' * (d.column - 1)}^\n"
 
@@ -165,9 +181,53 @@ def format_sarif(diags: Sequence[Diagnostic]) -> str:
     return json.dumps(log, indent=2) + "\n"
 
 
+#: GitLab's severities are info, minor, major, critical, blocker: an error (the recipe cannot run,
+#: lint fails the job) is major, a warning minor.
+_GITLAB_SEVERITY = {Severity.ERROR: "major", Severity.WARNING: "minor"}
+
+
+def format_gitlab(diags: Sequence[Diagnostic]) -> str:
+    """A GitLab Code Quality report (``artifacts:reports:codequality``): a JSON list of issues.
+
+    A fingerprint is how GitLab tells a new finding from one already on the target branch, so it
+    hashes what the finding is about, never where it is: the path, the code and the offending
+    line's text (whitespace-trimmed) with the column within it, plus an ordinal among identical
+    findings. Moving unrelated lines, re-indenting, or a reworded message keeps it; editing the
+    offending line changes it.
+    """
+    cache: dict[str, list[str]] = {}
+    seen: dict[tuple[str, str, str], int] = {}
+    issues = []
+    for d in diags:
+        path = Path(d.file).as_posix().removeprefix("./")
+        src = _source_line(d, cache)
+        if src is None:
+            context = d.message
+        else:
+            # where on the line, counted from its first non-blank: two findings on one line
+            # differ, and re-indenting keeps both
+            context = f"{d.column - 1 - (len(src) - len(src.lstrip()))}:{src.strip()}"
+        key = (path, d.code, context)
+        ordinal = seen[key] = seen.get(key, -1) + 1
+        digest = hashlib.sha256("\0".join([*key, str(ordinal)]).encode("utf-8")).hexdigest()
+        issues.append(
+            {
+                "type": "issue",
+                "check_name": d.code,
+                "description": f"{d.message} [{d.code}]",
+                "categories": ["Bug Risk"],
+                "fingerprint": digest[:32],
+                "severity": _GITLAB_SEVERITY[d.severity],
+                "location": {"path": path, "lines": {"begin": d.line}},
+            }
+        )
+    return json.dumps(issues, indent=2) + "\n"
+
+
 FORMATS: dict[str, Callable[[Sequence[Diagnostic]], str]] = {
     "text": format_text,
     "json": format_json,
     "github": format_github,
     "sarif": format_sarif,
+    "gitlab": format_gitlab,
 }

@@ -27,7 +27,7 @@ __all__ = ["COMMANDS"]
     default="text",
     show_default=True,
     help="text for people, json for tools, github for pull-request annotations, sarif for code "
-    "scanning.",
+    "scanning, gitlab for GitLab Code Quality.",
 )
 @click.option("--no-snippets", is_flag=True, help="text format: omit the source line and caret.")
 @click.option(
@@ -38,12 +38,26 @@ __all__ = ["COMMANDS"]
     help="Do not report warnings with this code (repeat it, or separate codes with commas): "
     "--ignore ENV001,ENV002 in CI, where provider keys and secrets are not set.",
 )
-def lint(paths: tuple[Path, ...], fmt: str, no_snippets: bool, ignore: tuple[str, ...]) -> None:
+@click.option(
+    "--max-warnings",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="N",
+    help="Exit 1 when there are more than N warnings (default: warnings never fail).",
+)
+def lint(
+    paths: tuple[Path, ...],
+    fmt: str,
+    no_snippets: bool,
+    ignore: tuple[str, ...],
+    max_warnings: int | None,
+) -> None:
     """Check recipe files and their NAME.test.yaml files (directories are searched
-    recursively). A line ending in ``# automations: ignore[CODE]`` does not report that
-    warning; errors cannot be ignored.
+    recursively; a NAME.test.yaml named alone stands for its recipe). A line ending in
+    ``# automations: ignore[CODE]`` does not report that warning; errors cannot be ignored.
 
-    Exit status: 0 no errors (warnings allowed), 1 errors, 2 usage error.
+    Exit status: 0 no errors (warnings allowed), 1 errors (or more warnings than
+    --max-warnings), 2 usage error or a file that cannot be read.
     """
     codes = _ignore_codes(ignore)
     # Compiling allocates many small objects that all stay alive until the end: the cyclic
@@ -63,7 +77,27 @@ def lint(paths: tuple[Path, ...], fmt: str, no_snippets: bool, ignore: tuple[str
         click.echo(out, nl=False)
     else:
         click.echo(FORMATS[fmt](diags), nl=False)
-    sys.exit(1 if any(d.is_error for d in diags) else 0)
+    sys.exit(exit_status(diags, max_warnings))
+
+
+def exit_status(diags: list[Diagnostic], max_warnings: int | None) -> int:
+    """lint's documented exit status: 2 when a file could not be read (the check is incomplete,
+    whatever else it found), 1 on errors or too many warnings, else 0."""
+    unreadable = sorted({d.file for d in diags if d.code == "IO001"})
+    if unreadable:
+        click.echo(
+            f"error: cannot read {', '.join(unreadable)}, so the check is incomplete", err=True
+        )
+        return 2
+    if any(d.is_error for d in diags):
+        return 1
+    warnings = len(diags)
+    if max_warnings is not None and warnings > max_warnings:
+        click.echo(
+            f"error: {warnings} warning(s), more than --max-warnings {max_warnings}", err=True
+        )
+        return 1
+    return 0
 
 
 def _ignore_codes(values: tuple[str, ...]) -> frozenset[str]:
