@@ -26,7 +26,7 @@ from automations.recipes.advice import (
 )
 from automations.recipes.context import CompileContext
 from automations.recipes.structure import check_structure, did_you_mean
-from automations.recipes.testfiles import recipe_tests, sibling_tests
+from automations.recipes.testfiles import TEST_SUFFIXES, recipe_tests, sibling_tests
 from automations.recipes.triggers import KnownColumns, compile_expr, compile_trigger
 from automations.recipes.yamlsource import Path_, parse_yaml
 
@@ -39,6 +39,7 @@ __all__ = [
     "load_recipe",
     "load_recipe_text",
     "missing_variables",
+    "recipe_of_tests",
 ]
 
 RECIPE_SUFFIXES = (".yaml", ".yml")
@@ -360,23 +361,62 @@ def load_recipe(path: Path, env: Mapping[str, str] | None = None) -> LoadResult:
     return load_recipe_text(text, name, base_dir=path.parent, env=env, source=source)
 
 
+def recipe_of_tests(path: Path) -> Path | None:
+    """The recipe a ``NAME.test.yaml`` sidecar belongs to (``NAME.yaml`` or ``NAME.yml`` beside
+    it), ``None`` when there is none; ``path`` itself when it is not a sidecar."""
+    if not path.name.endswith(TEST_SUFFIXES):
+        return path
+    stem = path.name[: -len(".test" + path.suffix)]
+    for suffix in RECIPE_SUFFIXES:
+        recipe = path.with_name(stem + suffix)
+        if recipe.is_file():
+            return recipe
+    return None
+
+
 def iter_recipe_files(paths: Iterable[Path]) -> Iterator[Path]:
-    """Recipe files under ``paths`` (recursively), skipping ``*.test.yaml`` sidecars."""
+    """Recipe files under ``paths`` (recursively, skipping ``*.test.yaml`` sidecars), each once.
+
+    A sidecar named explicitly (as pre-commit names the files a commit changes) stands for its
+    recipe, so its tests are checked in context; one without a recipe is yielded as itself for
+    ``load_directory`` to report."""
+    seen: set[str] = set()
     for p in paths:
         if p.is_dir():
             files = sorted(f for f in p.rglob("*") if f.suffix in RECIPE_SUFFIXES and f.is_file())
+            files = [f for f in files if not f.name.endswith(TEST_SUFFIXES)]
         else:
-            files = [p]
+            files = [recipe_of_tests(p) or p]
         for f in files:
-            if not f.name.endswith((".test.yaml", ".test.yml")) or f == p:
+            key = os.path.realpath(f)
+            if key not in seen:
+                seen.add(key)
                 yield f
 
 
 def load_directory(paths: Iterable[Path], env: Mapping[str, str] | None = None) -> list[LoadResult]:
     """Compile every recipe under ``paths`` and check what spans files: duplicate recipe
     names and two webhook recipes on one path."""
-    results = [load_recipe(f, env) for f in iter_recipe_files(paths)]
+    results = [
+        load_recipe(f, env) if recipe_of_tests(f) is not None else _orphan_tests(f)
+        for f in iter_recipe_files(paths)
+    ]
     return cross_check(results)
+
+
+def _orphan_tests(path: Path) -> LoadResult:
+    name = display_name(path)
+    stem = path.name[: -len(".test" + path.suffix)]
+    d = Diagnostic(
+        name,
+        1,
+        1,
+        Severity.ERROR,
+        "TST001",
+        f"test file without a recipe: its tests run against {stem}.yaml (or {stem}.yml) in "
+        "the same directory, which does not exist; rename it after its recipe",
+    )
+    return LoadResult(name, None, (d,))
 
 
 def cross_check(results: list[LoadResult]) -> list[LoadResult]:
