@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from automations.connections import Connections
 from automations.diagnostics import Diagnostic
 from automations.execution.preview import preview, run_recipe_test
 from automations.formats import format_text
+from automations.junit import CaseResult, SuiteResult, junit_xml
 from automations.recipes.compiler import LoadResult, load_directory, load_recipe
 
 __all__ = ["COMMANDS", "parse_row_option", "require_recipe"]
@@ -63,32 +65,54 @@ def render(recipe: Path, row: str) -> None:
 
 @click.command("test")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--junit-xml",
+    "junit_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write a JUnit XML report to FILE (one testcase per recipe test).",
+)
 @friendly_errors
-def test_command(paths: tuple[Path, ...]) -> None:
+def test_command(paths: tuple[Path, ...], junit_file: Path | None) -> None:
     """Run the tests recipes carry (``tests:`` or a sibling NAME.test.yaml): a line per test
     with the file and line it is written at; exit status 1 if any fails, or a recipe or test
     file has errors (a test file with errors is checked like a recipe, and none of its tests
-    run)."""
+    run); 2 on a usage error or when the report cannot be written."""
     results = load_directory(paths, {})
     failed = 0
     total = 0
     broken: list[Diagnostic] = []
+    suites: list[SuiteResult] = []
     for r in results:
-        errors = [d for d in r.diagnostics if d.is_error]
+        errors = tuple(d for d in r.diagnostics if d.is_error)
         broken.extend(errors)
         if r.recipe is None or errors:
-            continue  # a test file with mistakes would check less than it says: none of it runs
+            # a test file with mistakes would check less than it says: none of it runs
+            name = r.file if r.recipe is None else r.recipe.name
+            suites.append(SuiteResult(r.file, name, broken=errors))
+            continue
+        cases = []
         for t in r.recipe.tests:
             total += 1
+            started = time.perf_counter()
             outcome = run_recipe_test(r.recipe, t)
+            cases.append(CaseResult(outcome, t.file or r.file, time.perf_counter() - started))
             mark = "PASS" if outcome.passed else "FAIL"
             click.echo(f"{mark} {t.file or r.file}:{t.line} {r.recipe.name}: {t.name}")
             for p in outcome.problems:
                 click.echo(f"     {p}")
             failed += not outcome.passed
+        suites.append(SuiteResult(r.file, r.recipe.name, tuple(cases)))
     if broken:
         click.echo(format_text(broken), nl=False)
     click.echo(f"{total - failed} passed, {failed} failed")
+    if junit_file is not None:
+        try:
+            junit_file.write_text(junit_xml(suites), "utf-8")
+        except OSError as exc:
+            click.echo(
+                f"error: cannot write the JUnit report {junit_file}: {exc.strerror}", err=True
+            )
+            sys.exit(2)
     sys.exit(1 if failed or broken else 0)
 
 
