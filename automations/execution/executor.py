@@ -34,7 +34,7 @@ from automations.errors import (
 from automations.execution.render import PreviewEnv, render_action
 from automations.execution.rows import action_condition, evaluate_condition, row_for
 from automations.execution.versions import remember_version
-from automations.model import Recipe
+from automations.model import Action, Recipe
 from automations.outbound import OutboundRequest
 from automations.ports import RunStore, StateStore, Store
 from automations.records import RunRecord, RunStatus, StepRecord, StepStatus, TriggerKind
@@ -141,6 +141,26 @@ class Executor:
         prog = _Progress(claimed, writes, row=stored_row, condition=cond.passed, dry_run=dry)
         if not cond.passed:
             return self._finish(prog, RunStatus.SKIPPED, cond.error)
+        # Validate before the first send: every step that does not read an earlier step's
+        # response is rendered (and checked: phone numbers, the vendor's schema) now, so a run
+        # that cannot render fails with nothing sent, not after its first steps went out.
+        skip: set[int] = set()
+        ready: dict[int, OutboundRequest] = {}
+        for index, action in enumerate(recipe.actions):
+            prior = prog.steps.get(index)
+            if prior is not None and prior.status is StepStatus.UNKNOWN:
+                break  # the run stops there (unknown) whatever comes after
+            if (prior is not None and prior.status in _DONE) or action.reads_steps:
+                continue  # a step reading earlier responses is rendered when its turn comes
+            if not action_condition(action, row, {}).passed:
+                skip.add(index)
+                continue
+            try:
+                ready[index] = render_action(recipe, action, index, row, env, {}, run_id=run.id)
+            except (RenderError, ConfigError) as exc:
+                sent = any(s.status is StepStatus.SUCCEEDED for s in prog.steps.values())
+                note = "" if sent else " (checked before sending: nothing was sent)"
+                return self._render_failed(prog, index, action, red, exc, note)
         responses: dict[str, Any] = {}
         for index, action in enumerate(recipe.actions):
             prior = prog.steps.get(index)
@@ -150,16 +170,18 @@ class Executor:
             if prior is not None and prior.status is StepStatus.UNKNOWN:
                 return self._finish(prog, RunStatus.UNKNOWN, prior.error)
             started_at = self.clock()
-            if not action_condition(action, row, responses).passed:
+            if index in skip or (
+                action.reads_steps and not action_condition(action, row, responses).passed
+            ):
                 skipped = StepRecord(run.id, index, action.id, action.kind, started_at=started_at)
                 self._put(prog, skipped, status=StepStatus.SKIPPED)
                 continue
-            try:
-                req = render_action(recipe, action, index, row, env, responses, run_id=run.id)
-            except (RenderError, ConfigError) as exc:
-                failed = StepRecord(run.id, index, action.id, action.kind, started_at=started_at)
-                self._put(prog, failed, status=StepStatus.FAILED, error=red.text(str(exc)))
-                return self._finish(prog, RunStatus.FAILED, red.text(f"{action.id}: {exc}"))
+            req = ready.get(index)
+            if req is None:
+                try:
+                    req = render_action(recipe, action, index, row, env, responses, run_id=run.id)
+                except (RenderError, ConfigError) as exc:
+                    return self._render_failed(prog, index, action, red, exc, "")
             if prior is not None and prior.idempotency_key and req.idempotency_key:
                 # a replay (or a resumed run) sends under the key its step was first sent with
                 req = replace(req, idempotency_key=prior.idempotency_key)
@@ -192,6 +214,19 @@ class Executor:
             status = RunStatus.UNKNOWN if outcome.status is StepStatus.UNKNOWN else RunStatus.FAILED
             return self._finish(prog, status, f"{action.id}: {outcome.error}")
         return self._finish(prog, RunStatus.SUCCEEDED, None)
+
+    def _render_failed(
+        self,
+        prog: _Progress,
+        index: int,
+        action: Action,
+        red: Redactor,
+        exc: RenderError | ConfigError,
+        note: str,
+    ) -> RunRecord:
+        failed = StepRecord(prog.run.id, index, action.id, action.kind, started_at=self.clock())
+        self._put(prog, failed, status=StepStatus.FAILED, error=red.text(str(exc)))
+        return self._finish(prog, RunStatus.FAILED, red.text(f"{action.id}: {exc}{note}"))
 
     async def _send(
         self,

@@ -259,3 +259,31 @@ def test_a_replayed_loops_event_reuses_its_idempotency_key(
     assert len(fakes.loops.events) == 1  # one event, however many times it was sent
     step = cli.show(replay_id)["steps"][0]
     assert (step["status"], step["http_status"], step["idempotency_key"]) == ("succeeded", 409, key)
+
+
+def test_a_run_that_cannot_render_fails_with_nothing_sent(
+    cli: Cli, fakes: Fakes, tmp_path: Path
+) -> None:
+    """Issue 8: step 1 (create contact) was sent, then step 2 failed on a phone number that
+    could never be normalized."""
+    recipe = write_recipe(
+        tmp_path,
+        "two.yaml",
+        CONTACT.replace("name: contact-lead", "name: contact-then-text")
+        + """  - id: sms
+    quo.send_sms:
+      from: ${QUO_FROM}
+      to: [/Mobile]
+      content: "Hi {/First Name}!"
+""",
+    )
+    row = json.dumps({"First Name": "Ada", "Phone": "(555) 555-0100", "Mobile": "ask Bob"})
+    res = cli("exec", str(recipe), "--row", row)
+    assert res.returncode == 1
+    assert fakes.quo.count == 0
+    [run] = cli.runs()
+    assert run["status"] == "failed"
+    assert [(s["id"], s["status"]) for s in run["steps"]] == [("sms", "failed")]
+    assert run["error"].startswith("sms: to[0]: ")
+    assert run["error"].endswith("(checked before sending: nothing was sent)")
+    assert "2. sms quo.send_sms: failed" in res.stdout
