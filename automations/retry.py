@@ -9,16 +9,31 @@ lockstep, and no delay is shorter than ``base_delay``. Without jitter the delays
 
 A ``Retry-After`` header, when the provider sends one, wins over the curve (Quo and Loops
 document none, but gateways in front of them may add it).
+
+The default budget rides out a provider outage: 15 minutes (``AUTOMATIONS_RETRY_BUDGET``, read by
+``RetryPolicy.from_env``) with delays capped at 30 s, so a request safe to retry that meets an
+outage of up to ~14 minutes still succeeds (its last try starts at most 30 s before the budget
+ends). Which failures are retried at all is ``Connections.send``'s decision (what proves a request
+was not processed); the policy only says how long and how often.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-__all__ = ["RetryPolicy", "parse_retry_after"]
+from automations.errors import ConfigError
+
+__all__ = ["BUDGET_VARIABLE", "RetryPolicy", "parse_budget", "parse_retry_after"]
+
+#: The environment variable that sets ``RetryPolicy.max_total`` (seconds, or ``90s``, ``15m``,
+#: ``1h``).
+BUDGET_VARIABLE = "AUTOMATIONS_RETRY_BUDGET"
+#: The default total budget: long enough to ride out a 10-minute outage.
+DEFAULT_BUDGET_S = 900.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,10 +45,12 @@ class RetryPolicy:
     the retries instead.
     """
 
-    max_attempts: int = 5
+    #: Attempts are bounded by the time budget first; this cap only stops a tight loop (a
+    #: ``Retry-After: 0`` answered forever).
+    max_attempts: int = 200
     base_delay: float = 0.5
     max_delay: float = 30.0
-    max_total: float = 120.0
+    max_total: float = DEFAULT_BUDGET_S
     jitter: bool = True
 
     def __post_init__(self) -> None:
@@ -69,12 +86,44 @@ class RetryPolicy:
         return min(self.max_delay, draw(self.base_delay, max(self.base_delay, upper)))
 
     @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> RetryPolicy:
+        """The default policy with the budget from ``AUTOMATIONS_RETRY_BUDGET`` when set.
+
+        Raises ``ConfigError`` naming the variable for a value that is not a duration.
+        """
+        raw = env.get(BUDGET_VARIABLE)
+        if raw is None or not raw.strip():
+            return cls()
+        return cls(max_total=parse_budget(raw))
+
+    @classmethod
     def no_retry(cls) -> RetryPolicy:
         """One attempt only (dry runs, ``automations exec --no-retry``)."""
         return cls(max_attempts=1)
 
 
 _RNG = random.Random()
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_budget(text: str) -> float:
+    """``900``, ``90s``, ``15m`` or ``1h`` as seconds (``0``: no retries at all).
+
+    Raises ``ConfigError`` naming ``AUTOMATIONS_RETRY_BUDGET`` for anything else.
+    """
+    value = text.strip().lower()
+    scale = _UNITS.get(value[-1:]) if value else None
+    number = value[:-1] if scale is not None else value
+    try:
+        seconds = float(number) * (scale or 1.0)
+    except ValueError:
+        seconds = float("nan")
+    if not (seconds >= 0 and seconds != float("inf")):
+        raise ConfigError(
+            f"{BUDGET_VARIABLE}={text!r} is not a duration: write seconds (900) or 90s, 15m, 1h",
+            variable=BUDGET_VARIABLE,
+        )
+    return seconds
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:

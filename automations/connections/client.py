@@ -223,6 +223,7 @@ class Connections:
         *,
         explain: ErrorExplainer | None = None,
         on_sending: Callable[[], Awaitable[None] | None] | None = None,
+        on_unsent: Callable[[], Awaitable[None] | None] | None = None,
     ) -> SendResult:
         """Send ``req`` (see ``_send``) through its key's circuit breaker (``breaker.py``):
         while the connection is paused nothing leaves (``ConnectionPausedError``, raised once
@@ -230,19 +231,26 @@ class Connections:
         each outcome tells the breaker whether the key works."""
         breaker = self.breaker_for(req.connection)
         if breaker is None:
-            return await self._send(req, policy, explain=explain, on_sending=on_sending)
+            return await self._send(
+                req, policy, explain=explain, on_sending=on_sending, on_unsent=on_unsent
+            )
         probe = False
+        admitted_once = False
 
         async def admitted() -> None:
-            nonlocal probe
-            probe = breaker.admit()
+            nonlocal probe, admitted_once
+            if not admitted_once:  # the breaker admits a send once, not each of its attempts
+                admitted_once = True
+                probe = breaker.admit()
             if on_sending is not None:
                 result = on_sending()
                 if result is not None:
                     await result
 
         try:
-            sent = await self._send(req, policy, explain=explain, on_sending=admitted)
+            sent = await self._send(
+                req, policy, explain=explain, on_sending=admitted, on_unsent=on_unsent
+            )
         except ConnectionPausedError:
             raise
         except ProviderError as exc:
@@ -262,6 +270,7 @@ class Connections:
         *,
         explain: ErrorExplainer | None = None,
         on_sending: Callable[[], Awaitable[None] | None] | None = None,
+        on_unsent: Callable[[], Awaitable[None] | None] | None = None,
     ) -> SendResult:
         """Send ``req``, retrying what is safe to retry, and return what came back.
 
@@ -269,9 +278,13 @@ class Connections:
         that is not ``resend_safe`` may have been delivered) or ``ProviderError`` (refused, or
         still failing when ``policy`` ran out; ``retryable`` tells which). ``explain`` turns an
         error answer into ``(vendor_message, vendor_code, advice)``; by default the provider's.
-        ``on_sending`` is called once, after the rate limiter let the request go and just before
-        it leaves: the executor records "sending" there, so a crash while the request waits for
+        ``on_sending`` is called after the rate limiter let the request go and just before it
+        leaves: the executor records "sending" there, so a crash while the request waits for
         its slot leaves a step that was never sent (and is sent on resume), not an unknown one.
+        When given, ``on_unsent`` is called after an attempt that provably never reached the
+        provider (no connection, a 429), before the wait for the next one, and ``on_sending``
+        again before that next attempt: a crash during a long wait (an outage) then leaves a
+        step that was never sent, not an unknown one.
         """
         endpoint = self._endpoint(req.connection)
         url = endpoint.url(req.path) if endpoint else req.path
@@ -290,21 +303,25 @@ class Connections:
         started = self._clock()
         previous_delay: float | None = None
         attempt = 0
+        unmarked = True  # no "sending" mark is standing for this request
         while True:
             attempt += 1
             if attempt > 1 and limiter is not None:
                 slot = await limiter.acquire()
-            if attempt == 1 and on_sending is not None:
+            if unmarked and on_sending is not None:
                 pending = on_sending()
                 if pending is not None:
                     await pending
+            unmarked = False
             extensions = {"trace": report_sending(slot)} if slot else {}
             last: httpx.Response | None = None
             retry_after: float | None = None
+            unsent = False  # whether this attempt provably never reached the provider
             try:
                 response = await client.send(self._request(client, req, endpoint, url, extensions))
             except _NOT_SENT as exc:
                 reason = f"could not be reached ({type(exc).__name__})"
+                unsent = True
             except _UNSENDABLE as exc:
                 raise call.failure(f"could not be sent ({exc})", attempt, None) from None
             except httpx.RequestError as exc:  # it left, but no complete answer came back
@@ -322,6 +339,7 @@ class Connections:
                     # whether it was acted on; only a 429 says it was not
                     raise call.ambiguous(response, attempt, self._ms(started))
                 reason, last = f"answered {status}", response
+                unsent = status == 429
                 header = response.headers.get("Retry-After")
                 retry_after = parse_retry_after(header, now=self._now())
             if attempt >= policy.max_attempts:
@@ -330,6 +348,11 @@ class Connections:
             if self._clock() - started + delay > policy.max_total:
                 reason += f"; the next try would pass the {policy.max_total:g} s limit"
                 raise call.failure(reason, attempt, last, retryable=True)
+            if unsent and on_unsent is not None:
+                pending = on_unsent()
+                if pending is not None:
+                    await pending
+                unmarked = True
             await self._sleep(delay)
             previous_delay = delay
 

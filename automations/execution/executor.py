@@ -93,7 +93,7 @@ class Executor:
         self.store = store
         self.connections = connections
         self.env = env
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or RetryPolicy.from_env(env)
         self.clock = clock
         #: How store calls are made (see ``StoreCall``).
         self.io = io
@@ -244,12 +244,20 @@ class Executor:
             # durable before the request leaves: written before sent
             await self.io(self.store.put_step, sending)
 
+        async def mark_unsent() -> None:
+            # the attempt never reached the provider (no connection, a 429): while the request
+            # waits for its next try (minutes, in an outage) a crash must not leave it "sending"
+            await self.io(self.store.put_step, step)
+
         # Only a request that must not be sent twice needs the mark: a resend-safe one (a keyed
         # Loops event, a PUT) found without an outcome after a crash is simply sent again.
         on_sending = None if req.resend_safe else mark_sending
+        on_unsent = None if req.resend_safe else mark_unsent
         started = time.perf_counter()
         try:
-            result = await self.connections.send(req, self.retry, on_sending=on_sending)
+            result = await self.connections.send(
+                req, self.retry, on_sending=on_sending, on_unsent=on_unsent
+            )
         except (ProviderError, ConfigError) as exc:
             if self.defer_refused and isinstance(exc, ProviderError) and _deferrable(exc, req):
                 # nothing was processed: the step waits, as if it had never been tried

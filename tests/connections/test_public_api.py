@@ -35,7 +35,7 @@ PUBLIC = {
     ],
     "automations.phone": ["to_e164"],
     "automations.ratelimit": ["RateLimiter", "Slot"],
-    "automations.retry": ["RetryPolicy", "parse_retry_after"],
+    "automations.retry": ["BUDGET_VARIABLE", "RetryPolicy", "parse_budget", "parse_retry_after"],
     "automations.vendor": [
         "format_path",
         "is_placeholder",

@@ -179,6 +179,8 @@ class FakeProvider:
         self.hang_seconds = hang_seconds
         self._limiter = _Limiter(limit, per, window)
         self._faults: deque[Any] = deque()
+        #: ``(until, fault)`` while an ``outage`` is scripted.
+        self._down: tuple[float, Any] | None = None
         self._lock = threading.Lock()
 
     # -- what tests look at -------------------------------------------------------------------
@@ -199,6 +201,13 @@ class FakeProvider:
         with self._lock:
             self._faults.extend(faults)
 
+    def outage(self, until: float, fault: Any = httpx.ConnectError) -> None:
+        """Be down until ``clock()`` reaches ``until``: every request meets ``fault`` (as in
+        ``script``: a connect error never arrives; a status is answered with the vendor's error
+        body). On a ``VirtualClock`` a 10-minute outage takes no real time."""
+        with self._lock:
+            self._down = (until, fault)
+
     def max_in_window(self, per: float = 1.0) -> int:
         """The most requests accepted in any sliding window of ``per`` seconds."""
         times = sorted(r.at for r in self.received if r.outcome not in (429, 401))
@@ -214,6 +223,24 @@ class FakeProvider:
     def handler(self, request: httpx.Request) -> httpx.Response:
         """``httpx.MockTransport`` handler."""
         with self._lock:
+            down = self._down is not None and self.clock() < self._down[0]
+            if down and self._down is not None:
+                fault = self._down[1]
+                if _is_exception(fault) and isinstance(_instance(fault, request), _NOT_ARRIVED):
+                    raise _instance(fault, request)
+                # a service that is down answers before looking at the key or the rate
+                rec = Received(
+                    request.method,
+                    request.url.path,
+                    {k.lower(): v for k, v in request.headers.items()},
+                    _json_or_text(request.content),
+                    self.clock(),
+                    None,
+                    int(fault),
+                )
+                self.received.append(rec)
+                self.outcomes[rec.outcome] += 1
+                return self.error(int(fault), rec)
             fault = self._faults[0] if self._faults else None
             if _is_exception(fault) and isinstance(_instance(fault, request), _NOT_ARRIVED):
                 self._faults.popleft()
