@@ -101,3 +101,18 @@ def test_a_dry_run_is_validated_the_same_way(harness: Harness, tmp_path: Path) -
     assert run.status is RunStatus.FAILED
     assert [(s.step_id, s.status) for s in run.steps] == [("sms", StepStatus.FAILED)]
     assert h.quo.count == 0
+
+
+def test_a_step_whose_condition_reads_an_earlier_response_is_checked_in_its_turn(
+    harness: Harness, tmp_path: Path
+) -> None:
+    text = TWO_STEPS.replace("  - id: sms\n", '  - id: sms\n    only_run_if: "@contact != null"\n')
+    h = with_recipe(harness, tmp_path, text)
+    run = h.run({**ROW, "Mobile": "call me maybe"})
+    assert run.status is RunStatus.FAILED
+    assert [(s.step_id, s.status) for s in run.steps] == [
+        ("contact", StepStatus.SUCCEEDED),
+        ("sms", StepStatus.FAILED),
+    ]
+    assert run.error is not None and "nothing was sent" not in run.error
+    assert [r.path for r in h.quo.received] == ["/v1/contacts"]
