@@ -19,6 +19,7 @@ __all__ = [
     "StepRecord",
     "StepStatus",
     "TriggerKind",
+    "key_matches",
 ]
 
 
@@ -173,3 +174,24 @@ class RunFilter:
     status: RunStatus | None = None
     since: float | None = None
     limit: int = 50
+    #: The runs of one event or row: see ``key_matches``.
+    key: str | None = None
+
+
+#: A schedule's fire key (``2024-03-10T07:00:00Z``) and the ``:`` before a table row's key.
+_FIRE_PREFIX = 21
+_HEX = frozenset("0123456789abcdef")
+
+
+def key_matches(run: RunRecord, key: str) -> bool:
+    """Whether ``run`` is one of the runs of ``key`` (an e-mail address, a phone number, an
+    event id: whatever identifies the row or the event): its event key is ``key``, or a table
+    row's later version of it (``key@<16 hex digits>``), or a scheduled run over that row
+    (``<fire time>:key``)."""
+    ek = run.event_key
+    if ek == key:
+        return True
+    rest = ek[len(key) + 1 :]
+    if ek.startswith(key + "@") and len(rest) == 16 and set(rest) <= _HEX:
+        return True
+    return run.trigger is TriggerKind.SCHEDULE and ek[_FIRE_PREFIX:] == key

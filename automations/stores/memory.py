@@ -14,7 +14,14 @@ from contextlib import contextmanager
 
 from automations.errors import StoreError
 from automations.ports import Store, check_end_hold
-from automations.records import AuditEntry, RunFilter, RunRecord, RunStatus, StepRecord
+from automations.records import (
+    AuditEntry,
+    RunFilter,
+    RunRecord,
+    RunStatus,
+    StepRecord,
+    key_matches,
+)
 from automations.stores.codec import (
     check_run_changes,
     normalize_json,
@@ -281,4 +288,5 @@ def _matches(run: RunRecord, flt: RunFilter) -> bool:
         (flt.recipe is None or run.recipe == flt.recipe)
         and (flt.status is None or run.status is flt.status)
         and (flt.since is None or run.created_at >= flt.since)
+        and (flt.key is None or key_matches(run, flt.key))
     )

@@ -396,6 +396,17 @@ def _filter_sql(flt: RunFilter) -> tuple[str, list[object]]:
     if flt.since is not None:
         clauses.append("created_at >= ?")
         params.append(flt.since)
+    if flt.key is not None:
+        # records.key_matches, written so that each term uses an index (runs_event_key,
+        # runs_schedule_key): a key's runs are found in microseconds among a million
+        clauses.append(
+            "(event_key = ? OR (event_key > ? AND event_key < ? AND length(event_key) = ? "
+            "AND substr(event_key, -16) NOT GLOB '*[^0-9a-f]*') "
+            "OR (trigger = 'schedule' AND substr(event_key, 22) = ?))"
+        )
+        k = flt.key
+        # "@" then "A" in code point order: the range holds exactly the keys "key@..."
+        params.extend([k, k + "@", k + "A", len(k) + 17, k])
     return (" AND ".join(clauses) or "1"), params
 
 

@@ -49,7 +49,7 @@ __all__ = [
 ]
 
 #: The schema version this code writes (``PRAGMA user_version``).
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # The comments inside the CREATE statements are kept by SQLite: ``.schema`` shows them.
 # Indexes serve list_runs newest first: all runs (runs_created), by recipe (runs_recipe), by
@@ -137,8 +137,16 @@ _SCHEMA_V3 = """
 CREATE INDEX runs_backlog ON runs (recipe) WHERE status IN ('pending', 'running');
 """
 
+# Version 4: ``runs --key`` finds the runs of one e-mail, phone number or event id among millions
+# (``records.key_matches``): by event key (exactly, or a table row's later versions ``key@...``),
+# and a schedule's runs over a table row by the part after the fire time.
+_SCHEMA_V4 = """
+CREATE INDEX runs_event_key ON runs (event_key);
+CREATE INDEX runs_schedule_key ON runs (substr(event_key, 22)) WHERE trigger = 'schedule';
+"""
+
 #: ``MIGRATIONS[n]`` takes a database from schema version ``n`` to ``n + 1``.
-MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3)
+MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4)
 
 #: The columns of ``runs`` (but ``seq``) in the order ``run_params`` gives their values.
 RUN_COLUMNS = (

@@ -326,6 +326,29 @@ def test_list_runs_filters(store: Store, flt: RunFilter, expected: list[str]) ->
     assert ids(store.list_runs(flt)) == expected
 
 
+def test_list_runs_by_key(store: Store) -> None:
+    """``--key``: the runs of one row or event, whatever produced them, and no other."""
+    import dataclasses
+
+    from automations.records import TriggerKind
+
+    def add(run_id: str, key: str, trigger: TriggerKind = TriggerKind.TABLE) -> None:
+        run = make_run(run_id, recipe=f"recipe-{run_id}", event_key=key)
+        store.enqueue(dataclasses.replace(run, trigger=trigger))
+
+    add("r1", "ada@example.com")
+    add("r2", "ada@example.com@0123456789abcdef")  # the row, updated
+    add("r3", "2026-11-30T07:00:00Z:ada@example.com", TriggerKind.SCHEDULE)
+    add("r4", "ada@example.com.au")
+    add("r5", "ada@example.com@not-a-hash-at-all")
+    add("r6", "2026-11-30T07:00:00Z:ada@example.com", TriggerKind.WEBHOOK)
+    add("r7", "evt_1", TriggerKind.WEBHOOK)
+    assert ids(store.list_runs(RunFilter(key="ada@example.com"))) == ["r3", "r2", "r1"]
+    assert ids(store.list_runs(RunFilter(key="evt_1"))) == ["r7"]
+    assert ids(store.list_runs(RunFilter(key="ada@example.com", recipe="recipe-r2"))) == ["r2"]
+    assert ids(store.list_runs(RunFilter(key="ada"))) == []
+
+
 def test_count_by_status(store: Store) -> None:
     _history(store)
     assert store.count() == 6

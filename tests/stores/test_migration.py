@@ -45,9 +45,15 @@ def test_a_version_1_database_is_upgraded_in_place(tmp_path: Path) -> None:
 
     store = SQLiteStore(path)
     runs = {r.event_key: r for r in store.list_runs(RunFilter(limit=100))}
+    by_key = store.list_runs(RunFilter(key="evt-402"))
     store.close()
 
-    assert rows(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(3,)]
+    assert rows(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(4,)]
+    # version 4: the runs of one event are found by key (an index search)
+    assert [r.event_key for r in by_key] == ["evt-402"]
+    assert {"runs_event_key", "runs_schedule_key"} <= {
+        name for (name,) in rows(path, "SELECT name FROM sqlite_master WHERE type = 'index'")
+    }
     # every old column keeps its value; the new ones come after them
     after = rows(path, "SELECT * FROM runs ORDER BY seq")
     assert [r[:16] for r in after] == before

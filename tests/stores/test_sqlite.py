@@ -231,3 +231,23 @@ def test_json_columns_hold_compact_json(tmp_path: Path) -> None:
     assert text == '{"a":[1,{"b":"é"}]}'
     assert json.loads(text) == {"a": [1, {"b": "é"}]}
     assert os.path.getsize(path) > 0
+
+
+def test_runs_by_key_use_indexes_not_a_scan(tmp_path: Path) -> None:
+    """``runs --key`` stays instant at a million runs: every branch of the key test is an
+    index search (SQLite's multi-index OR), never a scan of ``runs``."""
+    from automations.stores.sqlite import _filter_sql
+
+    store = SQLiteStore(tmp_path / "runs.db")
+    store.close()
+    db = sqlite3.connect(tmp_path / "runs.db")
+    where, params = _filter_sql(RunFilter(key="ada@example.com", status=RunStatus.FAILED))
+    plan = db.execute(
+        f"EXPLAIN QUERY PLAN SELECT seq FROM runs WHERE {where} ORDER BY seq DESC", params
+    ).fetchall()
+    details = [row[3] for row in plan]
+    assert "MULTI-INDEX OR" in details
+    assert sum("USING INDEX runs_event_key" in d for d in details) == 2
+    assert sum("USING INDEX runs_schedule_key" in d for d in details) == 1
+    assert not any(d.startswith("SCAN runs") for d in details)
+    db.close()
