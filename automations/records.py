@@ -20,6 +20,7 @@ __all__ = [
     "StepStatus",
     "TriggerKind",
     "key_matches",
+    "row_key",
 ]
 
 
@@ -183,15 +184,21 @@ _FIRE_PREFIX = 21
 _HEX = frozenset("0123456789abcdef")
 
 
+def row_key(event_key: str) -> str:
+    """``event_key`` without a table row version's ``@<16 hex digits>`` suffix: the key an
+    operator knows the row by."""
+    head, at, digest = event_key.rpartition("@")
+    if at and len(digest) == 16 and set(digest) <= _HEX:
+        return head
+    return event_key
+
+
 def key_matches(run: RunRecord, key: str) -> bool:
     """Whether ``run`` is one of the runs of ``key`` (an e-mail address, a phone number, an
     event id: whatever identifies the row or the event): its event key is ``key``, or a table
     row's later version of it (``key@<16 hex digits>``), or a scheduled run over that row
     (``<fire time>:key``)."""
     ek = run.event_key
-    if ek == key:
-        return True
-    rest = ek[len(key) + 1 :]
-    if ek.startswith(key + "@") and len(rest) == 16 and set(rest) <= _HEX:
+    if ek == key or (ek.startswith(key + "@") and row_key(ek) == key):
         return True
     return run.trigger is TriggerKind.SCHEDULE and ek[_FIRE_PREFIX:] == key

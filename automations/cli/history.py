@@ -16,10 +16,14 @@ import click
 
 from automations.cli import friendly_errors
 from automations.cli.preview import parse_row_option, require_recipe
+from automations.cli.timeline import run_timeline, runs_table
 from automations.connections import Connections, ConnectionSettings
 from automations.execution.executor import Executor, new_run
+from automations.execution.versions import load_version
+from automations.model import Recipe, ScheduleTrigger, TableTrigger
 from automations.records import RunFilter, RunRecord, RunStatus, TriggerKind
 from automations.stores import SQLiteStore, open_store
+from automations.triggers.table import find_row
 
 __all__ = ["COMMANDS", "db_option", "resolve_db"]
 
@@ -87,11 +91,6 @@ def run_json(run: RunRecord, *, full: bool = False) -> dict[str, Any]:
     return out
 
 
-def status_text(run: RunRecord) -> str:
-    """The status as the table shows it: a dry run says so."""
-    return run.status.value + (" (dry run)" if run.dry_run else "")
-
-
 def _parse_since(value: str | None) -> float | None:
     """``2026-11-01``, an ISO timestamp, or a duration back from now: ``90m``, ``24h``, ``7d``."""
     if value is None:
@@ -138,21 +137,38 @@ def _exit_for(run: RunRecord) -> None:
 
 @click.command("exec")
 @click.argument("recipe", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--row", "row", required=True, help="The event as JSON, or @file.json.")
+@click.option("--row", "row", default=None, help="The event as a JSON object, or @file.json.")
+@click.option(
+    "--key",
+    "key",
+    default=None,
+    help="Run the row of the recipe's table whose key column has this value (instead of --row).",
+)
 @click.option("--dry-run", is_flag=True, help="Render and record, send nothing.")
 @db_option
 @friendly_errors
-def exec_command(recipe: Path, row: str, dry_run: bool, db: Path | None) -> None:
-    """Run RECIPE for one row now (Clay's "run this row") and print the outcome.
+def exec_command(
+    recipe: Path, row: str | None, key: str | None, dry_run: bool, db: Path | None
+) -> None:
+    """Run RECIPE for one row now (Clay's "run this row") and print the outcome: the row given
+    with --row, or the one with --key read from the recipe's table.
 
     Exit status 0 when the run succeeded or was skipped by its condition, 1 otherwise.
     """
-    event = parse_row_option(row)
+    if (row is None) == (key is None):
+        raise click.UsageError("give the row: --row JSON, or --key VALUE to read it from the table")
     loaded = require_recipe(recipe)
     assert loaded.recipe is not None
+    if key is not None:
+        event = _table_row(loaded.recipe, key)
+        event_key = f"{key}@{time.time_ns():016x}"  # runs --key finds it with the row's runs
+    else:
+        assert row is not None
+        event = parse_row_option(row)
+        event_key = f"manual:{time.time_ns()}"
     store = open_store(resolve_db(db))
     try:
-        run = new_run(loaded.recipe.name, TriggerKind.MANUAL, f"manual:{time.time_ns()}", event)
+        run = new_run(loaded.recipe.name, TriggerKind.MANUAL, event_key, event)
         final = asyncio.run(_execute(store, run, loaded.recipe, dry_run))
     finally:
         store.close()
@@ -160,20 +176,50 @@ def exec_command(recipe: Path, row: str, dry_run: bool, db: Path | None) -> None
     _exit_for(final)
 
 
+def _table_row(recipe: Recipe, key: str) -> dict[str, Any]:
+    trigger = recipe.trigger
+    spec = trigger.table if isinstance(trigger, TableTrigger | ScheduleTrigger) else None
+    if spec is None:
+        raise click.UsageError(
+            f"recipe {recipe.name} has no table to read a row from (its trigger is "
+            f"{trigger.kind}); pass the event with --row"
+        )
+    try:
+        found = find_row(spec, key)
+    except (OSError, ValueError) as exc:
+        raise click.UsageError(f"cannot read {spec.path}: {exc}") from exc
+    if found is None:
+        raise click.UsageError(f'no row of {spec.path.name} has {spec.key} "{key}"')
+    return found
+
+
 @click.command()
 @db_option
 @click.option("--recipe", default=None, help="Only runs of this recipe.")
 @click.option("--status", type=click.Choice([s.value for s in RunStatus]), default=None)
 @click.option("--since", default=None, help="A date, ISO time, or a duration back: 24h, 7d.")
+@click.option(
+    "--key",
+    default=None,
+    help="Only the runs of this row or event: an e-mail, a phone number, an event id (the "
+    "table's key column or the webhook's event id).",
+)
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
 )
 @friendly_errors
 def runs(
-    db: Path | None, recipe: str | None, status: str | None, since: str | None, limit: int, fmt: str
+    db: Path | None,
+    recipe: str | None,
+    status: str | None,
+    since: str | None,
+    key: str | None,
+    limit: int,
+    fmt: str,
 ) -> None:
-    """The run history, newest first."""
+    """The run history, newest first: key, status, how long each took, and the first line of
+    its error."""
     store = _open_existing(db)
     try:
         flt = RunFilter(
@@ -181,6 +227,7 @@ def runs(
             status=RunStatus(status) if status else None,
             since=_parse_since(since),
             limit=limit,
+            key=key,
         )
         found = store.list_runs(flt)
     finally:
@@ -188,35 +235,34 @@ def runs(
     if fmt == "json":
         click.echo(json.dumps([run_json(r) for r in found], indent=2, ensure_ascii=False))
         return
-    click.echo(
-        f"{'ID':<12}  {'CREATED (UTC)':<19}  {'RECIPE':<24}  {'TRIGGER':<8}  {'STATUS':<19}  STEPS"
-    )
-    for r in found:
-        steps = " ".join(f"{s.action.split('.')[-1]}:{s.status.value}" for s in r.steps)
-        created = (_iso(r.created_at) or "")[:19]
-        chain = (f"  replay of {r.replay_of[:12]}" if r.replay_of else "") + (
-            f"  replayed as {r.replayed_as[:12]}" if r.replayed_as else ""
-        )
-        click.echo(
-            f"{r.id[:12]:<12}  {created:<19}  {r.recipe[:24]:<24}  "
-            f"{r.trigger.value:<8}  {status_text(r):<19}  {steps}{chain}"
-        )
-    if not found:
-        click.echo("(no runs)")
+    click.echo("\n".join(runs_table(found)))
 
 
 @click.command()
 @click.argument("run_id")
 @db_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text: a timeline for people; json: the full record (event, row, requests, responses).",
+)
 @friendly_errors
-def show(run_id: str, db: Path | None) -> None:
-    """One run with every step's request and response (as JSON). RUN_ID may be a prefix."""
+def show(run_id: str, db: Path | None, fmt: str) -> None:
+    """One run as it happened: the event, the condition and its result, each step's request,
+    status, response and duration. RUN_ID may be a prefix."""
     store = _open_existing(db)
     try:
         run = store.get_run(run_id)
         decisions = store.audit_log(run.id)
+        condition = _condition_source(store, run) if fmt == "text" else None
     finally:
         store.close()
+    if fmt == "text":
+        click.echo(run_timeline(run, condition, decisions))
+        return
     out = run_json(run, full=True)
     out["audit"] = [
         {
@@ -229,6 +275,15 @@ def show(run_id: str, db: Path | None) -> None:
         for e in decisions
     ]
     click.echo(json.dumps(out, indent=2, ensure_ascii=False))
+
+
+def _condition_source(store: SQLiteStore, run: RunRecord) -> str | None:
+    """The ``only_run_if`` of the recipe version that ran, if it is known."""
+    try:
+        recipe = load_version(store, run, {}, prefer_current=False)
+    except Exception:  # not recorded, or no longer compiles: the timeline shows the result only
+        return None
+    return recipe.condition.source if recipe.condition is not None else None
 
 
 COMMANDS = [exec_command, runs, show]

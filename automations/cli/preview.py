@@ -22,22 +22,37 @@ from automations.recipes.compiler import LoadResult, load_directory, load_recipe
 __all__ = ["COMMANDS", "parse_row_option", "require_recipe"]
 
 
-def parse_row_option(value: str) -> Any:
-    """``--row '{"Email": ...}'`` or ``--row @file.json`` (``@-`` reads standard input)."""
+def parse_row_option(value: str) -> dict[str, Any]:
+    """``--row '{"Email": ...}'`` or ``--row @file.json`` (``@-`` reads standard input): a JSON
+    object, as a row or a webhook's body is (a list or a string would render every column as
+    null: an SMS to nobody, a contact with no fields)."""
     try:
         if value.startswith("@"):
             name = value[1:]
             text = sys.stdin.read() if name == "-" else Path(name).read_text("utf-8")
         else:
             text = value
-        return json.loads(text)
+        row = json.loads(text)
     except OSError as exc:
-        raise click.BadParameter(f"cannot read {value[1:]}: {exc.strerror}") from exc
+        raise click.BadParameter(
+            f"cannot read {value[1:]}: {exc.strerror}", param_hint="--row"
+        ) from exc
     except json.JSONDecodeError as exc:
         raise click.BadParameter(
             f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
-            "pass a JSON object, or @file.json"
+            "pass a JSON object, or @file.json",
+            param_hint="--row",
         ) from exc
+    if not isinstance(row, dict):
+        kind = {list: "a list", str: "text", bool: "true/false", type(None): "null"}.get(
+            type(row), "a number"
+        )
+        raise click.BadParameter(
+            f"must be a JSON object with the row's columns, like "
+            f"""'{{"Email": "ada@example.com", "Phone": "+15555550100"}}', not {kind}""",
+            param_hint="--row",
+        )
+    return row
 
 
 def require_recipe(path: Path) -> LoadResult:

@@ -34,7 +34,7 @@ from automations.model import ExistingRows, TableSpec
 from automations.ports import StateStore
 from automations.triggers.table_records import RawRecord, TableProblem, parse_chunk, table_format
 
-__all__ = ["TableEvent", "TableProblem", "TableReader"]
+__all__ = ["TableEvent", "TableProblem", "TableReader", "find_row"]
 
 _META = "meta"
 _META_VERSION = 1
@@ -288,6 +288,22 @@ class TableReader:
                 dedupe = f"{key}@{short}"
                 events.append(TableEvent(key, row, content_hash, dedupe, record.line, True))
         return events, changes
+
+
+def find_row(spec: TableSpec, key: str) -> dict[str, Any] | None:
+    """The row of ``spec``'s table whose key column is ``key`` (the last one, if the key is
+    repeated), as a run would see it; ``None`` when no row has it. Raises ``OSError`` when the
+    file cannot be read, ``ValueError`` for a file that is not a table."""
+    data = spec.path.read_bytes()
+    parsed = parse_chunk(
+        table_format(spec.path), data, at_start=True, first_line=1, header=None, settled=True
+    )
+    records = parsed.records + ([parsed.tail] if parsed.tail is not None else [])
+    found: dict[str, Any] | None = None
+    for record in records:
+        if _key_of(record, spec.key, []) == key.strip():
+            found = _project(record.values, spec.columns)
+    return found
 
 
 def _position_from(meta: dict[str, Any]) -> _Position:

@@ -187,7 +187,17 @@ class RunnerProcess:
     def show(self, run_id: str) -> dict[str, Any]:
         """``automations show RUN_ID`` (every step's request and response)."""
         out = subprocess.run(
-            [sys.executable, "-m", "automations", "show", run_id, "--db", str(self.db)],
+            [
+                sys.executable,
+                "-m",
+                "automations",
+                "show",
+                run_id,
+                "--format",
+                "json",
+                "--db",
+                str(self.db),
+            ],
             env=self.env,
             capture_output=True,
             check=True,

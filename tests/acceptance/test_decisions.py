@@ -81,7 +81,7 @@ class Cli:
         return result
 
     def show(self, run_id: str) -> dict[str, Any]:
-        out = self("show", run_id)
+        out = self("show", run_id, "--format", "json")
         assert out.returncode == 0, out.stderr
         result: dict[str, Any] = json.loads(out.stdout)
         return result

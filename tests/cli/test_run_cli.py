@@ -88,7 +88,7 @@ def test_exec_dry_run_then_runs_show(cli: Cli, tmp_path: Path) -> None:
     } <= set(run)
     assert [s["status"] for s in run["steps"]] == ["dry_run", "dry_run"]
     assert {"action", "status", "http_status", "attempts", "error"} <= set(run["steps"][0])
-    shown = json.loads(cli("show", run["id"][:8], "--db", "a.db").stdout)
+    shown = json.loads(cli("show", run["id"][:8], "--db", "a.db", "--format", "json").stdout)
     assert shown["steps"][1]["request"]["body"]["content"].startswith("Hi Ada")
     assert (
         cli("runs", "--db", "a.db", "--status", "failed", "--format", "json").stdout.strip() == "[]"
