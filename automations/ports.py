@@ -19,7 +19,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 
-from automations.records import AuditEntry, RunFilter, RunRecord, RunStatus, StepRecord
+from automations.records import (
+    AuditEntry,
+    RunFilter,
+    RunRecord,
+    RunStatus,
+    StepRecord,
+    StepStatus,
+)
 
 __all__ = ["RunStore", "StateStore", "Store", "check_end_hold"]
 
@@ -112,6 +119,19 @@ class RunStore(ABC):
     def close(self) -> None:
         """Release the connection."""
 
+    def steps_done_since(self, since: float) -> list[tuple[str, str, str]]:
+        """``(recipe, action, run id)`` of each step that ended (sent, failed, unknown, or
+        rendered in a dry run; not skipped) at or after ``since``: what ``status`` counts as
+        sent in the last minute. Stores read only the recent end of the log for it."""
+        return [
+            (run.recipe, step.action, run.id)
+            for run in self.list_runs(RunFilter(limit=1 << 62))
+            for step in run.steps
+            if step.finished_at is not None
+            and step.finished_at >= since
+            and step.status not in _NOT_DONE
+        ]
+
     def count_by_recipe(self, status: RunStatus) -> dict[str, int]:
         """How many runs with ``status`` each recipe has (recipes with none are left out)."""
         counts: dict[str, int] = {}
@@ -122,6 +142,10 @@ class RunStore(ABC):
     def count(self, status: RunStatus | None = None) -> int:
         """How many runs (optionally with one status) the store holds."""
         return len(self.list_runs(RunFilter(status=status, limit=1 << 62)))
+
+
+#: Step statuses that are not an outcome ``steps_done_since`` counts.
+_NOT_DONE = frozenset({StepStatus.PENDING, StepStatus.SENDING, StepStatus.SKIPPED})
 
 
 def check_end_hold(status: RunStatus) -> None:

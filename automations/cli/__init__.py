@@ -45,6 +45,7 @@ _COMMANDS = {
     "replay": "operate",
     "resolve": "operate",
     "run": "serve",
+    "status": "status",
     "approve": "held",
     "discard": "held",
 }

@@ -25,7 +25,7 @@ from automations.records import RunFilter, RunRecord, RunStatus, TriggerKind
 from automations.stores import SQLiteStore, open_store
 from automations.triggers.table import find_row
 
-__all__ = ["COMMANDS", "db_option", "resolve_db"]
+__all__ = ["COMMANDS", "db_option", "open_existing", "resolve_db"]
 
 db_option = click.option(
     "--db",
@@ -40,7 +40,7 @@ def resolve_db(db: Path | None) -> Path:
     return db or Path(os.environ.get("AUTOMATIONS_DB") or "automations.db")
 
 
-def _open_existing(db: Path | None) -> SQLiteStore:
+def open_existing(db: Path | None) -> SQLiteStore:
     path = resolve_db(db)
     if not path.exists():
         raise click.UsageError(f"no run database at {path} (pass --db or set AUTOMATIONS_DB)")
@@ -220,7 +220,7 @@ def runs(
 ) -> None:
     """The run history, newest first: key, status, how long each took, and the first line of
     its error."""
-    store = _open_existing(db)
+    store = open_existing(db)
     try:
         flt = RunFilter(
             recipe=recipe,
@@ -253,7 +253,7 @@ def runs(
 def show(run_id: str, db: Path | None, fmt: str) -> None:
     """One run as it happened: the event, the condition and its result, each step's request,
     status, response and duration. RUN_ID may be a prefix."""
-    store = _open_existing(db)
+    store = open_existing(db)
     try:
         run = store.get_run(run_id)
         decisions = store.audit_log(run.id)

@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from automations.cli import friendly_errors
-from automations.cli.history import _echo_outcome, _exit_for, _open_existing, db_option
+from automations.cli.history import _echo_outcome, _exit_for, db_option, open_existing
 from automations.cli.preview import require_recipe
 from automations.connections import Connections, ConnectionSettings
 from automations.errors import StoreError
@@ -54,7 +54,7 @@ def replay(
     """Run the failed steps of a failed run again, as a new run; steps that succeeded are never
     sent again. A run is replayed once: replay the newest run of the chain. A run with an
     `unknown` step is replayed only after `automations resolve` says what happened to it."""
-    store = _open_existing(db)
+    store = open_existing(db)
     try:
         original = store.get_run(run_id)
         check_replayable(store, original)  # refuse before needing the recipe or the keys
@@ -96,7 +96,7 @@ def resolve_command(
     """Say what happened to a step whose outcome is `unknown` (it may or may not have been sent):
     `sent` records it as succeeded by hand (it is never sent again), `not-sent` lets a replay send
     it. STEP is the step's id or its number (1 = the first). The decision is audited."""
-    store = _open_existing(db)
+    store = open_existing(db)
     try:
         run = store.get_run(run_id)
         try:  # how many steps the version that ran has: is the resolved step the last?

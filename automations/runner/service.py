@@ -26,6 +26,7 @@ from automations.actions import ACTIONS
 from automations.breaker import Breaker
 from automations.connections import Connections
 from automations.errors import StoreError
+from automations.execution.backlog import Backlog, backlog_log_line, measure_backlog
 from automations.execution.executor import Executor
 from automations.execution.versions import load_version
 from automations.model import Recipe, ScheduleTrigger, TableTrigger, WebhookTrigger
@@ -62,6 +63,9 @@ class RunnerOptions:
     prune_every_s: float = 3600.0
     #: How often the backlog shown in ``/healthz`` is counted.
     backlog_every_s: float = 5.0
+    #: While runs wait, the backlog (queued, sent in the last minute, when it drains) is logged
+    #: this often.
+    backlog_log_every_s: float = 10.0
 
 
 class Runner:
@@ -103,6 +107,7 @@ class Runner:
         self._counter: asyncio.Task[None] | None = None
         #: Lane names by recipe version (``lane_of``).
         self._lanes: dict[str, str] = {}
+        self._backlog_logger: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self.reloads = 0
         self.health = Health.from_env(env)
@@ -124,6 +129,7 @@ class Runner:
         self._watcher = loop.create_task(self._watch_recipes())
         self._pruner = loop.create_task(self._prune_forever())
         self._counter = loop.create_task(self._count_backlog())
+        self._backlog_logger = loop.create_task(self._report_backlog_forever())
         self.started = True
 
     async def stop(self) -> None:
@@ -134,6 +140,8 @@ class Runner:
             self._pruner.cancel()
         if self._counter is not None:
             self._counter.cancel()
+        if self._backlog_logger is not None:
+            self._backlog_logger.cancel()
         if self._watcher is not None:
             self._watcher.cancel()
         for _, task in self._sources.values():
@@ -366,6 +374,24 @@ class Runner:
             waits.append(started.wait())
         if waits:
             await asyncio.wait_for(asyncio.gather(*waits), timeout=30)
+
+    async def _report_backlog_forever(self) -> None:
+        """Every ``backlog_log_every_s`` while runs wait: one line with each recipe's and each
+        connection's queue, pace and drain estimate (``automations status`` reads the same)."""
+        while True:
+            await asyncio.sleep(self.options.backlog_log_every_s)
+            try:
+                backlog = await self.exec_io(self.backlog_report)
+            except Exception:  # a busy or closing store: the next report will do
+                log.debug("backlog report skipped", exc_info=True)
+                continue
+            if backlog.busy:
+                log.info("%s", backlog_log_line(backlog))
+
+    def backlog_report(self) -> Backlog:
+        """The backlog now, counted with the loaded recipes' actions."""
+        actions = {r.name: [a.kind for a in r.actions] for r in self.recipes.by_name.values()}
+        return measure_backlog(self.store, time.time(), actions)
 
     async def _prune_forever(self) -> None:
         """Delete finished runs past their retention, now and then; never pending or running

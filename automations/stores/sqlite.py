@@ -58,6 +58,9 @@ _PUT_STEP = (
     "ON CONFLICT (run_seq, idx) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in STEP_COLUMNS.replace(" ", "").split(",")[1:])
 )
+#: How long before the window ``steps_done_since`` counts a step may have started (retries
+#: with back-off included).
+_STEP_LOOKBACK_S = 900.0
 #: SQLite's default limit on ``?`` parameters is 32766 (999 before 3.32): stay well below.
 _IN_CHUNK = 500
 _UNFINISHED = (RunStatus.PENDING.value, RunStatus.RUNNING.value)
@@ -299,6 +302,25 @@ class SQLiteStore(Store):
                     (status.value, final, error, final, now, recipe, RunStatus.HELD.value),
                 ).rowcount
             )
+
+    def steps_done_since(self, since: float) -> list[tuple[str, str, str]]:
+        # A step's row is inserted when it starts (``sending``) and updated in place, so the
+        # steps of the last minutes are the last rowids: find where those begin (a backward
+        # walk over recent rows only), then read from there. A step that ended after ``since``
+        # started less than _STEP_LOOKBACK_S before it.
+        with self._guard:
+            row = self._db.execute(
+                "SELECT rowid FROM steps WHERE started_at < ? ORDER BY rowid DESC LIMIT 1",
+                (since - _STEP_LOOKBACK_S,),
+            ).fetchone()
+            rows = self._db.execute(
+                "SELECT runs.recipe, steps.action, runs.id FROM steps "
+                "JOIN runs ON runs.seq = steps.run_seq "
+                "WHERE steps.rowid > ? AND steps.finished_at >= ? "
+                "AND steps.status NOT IN ('pending', 'sending', 'skipped')",
+                (row[0] if row is not None else 0, since),
+            ).fetchall()
+        return [(str(a), str(b), str(c)) for a, b, c in rows]
 
     def count_by_recipe(self, status: RunStatus) -> dict[str, int]:
         with self._guard:

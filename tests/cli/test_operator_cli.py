@@ -123,3 +123,36 @@ def test_show_prints_a_timeline(cli: Cli, recipes: Path) -> None:
         '"Hi Ada, thanks for your interest in Analytical Engines!"}'
     )
     assert re.fullmatch(r"  finished   .* UTC, took \d+ms", lines[10])
+
+
+def test_status_reads_the_backlog_from_the_store(cli: Cli, recipes: Path, tmp_path: Path) -> None:
+    import dataclasses
+    import time
+
+    from automations.records import RunStatus, StepStatus
+    from automations.stores import SQLiteStore
+    from tests.stores.factories import make_run, make_step
+
+    now = time.time()
+    store = SQLiteStore(tmp_path / "automations.db")
+    for i in range(4):
+        store.enqueue(make_run(f"wait{i}", recipe="new-lead-to-quo", status=RunStatus.PENDING))
+    store.enqueue(make_run("done", recipe="new-lead-to-quo", status=RunStatus.SUCCEEDED))
+    for index, action in enumerate(["quo.create_contact", "quo.send_sms"]):
+        step = make_step("done", index, status=StepStatus.SUCCEEDED)
+        store.put_step(
+            dataclasses.replace(step, action=action, started_at=now - 5, finished_at=now - 4)
+        )
+    store.close()
+    res = cli("status", str(recipes))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines() == [
+        "RECIPE                            QUEUED runs  SENT LAST MIN  DRAINS IN",
+        "new-lead-to-quo                             4              2  ~4m00s",
+        "",
+        "CONNECTION                    QUEUED requests  SENT LAST MIN  DRAINS IN",
+        "quo                                         8              2  ~4m00s",
+    ]
+    assert json.loads(cli("status", "--format", "json").stdout)["recipes"] == [
+        {"name": "new-lead-to-quo", "queued": 4, "sent_last_minute": 2, "drains_in_s": 240.0}
+    ]

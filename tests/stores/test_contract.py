@@ -349,6 +349,31 @@ def test_list_runs_by_key(store: Store) -> None:
     assert ids(store.list_runs(RunFilter(key="ada"))) == []
 
 
+def test_steps_done_since_counts_what_ended_in_the_window(store: Store) -> None:
+    """``status``'s "sent in the last minute": steps that ended at or after the time given,
+    whatever their outcome, but not skipped or still in flight."""
+    import dataclasses
+
+    def add(run_id: str, recipe: str, ends: list[tuple[StepStatus, float | None]]) -> None:
+        store.enqueue(make_run(run_id, recipe=recipe))
+        for index, (status, finished) in enumerate(ends):
+            step = make_step(run_id, index, status=status)
+            store.put_step(dataclasses.replace(step, started_at=T0 + 95, finished_at=finished))
+
+    add("r1", "a", [(StepStatus.SUCCEEDED, T0 + 100), (StepStatus.FAILED, T0 + 101)])
+    add("r2", "a", [(StepStatus.SUCCEEDED, T0 + 99.9), (StepStatus.UNKNOWN, T0 + 130)])
+    add("r3", "b", [(StepStatus.SKIPPED, T0 + 120), (StepStatus.SENDING, None)])
+    add("r4", "b", [(StepStatus.DRY_RUN, T0 + 140)])
+    found = sorted(store.steps_done_since(T0 + 100))
+    assert found == [
+        ("a", "loops.send_event", "r1"),
+        ("a", "loops.send_event", "r1"),
+        ("a", "loops.send_event", "r2"),
+        ("b", "loops.send_event", "r4"),
+    ]
+    assert store.steps_done_since(T0 + 141) == []
+
+
 def test_count_by_status(store: Store) -> None:
     _history(store)
     assert store.count() == 6
