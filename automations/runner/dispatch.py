@@ -282,15 +282,18 @@ class Dispatcher:
             outcome = Outcome.DEFERRED
             log.warning(
                 "run %s: the run store failed (%s); trying again in %.1f s",
-                entry.run.id,
+                entry.run.id[:12],
                 exc,
                 _backoff(entry.tries + 1),
+                extra={"run_id": entry.run.id},
             )
         except asyncio.CancelledError:
             outcome = None
             raise
         except Exception:  # a bug must not stop the others; the run stays resumable
-            log.exception("run %s could not be executed", entry.run.id)
+            log.exception(
+                "run %s could not be executed", entry.run.id[:12], extra={"run_id": entry.run.id}
+            )
         finally:
             lane.active -= 1
             self._settle(q, entry, outcome)

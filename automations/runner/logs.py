@@ -49,6 +49,9 @@ class _JsonFormatter(logging.Formatter):
         if isinstance(run, dict):
             out.update(run)
         else:
+            run_id = getattr(record, "run_id", None)  # a line about one run: its id, whole
+            if isinstance(run_id, str):
+                out["run_id"] = run_id
             out["message"] = record.getMessage()
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)

@@ -46,6 +46,9 @@ __all__ = ["Runner", "RunnerOptions"]
 log = logging.getLogger("automations.runner")
 runs_log = logging.getLogger("automations.runs")
 
+#: Run outcomes logged as warnings: someone should look at them.
+_NEEDS_A_LOOK = frozenset({RunStatus.FAILED, RunStatus.UNKNOWN})
+
 #: Warnings that a variable is not set: a dry run lists the variables once instead.
 _UNSET_CODES = frozenset({"ENV001", "ENV002"})
 
@@ -234,8 +237,9 @@ class Runner:
         if recipe is None:
             log.warning(
                 "run %s waits: recipe %s is not loaded (it runs when the recipe is back)",
-                run.id,
+                run.id[:12],
                 run.recipe,
+                extra={"run_id": run.id},
             )
             return Outcome.DONE
         started = time.perf_counter()
@@ -243,7 +247,8 @@ class Runner:
         ms = (time.perf_counter() - started) * 1000
         if final.status is RunStatus.PENDING:
             runs_log.info(
-                "%s %s waits: %s",
+                "run %s %s %s waits: %s",
+                final.id[:12],
                 final.recipe,
                 final.event_key,
                 final.error,
@@ -258,10 +263,12 @@ class Runner:
                 },
             )
             return Outcome.DEFERRED
-        level = logging.INFO if final.status is not RunStatus.FAILED else logging.WARNING
+        # a failure, and an unknown outcome (a person must check and resolve it), are warnings
+        level = logging.WARNING if final.status in _NEEDS_A_LOOK else logging.INFO
         runs_log.log(
             level,
-            "%s %s %s %.1fms%s",
+            "run %s %s %s %s %.1fms%s",
+            final.id[:12],
             final.recipe,
             final.event_key,
             final.status.value,

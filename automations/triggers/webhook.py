@@ -46,6 +46,21 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
+def _rejected(request: Request, status: int, reason: str) -> JSONResponse:
+    """Answer ``status`` with ``reason``, and log the rejection for the operator (a delivery the
+    provider will retry, or someone probing). ``reason`` never holds a secret: signature errors
+    name the header at fault, never its value or the expected one."""
+    client = request.scope.get("client")
+    log.warning(
+        "webhook %r rejected with %d: %s%s",
+        request.scope["path"],
+        status,
+        reason,
+        f" (from {client[0]})" if client else "",
+    )
+    return _error(status, reason)
+
+
 def _answer(run_id: str, status: str, code: int) -> Response:
     # The bytes JSONResponse would send, built without its encoder setup on every request.
     body = f'{{"run_id":{json.dumps(run_id)},"status":"{status}"}}'.encode()
@@ -75,13 +90,13 @@ class WebhookIntake:
         path: str = request.scope["path"]  # request.url would parse the whole URL
         recipe = self.lookup(path)
         if recipe is None:
-            return _error(404, f"no recipe serves {path}")
+            return _rejected(request, 404, f"no recipe serves {path}")
         if request.method != "POST":
             return JSONResponse({"error": "use POST"}, status_code=405, headers={"Allow": "POST"})
         try:
             body = await self._read(request)
         except _TooLarge:
-            return _error(413, f"body larger than {self.max_body} bytes")
+            return _rejected(request, 413, f"body larger than {self.max_body} bytes")
         trigger = recipe.trigger
         assert isinstance(trigger, WebhookTrigger)
         secret = self.env.get(trigger.secret_env) if trigger.secret_env else None
@@ -95,7 +110,7 @@ class WebhookIntake:
                 tolerance_s=self.tolerance_s,
             )
         except SignatureError as exc:
-            return _error(401, str(exc))
+            return _rejected(request, 401, str(exc))
         except ConfigError as exc:
             # the runner lacks (or cannot use) the secret: the operator is told what to set; the
             # caller only that it cannot be taken now (the provider will retry)
@@ -109,7 +124,7 @@ class WebhookIntake:
         try:
             payload = json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError):
-            return _error(400, "the body is not JSON")
+            return _rejected(request, 400, "the body is not JSON")
         event_key = self._event_key(trigger, request.headers, payload, body)
         accepted = self.accept(new_run(recipe.name, TriggerKind.WEBHOOK, event_key, payload), None)
         run, is_new = accepted if isinstance(accepted, tuple) else await accepted

@@ -169,3 +169,39 @@ def test_a_missing_secret_is_503_and_records_nothing() -> None:
     assert answer.status_code == 503
     assert answer.json() == {"error": "webhook verification is not configured on this runner"}
     assert store.count() == 0
+
+
+def test_rejections_are_logged_at_warning_with_the_reason_and_no_secret(
+    client: tuple[AsgiClient, MemoryStore, list[RunRecord]], caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    c, store, _ = client
+    body = json.dumps({"eventName": "contact.created"}).encode()
+    forged = _standard(body)
+    forged["webhook-signature"] = "v1," + "A" * 43 + "="
+    stale = _standard(body, ts=int(time.time()) - 3600)
+    with caplog.at_level(logging.DEBUG, logger="automations"):
+        assert c.post("/hooks/nope", content=body).status_code == 404
+        assert c.post("/hooks/loops", content=body, headers=forged).status_code == 401
+        assert c.post("/hooks/loops", content=body, headers=stale).status_code == 401
+        assert (
+            c.post("/hooks/token", content=b"{", headers={"X-Token": "s3cret-token"}).status_code
+            == 400
+        )
+        assert c.post("/hooks/token", content=body, headers={"X-Token": "wrong"}).status_code == 401
+    got = [(r.levelname, r.getMessage()) for r in caplog.records]
+    reasons = [
+        ("/hooks/nope", 404, "no recipe serves /hooks/nope"),
+        ("/hooks/loops", 401, "webhook-signature does not match the body"),
+        ("/hooks/loops", 401, "timestamp too old"),
+        ("/hooks/token", 400, "the body is not JSON"),
+        ("/hooks/token", 401, "x-token header does not match the token"),
+    ]
+    assert got == [
+        ("WARNING", f"webhook '{path}' rejected with {code}: {why} (from 127.0.0.1)")
+        for path, code, why in reasons
+    ]
+    logged = caplog.text
+    assert SECRET not in logged and "s3cret-token" not in logged and "wrong" not in logged
+    assert store.count() == 0
