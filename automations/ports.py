@@ -119,12 +119,12 @@ class RunStore(ABC):
     def close(self) -> None:
         """Release the connection."""
 
-    def steps_done_since(self, since: float) -> list[tuple[str, str, str]]:
-        """``(recipe, action, run id)`` of each step that ended (sent, failed, unknown, or
-        rendered in a dry run; not skipped) at or after ``since``: what ``status`` counts as
-        sent in the last minute. Stores read only the recent end of the log for it."""
+    def steps_done_since(self, since: float) -> list[tuple[str, str, str, float]]:
+        """``(recipe, action, run id, finished at)`` of each step that ended (sent, failed,
+        unknown, or rendered in a dry run; not skipped) at or after ``since``: what ``status``
+        counts as sent in the last minute. Stores read only the recent end of the log for it."""
         return [
-            (run.recipe, step.action, run.id)
+            (run.recipe, step.action, run.id, step.finished_at)
             for run in self.list_runs(RunFilter(limit=1 << 62))
             for step in run.steps
             if step.finished_at is not None

@@ -28,6 +28,8 @@ __all__ = [
 
 #: The window "sent in the last minute" counts.
 WINDOW_S = 60.0
+#: The shortest stretch of sending a pace is taken over.
+_MIN_PACE_S = 10.0
 
 
 def connection_of(action: str) -> str:
@@ -43,8 +45,9 @@ class BacklogLine:
     queued: int
     #: Steps that ended in the last minute.
     sent_last_minute: int
-    #: Seconds until the queue is empty at the last minute's pace; ``None`` when nothing is
-    #: queued, or nothing went out in the last minute (no pace to go by).
+    #: Seconds until the queue is empty at the last minute's pace (measured from its first
+    #: send, if that was later); ``None`` when nothing is queued, or nothing went out in the
+    #: last minute (no pace to go by).
     drains_in_s: float | None
 
     @property
@@ -63,10 +66,10 @@ class Backlog:
         return any(line.queued for line in self.recipes)
 
 
-def _eta(queued: int, done_per_minute: int) -> float | None:
-    if queued == 0 or done_per_minute == 0:
+def _eta(queued: int, done: int, seconds: float) -> float | None:
+    if queued == 0 or done == 0:
         return None
-    return queued * WINDOW_S / done_per_minute
+    return queued * seconds / done
 
 
 def measure_backlog(
@@ -77,12 +80,16 @@ def measure_backlog(
     queued = Counter(store.count_by_recipe(RunStatus.PENDING))
     queued.update(store.count_by_recipe(RunStatus.RUNNING))
     done = store.steps_done_since(now - WINDOW_S)
-    sent_by_recipe = Counter(recipe for recipe, _, _ in done)
-    runs_by_recipe = Counter(recipe for recipe, _ in {(r, run) for r, _, run in done})
-    sent_by_connection = Counter(connection_of(action) for _, action, _ in done)
+    # the pace over the part of the minute that had sends: a runner that started 20 s ago
+    # has sent for 20 s, not 60 (at least _MIN_PACE_S, so one early step is not a pace)
+    first = min((t for *_, t in done), default=now - WINDOW_S)
+    seconds = min(WINDOW_S, max(_MIN_PACE_S, now - first))
+    sent_by_recipe = Counter(recipe for recipe, *_ in done)
+    runs_by_recipe = Counter(recipe for recipe, _ in {(r, run) for r, _, run, _ in done})
+    sent_by_connection = Counter(connection_of(action) for _, action, *_ in done)
     if actions is None:
         seen: dict[str, set[str]] = {}
-        for recipe, action, _ in done:
+        for recipe, action, *_ in done:
             seen.setdefault(recipe, set()).add(action)
         per_recipe: Mapping[str, Sequence[str]] = {r: sorted(a) for r, a in seen.items()}
     else:
@@ -94,12 +101,17 @@ def measure_backlog(
     names = sorted(set(queued) | set(sent_by_recipe))
     recipes = tuple(
         BacklogLine(
-            name, queued[name], sent_by_recipe[name], _eta(queued[name], runs_by_recipe[name])
+            name,
+            queued[name],
+            sent_by_recipe[name],
+            _eta(queued[name], runs_by_recipe[name], seconds),
         )
         for name in names
     )
     connections = tuple(
-        BacklogLine(c, requests[c], sent_by_connection[c], _eta(requests[c], sent_by_connection[c]))
+        BacklogLine(
+            c, requests[c], sent_by_connection[c], _eta(requests[c], sent_by_connection[c], seconds)
+        )
         for c in sorted(set(requests) | set(sent_by_connection))
     )
     return Backlog(recipes, connections)

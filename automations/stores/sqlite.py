@@ -303,7 +303,7 @@ class SQLiteStore(Store):
                 ).rowcount
             )
 
-    def steps_done_since(self, since: float) -> list[tuple[str, str, str]]:
+    def steps_done_since(self, since: float) -> list[tuple[str, str, str, float]]:
         # A step's row is inserted when it starts (``sending``) and updated in place, so the
         # steps of the last minutes are the last rowids: find where those begin (a backward
         # walk over recent rows only), then read from there. A step that ended after ``since``
@@ -314,13 +314,13 @@ class SQLiteStore(Store):
                 (since - _STEP_LOOKBACK_S,),
             ).fetchone()
             rows = self._db.execute(
-                "SELECT runs.recipe, steps.action, runs.id FROM steps "
+                "SELECT runs.recipe, steps.action, runs.id, steps.finished_at FROM steps "
                 "JOIN runs ON runs.seq = steps.run_seq "
                 "WHERE steps.rowid > ? AND steps.finished_at >= ? "
                 "AND steps.status NOT IN ('pending', 'sending', 'skipped')",
                 (row[0] if row is not None else 0, since),
             ).fetchall()
-        return [(str(a), str(b), str(c)) for a, b, c in rows]
+        return [(str(a), str(b), str(c), float(d)) for a, b, c, d in rows]
 
     def count_by_recipe(self, status: RunStatus) -> dict[str, int]:
         with self._guard:

@@ -148,11 +148,11 @@ def test_status_reads_the_backlog_from_the_store(cli: Cli, recipes: Path, tmp_pa
     assert res.returncode == 0, res.stderr
     assert res.stdout.splitlines() == [
         "RECIPE                            QUEUED runs  SENT LAST MIN  DRAINS IN",
-        "new-lead-to-quo                             4              2  ~4m00s",
+        "new-lead-to-quo                             4              2  ~40s",
         "",
         "CONNECTION                    QUEUED requests  SENT LAST MIN  DRAINS IN",
-        "quo                                         8              2  ~4m00s",
+        "quo                                         8              2  ~40s",
     ]
     assert json.loads(cli("status", "--format", "json").stdout)["recipes"] == [
-        {"name": "new-lead-to-quo", "queued": 4, "sent_last_minute": 2, "drains_in_s": 240.0}
+        {"name": "new-lead-to-quo", "queued": 4, "sent_last_minute": 2, "drains_in_s": 40.0}
     ]

@@ -24,12 +24,14 @@ def history() -> MemoryStore:
     for i in range(6):  # 6 leads waiting (one of them running)
         status = RunStatus.RUNNING if i == 0 else RunStatus.PENDING
         store.enqueue(make_run(f"wait{i}", recipe="leads", status=status))
-    for i in range(2):  # 2 leads done in the last minute, two Quo requests each
+    for i in range(2):  # 2 leads done in the last 50 s, two Quo requests each
         store.enqueue(make_run(f"done{i}", recipe="leads", status=RunStatus.SUCCEEDED))
         for index, action in enumerate(ACTIONS["leads"]):
             step = make_step(f"done{i}", index, status=StepStatus.SUCCEEDED)
             store.put_step(
-                dataclasses.replace(step, action=action, started_at=NOW - 30, finished_at=NOW - 20)
+                dataclasses.replace(
+                    step, action=action, started_at=NOW - 55, finished_at=NOW - 50 + 30 * i
+                )
             )
     store.enqueue(make_run("old", recipe="signups", status=RunStatus.SUCCEEDED))
     step = make_step("old", 0)
@@ -42,12 +44,12 @@ def history() -> MemoryStore:
 def test_queues_pace_and_estimates() -> None:
     backlog = measure_backlog(history(), NOW, ACTIONS)
     assert backlog.recipes == (
-        BacklogLine("leads", 6, 4, 180.0),  # 6 runs at 2 runs a minute
+        BacklogLine("leads", 6, 4, 150.0),  # 6 runs at 2 runs per 50 s
         BacklogLine("signups", 3, 0, None),
     )
     assert backlog.connections == (
         BacklogLine("loops", 3, 0, None),
-        BacklogLine("quo", 12, 4, 180.0),  # 6 runs x 2 requests at 4 a minute
+        BacklogLine("quo", 12, 4, 150.0),  # 6 runs x 2 requests at 4 per 50 s
     )
     assert backlog.busy
 
@@ -56,20 +58,36 @@ def test_the_table_and_the_log_line() -> None:
     backlog = measure_backlog(history(), NOW, ACTIONS)
     assert backlog_table(backlog) == [
         "RECIPE                            QUEUED runs  SENT LAST MIN  DRAINS IN",
-        "leads                                       6              4  ~3m00s",
+        "leads                                       6              4  ~2m30s",
         "signups                                     3              0  "
         "stalled: nothing sent in the last minute",
         "",
         "CONNECTION                    QUEUED requests  SENT LAST MIN  DRAINS IN",
         "loops                                       3              0  "
         "stalled: nothing sent in the last minute",
-        "quo                                        12              4  ~3m00s",
+        "quo                                        12              4  ~2m30s",
     ]
     assert backlog_log_line(backlog) == (
-        "backlog: leads 6 queued, 4 sent in the last minute, drains in ~3m00s; "
+        "backlog: leads 6 queued, 4 sent in the last minute, drains in ~2m30s; "
         "signups 3 queued, 0 sent in the last minute, stalled | connections: "
-        "loops 3 requests queued, 0/min, stalled; quo 12 requests queued, 4/min, drains in ~3m00s"
+        "loops 3 requests queued, 0/min, stalled; quo 12 requests queued, 4/min, drains in ~2m30s"
     )
+
+
+def test_the_pace_is_taken_over_the_time_there_were_sends() -> None:
+    """A runner sending for 20 s: its pace is what it sent in 20 s, not in a minute."""
+    store = MemoryStore()
+    for i in range(10):
+        store.enqueue(make_run(f"wait{i}", recipe="leads"))
+    store.enqueue(make_run("done", recipe="leads", status=RunStatus.SUCCEEDED))
+    step = dataclasses.replace(make_step("done", 0), started_at=NOW - 21, finished_at=NOW - 20)
+    store.put_step(step)
+    [line] = measure_backlog(store, NOW).recipes
+    assert line.drains_in_s == 200.0  # 10 runs at 1 per 20 s
+    step = dataclasses.replace(step, finished_at=NOW - 1)
+    store.put_step(step)
+    [line] = measure_backlog(store, NOW).recipes
+    assert line.drains_in_s == 100.0  # one send 1 s ago is no pace: at least 10 s
 
 
 def test_without_recipe_files_the_actions_seen_stand_in() -> None:

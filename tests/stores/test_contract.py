@@ -366,10 +366,10 @@ def test_steps_done_since_counts_what_ended_in_the_window(store: Store) -> None:
     add("r4", "b", [(StepStatus.DRY_RUN, T0 + 140)])
     found = sorted(store.steps_done_since(T0 + 100))
     assert found == [
-        ("a", "loops.send_event", "r1"),
-        ("a", "loops.send_event", "r1"),
-        ("a", "loops.send_event", "r2"),
-        ("b", "loops.send_event", "r4"),
+        ("a", "loops.send_event", "r1", T0 + 100),
+        ("a", "loops.send_event", "r1", T0 + 101),
+        ("a", "loops.send_event", "r2", T0 + 130),
+        ("b", "loops.send_event", "r4", T0 + 140),
     ]
     assert store.steps_done_since(T0 + 141) == []
 
