@@ -1,4 +1,4 @@
-"""The runner's log: its backlog every ``backlog_every_s`` while runs wait (nothing when none
+"""The runner's log: its backlog every ``backlog_log_every_s`` while runs wait (nothing when none
 wait), and a line per run outcome with the run's id, at WARNING when someone should look."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def _run_for(directory: Path, db: Path, seconds: float) -> None:
     async def go() -> None:
         store = SQLiteStore(db)
         async with Connections(ConnectionSettings.from_env({})) as conns:
-            runner = Runner(directory, store, conns, {}, RunnerOptions(backlog_every_s=0.05))
+            runner = Runner(directory, store, conns, {}, RunnerOptions(backlog_log_every_s=0.05))
             await runner.start()
             try:
                 await asyncio.sleep(seconds)
