@@ -14,7 +14,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from automations.ports import RunStore
-from automations.records import RunStatus
 
 __all__ = [
     "Backlog",
@@ -77,8 +76,7 @@ def measure_backlog(
 ) -> Backlog:
     """The backlog at ``now``. ``actions`` gives each recipe's action kinds (from the recipe
     files); without it, the kinds seen in the last minute stand in for them."""
-    queued = Counter(store.count_by_recipe(RunStatus.PENDING))
-    queued.update(store.count_by_recipe(RunStatus.RUNNING))
+    queued = Counter(store.unfinished_counts())  # one read of the unfinished runs' index
     done = store.steps_done_since(now - WINDOW_S)
     # the pace over the part of the minute that had sends: a runner that started 20 s ago
     # has sent for 20 s, not 60 (at least _MIN_PACE_S, so one early step is not a pace)

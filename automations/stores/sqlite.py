@@ -58,8 +58,8 @@ _PUT_STEP = (
     "ON CONFLICT (run_seq, idx) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in STEP_COLUMNS.replace(" ", "").split(",")[1:])
 )
-#: How long before the window ``steps_done_since`` counts a step may have started (retries
-#: with back-off included).
+#: How long before the window ``steps_done_since`` counts a step may have started: the default
+#: retry budget (AUTOMATIONS_RETRY_BUDGET, 15 minutes) of a step retried through an outage.
 _STEP_LOOKBACK_S = 900.0
 #: SQLite's default limit on ``?`` parameters is 32766 (999 before 3.32): stay well below.
 _IN_CHUNK = 500
