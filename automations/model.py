@@ -119,6 +119,9 @@ class Action:
     #: parameters, ``@step`` in its ``only_run_if``): it can be rendered only after they ran.
     #: Empty for a step that needs nothing but the row.
     reads_steps: frozenset[str] = frozenset()
+    #: Also record this step's response under this id (the steps of a ``quo.upsert_contact``
+    #: answer for the upsert's own id: whichever of update and create ran).
+    response_as: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

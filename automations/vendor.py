@@ -18,6 +18,7 @@ import functools
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,8 @@ if TYPE_CHECKING:  # imported when a body is invalid: valid bodies never need it
 from automations.errors import RenderError
 
 __all__ = [
+    "EndpointShape",
+    "endpoint_shape",
     "format_path",
     "is_placeholder",
     "require_mapping",
@@ -64,6 +67,29 @@ def schema_for(kind: str) -> dict[str, Any]:
     """The request-body JSON Schema of ``kind`` (``"quo.send_sms"``); ``KeyError`` if none."""
     schema: dict[str, Any] = _data()["schemas"][kind]["schema"]
     return schema
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointShape:
+    """Where an action kind's request goes, from the vendor's spec: method, path template, and
+    which of the action's parameters go in the path and the query (the rest is the body)."""
+
+    method: str
+    path: str
+    path_parameters: tuple[str, ...]
+    query_parameters: tuple[str, ...]
+
+
+@functools.cache
+def endpoint_shape(kind: str) -> EndpointShape:
+    """The ``EndpointShape`` of ``kind``; ``KeyError`` if the packaged data has none."""
+    entry = _data()["schemas"][kind]
+    return EndpointShape(
+        entry["method"],
+        entry["path"],
+        tuple(entry.get("path_parameters", ())),
+        tuple(entry.get("query_parameters", ())),
+    )
 
 
 def sources() -> dict[str, Any]:

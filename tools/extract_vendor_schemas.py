@@ -32,8 +32,16 @@ OUTPUT = REPO / "automations" / "data" / "vendor_schemas.json"
 ENDPOINTS = {
     "quo.create_contact": ("quo-openapi.json", "post", "/v1/contacts"),
     "quo.send_sms": ("quo-openapi.json", "post", "/v1/messages"),
+    "quo.find_contacts": ("quo-openapi.json", "get", "/v1/contacts"),
+    "quo.update_contact": ("quo-openapi.json", "patch", "/v1/contacts/{id}"),
+    "quo.get_call_summary": ("quo-openapi.json", "get", "/v1/call-summaries/{callId}"),
+    "quo.get_call_transcript": ("quo-openapi.json", "get", "/v1/call-transcripts/{id}"),
+    "quo.list_phone_numbers": ("quo-openapi.json", "get", "/v1/phone-numbers"),
     "loops.update_contact": ("loops-openapi.json", "put", "/v1/contacts/update"),
     "loops.send_event": ("loops-openapi.json", "post", "/v1/events/send"),
+    "loops.find_contact": ("loops-openapi.json", "get", "/v1/contacts/find"),
+    "loops.send_transactional": ("loops-openapi.json", "post", "/v1/transactional"),
+    "loops.delete_contact": ("loops-openapi.json", "post", "/v1/contacts/delete"),
 }
 # Keys that carry no validation meaning and only bloat the packaged file.
 DROPPED_KEYS = frozenset({"examples", "x-mint"})
@@ -117,14 +125,40 @@ def build(vendor: Path) -> dict[str, Any]:
             specs[filename] = json.loads((vendor / filename).read_text(encoding="utf-8"))
             sources[filename] = source_of(readme, filename)
         operation = specs[filename]["paths"][path][method]
-        raw = operation["requestBody"]["content"]["application/json"]["schema"]
-        schema = resolve(raw, specs[filename])
-        lift_allof_properties(schema, kind, notes)
+        params = [resolve(p, specs[filename]) for p in operation.get("parameters", [])]
+        in_path = [p for p in params if p.get("in") == "path"]
+        in_query = [p for p in params if p.get("in") == "query"]
+        if "requestBody" in operation:
+            raw = operation["requestBody"]["content"]["application/json"]["schema"]
+            schema = resolve(raw, specs[filename])
+            lift_allof_properties(schema, kind, notes)
+            if in_path:
+                # The action takes the path parameters with the body's fields and sends them in
+                # the path: they join the schema it checks.
+                schema["properties"] = {
+                    **{p["name"]: p["schema"] for p in in_path},
+                    **schema.get("properties", {}),
+                }
+                schema["required"] = [p["name"] for p in in_path] + schema.get("required", [])
+                notes.append(
+                    f"{kind}: the path parameter(s) {', '.join(p['name'] for p in in_path)} "
+                    "added to the body's properties (the action takes them with the body)"
+                )
+        else:
+            # No body: the action's parameters are the operation's path and query parameters.
+            schema = {
+                "type": "object",
+                "properties": {p["name"]: p["schema"] for p in in_path + in_query},
+                "required": [p["name"] for p in in_path + in_query if p.get("required")],
+                "additionalProperties": False,
+            }
         schemas[kind] = {
             "source": filename,
             "method": method.upper(),
             "path": path,
             "operationId": operation.get("operationId"),
+            "path_parameters": [p["name"] for p in in_path],
+            "query_parameters": [p["name"] for p in in_query],
             "schema": {"$schema": "http://json-schema.org/draft-07/schema#", **schema},
         }
     return {

@@ -1,10 +1,19 @@
 """Action adapters: one per action kind, each turning a rendered body into an ``OutboundRequest``.
 
-    quo.create_contact     POST /v1/contacts          (Quo)
-    quo.send_sms           POST /v1/messages          (Quo; never resent after an ambiguous failure)
-    loops.update_contact   PUT  /v1/contacts/update   (Loops)
-    loops.send_event       POST /v1/events/send       (Loops; Idempotency-Key, 409 = success)
-    http.request           any method and URL
+    quo.create_contact        POST  /v1/contacts                 (never resent when ambiguous)
+    quo.send_sms              POST  /v1/messages                 (never resent when ambiguous)
+    quo.find_contacts         GET   /v1/contacts?externalIds=...
+    quo.update_contact        PATCH /v1/contacts/{id}
+    quo.upsert_contact        find, then update or create: compiled into those three steps
+    quo.get_call_summary      GET   /v1/call-summaries/{callId}
+    quo.get_call_transcript   GET   /v1/call-transcripts/{id}
+    quo.list_phone_numbers    GET   /v1/phone-numbers
+    loops.update_contact      PUT   /v1/contacts/update
+    loops.send_event          POST  /v1/events/send              (Idempotency-Key, 409 = success)
+    loops.find_contact        GET   /v1/contacts/find?email=...
+    loops.send_transactional  POST  /v1/transactional            (Idempotency-Key, 409 = success)
+    loops.delete_contact      POST  /v1/contacts/delete
+    http.request              any method and URL, or a path through a provider connection
 
 ``build`` normalizes, validates against the vendor's schema and raises ``RenderError`` before
 anything is sent; ``explain_error`` turns a provider's error answer into words and advice.
@@ -17,9 +26,10 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Protocol
 
+from automations.actions import loops, quo
 from automations.actions.http import HTTP_REQUEST, explain_http_error
-from automations.actions.loops import SEND_EVENT, UPDATE_CONTACT, explain_loops_error
-from automations.actions.quo import CREATE_CONTACT, SEND_SMS, explain_quo_error
+from automations.actions.loops import explain_loops_error
+from automations.actions.quo import explain_quo_error
 from automations.outbound import Connection, OutboundRequest
 
 __all__ = ["ACTIONS", "ActionSpec", "ErrorExplainer", "explainer_for"]
@@ -60,7 +70,21 @@ class ActionSpec(Protocol):
 ACTIONS: Mapping[str, ActionSpec] = MappingProxyType(
     {
         spec.kind: spec
-        for spec in (CREATE_CONTACT, SEND_SMS, UPDATE_CONTACT, SEND_EVENT, HTTP_REQUEST)
+        for spec in (
+            quo.CREATE_CONTACT,
+            quo.SEND_SMS,
+            quo.FIND_CONTACTS,
+            quo.UPDATE_CONTACT,
+            quo.GET_CALL_SUMMARY,
+            quo.GET_CALL_TRANSCRIPT,
+            quo.LIST_PHONE_NUMBERS,
+            loops.UPDATE_CONTACT,
+            loops.SEND_EVENT,
+            loops.FIND_CONTACT,
+            loops.SEND_TRANSACTIONAL,
+            loops.DELETE_CONTACT,
+            HTTP_REQUEST,
+        )
     }
 )
 

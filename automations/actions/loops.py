@@ -1,4 +1,4 @@
-"""Loops actions: ``loops.update_contact`` and ``loops.send_event``.
+"""Loops actions: contacts (update, find, delete), events and transactional email.
 
 Both are safe to resend: updating a contact is an idempotent ``PUT``, and every event carries an
 ``Idempotency-Key`` derived from the run and the step, the same on every retry and after a
@@ -23,13 +23,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from automations.actions.endpoint import EndpointAction, idempotency_key_from
 from automations.errors import RenderError
 from automations.outbound import Connection, OutboundRequest
 from automations.vendor import format_path, require_mapping, require_valid
 
 __all__ = [
+    "DELETE_CONTACT",
+    "FIND_CONTACT",
     "MAX_VALUE_CHARS",
     "SEND_EVENT",
+    "SEND_TRANSACTIONAL",
     "UPDATE_CONTACT",
     "LoopsSendEvent",
     "LoopsUpdateContact",
@@ -75,14 +79,15 @@ class LoopsSendEvent:
     def build(
         self, body: Any, *, run_id: str, step_index: int, phone_region: str
     ) -> OutboundRequest:
-        body = require_mapping(self.kind, body)
+        body = dict(require_mapping(self.kind, body))
+        key = idempotency_key_from(body.pop("idempotency_key", None), run_id, step_index)
         out = _prepared(self.kind, body)
         return OutboundRequest(
             Connection.LOOPS,
             "POST",
             "/v1/events/send",
             json=out,
-            idempotency_key=event_idempotency_key(run_id, step_index),
+            idempotency_key=key,
             resend_safe=True,
             also_success=self.also_success,
         )
@@ -93,6 +98,41 @@ class LoopsSendEvent:
 
 UPDATE_CONTACT = LoopsUpdateContact()
 SEND_EVENT = LoopsSendEvent()
+
+
+def _identified(params: dict[str, Any], phone_region: str) -> dict[str, Any]:
+    """A contact lookup or deletion names the contact: ``email`` or ``userId``."""
+    out = {k: v for k, v in params.items() if v is not None and v != ""}
+    if "email" not in out and "userId" not in out:
+        raise RenderError("needs email or userId (the contact to look up)")
+    return out
+
+
+def _transactional(params: dict[str, Any], phone_region: str) -> dict[str, Any]:
+    return _prepared("loops.send_transactional", params, validate=False)
+
+
+#: ``GET /v1/contacts/find`` by ``email`` or ``userId``: a list, empty when nobody matches.
+FIND_CONTACT = EndpointAction(
+    "loops.find_contact",
+    Connection.LOOPS,
+    lambda s, b: explain_loops_error(s, b),
+    prepare=_identified,
+)
+#: ``POST /v1/transactional`` with an ``Idempotency-Key`` (``idempotency_key:``, else the run's
+#: and step's): safe to resend, and 409 (the key was seen) means it was already accepted.
+SEND_TRANSACTIONAL = EndpointAction(
+    "loops.send_transactional",
+    Connection.LOOPS,
+    lambda s, b: explain_loops_error(s, b),
+    also_success=frozenset({409}),
+    prepare=_transactional,
+    keyed=True,
+)
+#: ``POST /v1/contacts/delete``. Loops' spec requires both ``email`` and ``userId``.
+DELETE_CONTACT = EndpointAction(
+    "loops.delete_contact", Connection.LOOPS, lambda s, b: explain_loops_error(s, b)
+)
 
 
 def event_idempotency_key(run_id: str, step_index: int) -> str:
@@ -114,7 +154,7 @@ def loops_length(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-def _prepared(kind: str, body: Mapping[str, Any]) -> dict[str, Any]:
+def _prepared(kind: str, body: Mapping[str, Any], *, validate: bool = True) -> dict[str, Any]:
     out = {k: v for k, v in body.items() if v is not None}
     props = out.get("eventProperties")
     if isinstance(props, Mapping):
@@ -127,7 +167,8 @@ def _prepared(kind: str, body: Mapping[str, Any]) -> dict[str, Any]:
                     path=f"eventProperties.{key}",
                 )
     _check_lengths(out, ())
-    require_valid(kind, out)
+    if validate:
+        require_valid(kind, out)
     return out
 
 

@@ -1,4 +1,6 @@
-"""Quo (OpenPhone) actions: ``quo.create_contact`` and ``quo.send_sms``.
+"""Quo (OpenPhone) actions: contacts (create, find by ``externalId``, update; the upsert is
+compiled from these three, ``recipes/upsert.py``), SMS, call summaries and transcripts, and the
+workspace's phone numbers.
 
 Phone fields are normalized to E.164 with the recipe's region before the body is checked against
 Quo's own request schema; a number that cannot be read stops the step before anything is sent.
@@ -10,16 +12,30 @@ reached Quo is recorded ``unknown`` rather than tried again.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from automations.actions.endpoint import EndpointAction
 from automations.errors import RenderError
 from automations.outbound import Connection, OutboundRequest
 from automations.phone import to_e164
 from automations.vendor import is_placeholder, require_mapping, require_valid
 
-__all__ = ["CREATE_CONTACT", "SEND_SMS", "QuoCreateContact", "QuoSendSms", "explain_quo_error"]
+__all__ = [
+    "CREATE_CONTACT",
+    "FIND_CONTACTS",
+    "GET_CALL_SUMMARY",
+    "GET_CALL_TRANSCRIPT",
+    "LIST_PHONE_NUMBERS",
+    "SEND_SMS",
+    "UPDATE_CONTACT",
+    "QuoCreateContact",
+    "QuoSendSms",
+    "contact_fields",
+    "explain_quo_error",
+]
 
 #: Quo's code for "A2P Registration Not Approved" (400 on POST /v1/messages).
 A2P_NOT_APPROVED = "0206400"
@@ -60,20 +76,7 @@ class QuoCreateContact:
     def build(
         self, body: Any, *, run_id: str, step_index: int, phone_region: str
     ) -> OutboundRequest:
-        body = require_mapping(self.kind, body)
-        out = dict(body)
-        fields = out.get("defaultFields")
-        if isinstance(fields, Mapping) and isinstance(fields.get("phoneNumbers"), list):
-            fields = dict(fields)
-            numbers = []
-            for i, entry in enumerate(fields["phoneNumbers"]):
-                if isinstance(entry, Mapping) and _is_number(entry.get("value")):
-                    path = f"defaultFields.phoneNumbers[{i}].value"
-                    entry = {**entry, "value": to_e164(entry["value"], phone_region, path=path)}
-                numbers.append(entry)
-            fields["phoneNumbers"] = numbers
-            out["defaultFields"] = fields
-        check_source(out)
+        out = contact_fields(dict(require_mapping(self.kind, body)), phone_region)
         require_valid(self.kind, out)
         # POST /v1/contacts has no idempotency key either: a resend after a lost answer would
         # create the contact twice, so an ambiguous outcome is recorded ``unknown`` instead
@@ -112,6 +115,25 @@ class QuoSendSms:
 
     def explain_error(self, status: int, body: Any) -> ErrorExplanation:
         return explain_quo_error(status, body)
+
+
+def contact_fields(body: dict[str, Any], phone_region: str) -> dict[str, Any]:
+    """A contact body (create, update, upsert) ready for Quo: ``defaultFields.phoneNumbers[]``
+    values in E.164, the ``source`` checked against Quo's reserved words."""
+    out = dict(body)
+    fields = out.get("defaultFields")
+    if isinstance(fields, Mapping) and isinstance(fields.get("phoneNumbers"), list):
+        fields = dict(fields)
+        numbers = []
+        for i, entry in enumerate(fields["phoneNumbers"]):
+            if isinstance(entry, Mapping) and _is_number(entry.get("value")):
+                path = f"defaultFields.phoneNumbers[{i}].value"
+                entry = {**entry, "value": to_e164(entry["value"], phone_region, path=path)}
+            numbers.append(entry)
+        fields["phoneNumbers"] = numbers
+        out["defaultFields"] = fields
+    check_source(out)
+    return out
 
 
 def _is_number(value: Any) -> bool:
@@ -212,3 +234,24 @@ def _text(value: Any) -> str | None:
         return None
     text = str(value).strip()
     return text[:300] or None
+
+
+def _explain(path: str) -> Callable[[int, Any], ErrorExplanation]:
+    return functools.partial(explain_quo_error, path=path)
+
+
+#: ``GET /v1/contacts`` by ``externalIds`` (``maxResults`` 1-50, required by Quo).
+FIND_CONTACTS = EndpointAction("quo.find_contacts", Connection.QUO, _explain("/v1/contacts"))
+#: ``PATCH /v1/contacts/{id}``: sets the fields given; resend-safe (setting is idempotent).
+UPDATE_CONTACT = EndpointAction(
+    "quo.update_contact", Connection.QUO, _explain("/v1/contacts/{id}"), prepare=contact_fields
+)
+GET_CALL_SUMMARY = EndpointAction(
+    "quo.get_call_summary", Connection.QUO, _explain("/v1/call-summaries/{callId}")
+)
+GET_CALL_TRANSCRIPT = EndpointAction(
+    "quo.get_call_transcript", Connection.QUO, _explain("/v1/call-transcripts/{id}")
+)
+LIST_PHONE_NUMBERS = EndpointAction(
+    "quo.list_phone_numbers", Connection.QUO, _explain("/v1/phone-numbers")
+)

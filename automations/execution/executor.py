@@ -166,6 +166,8 @@ class Executor:
             prior = prog.steps.get(index)
             if prior is not None and prior.status in _DONE:
                 responses[action.id] = prior.response_body
+                if action.response_as and prior.status is not StepStatus.SKIPPED:
+                    responses[action.response_as] = prior.response_body
                 continue
             if prior is not None and prior.status is StepStatus.UNKNOWN:
                 return self._finish(prog, RunStatus.UNKNOWN, prior.error)
@@ -208,6 +210,8 @@ class Executor:
             outcome = await self._send(prog, step, req, red)
             if outcome.status is StepStatus.SUCCEEDED:
                 responses[action.id] = outcome.response_body
+                if action.response_as:
+                    responses[action.response_as] = outcome.response_body
                 continue
             if outcome.status is StepStatus.PENDING:  # deferred: see ``defer_refused``
                 return self._defer(prog, f"{action.id}: {outcome.error}")

@@ -18,6 +18,7 @@ from automations.recipes.advice import check_action_text
 from automations.recipes.context import CompileContext
 from automations.recipes.structure import did_you_mean
 from automations.recipes.triggers import KnownColumns, compile_expr
+from automations.recipes.upsert import UPSERT, expand_upsert
 from automations.recipes.yamlsource import Path_
 from automations.templates import (
     ColumnRef,
@@ -41,8 +42,17 @@ __all__ = ["ACTION_KINDS", "compile_actions", "iter_strings"]
 ACTION_KINDS = (
     "quo.create_contact",
     "quo.send_sms",
+    "quo.find_contacts",
+    "quo.update_contact",
+    "quo.upsert_contact",
+    "quo.get_call_summary",
+    "quo.get_call_transcript",
+    "quo.list_phone_numbers",
     "loops.update_contact",
     "loops.send_event",
+    "loops.find_contact",
+    "loops.send_transactional",
+    "loops.delete_contact",
     "http.request",
 )
 _LOOPS_MAX = 500  # Loops caps body values at 500 characters (vendor README)
@@ -230,6 +240,8 @@ def _under(path: Path_, prefixes: frozenset[Path_]) -> bool:
 
 
 def _check_vendor(ctx: CompileContext, kind: str, path: Path_, tpl: Template) -> None:
+    if isinstance(tpl, MapTemplate):  # ours, not the vendor's: sent as a header
+        tpl = MapTemplate(tuple((k, v) for k, v in tpl.items if k != "idempotency_key"))
     body = _probe(tpl)
     if kind.startswith("loops."):
         for spath, text in iter_strings(body):
@@ -472,9 +484,14 @@ def compile_actions(
             if kind == "http.request" and isinstance(tpl, MapTemplate):
                 tpl = _http_template(ctx, path, tpl)
             elif vendor:
-                _check_vendor(ctx, kind, path, tpl)
+                _check_vendor(ctx, "quo.create_contact" if kind == UPSERT else kind, path, tpl)
             reads.update(ref.step for _, ref in iter_refs(tpl) if isinstance(ref, StepRef))
             line = ctx.doc.positions.of_value(path)[0]
-            actions.append(Action(kind, step_id, tpl, condition, line, frozenset(reads)))
+            if kind == UPSERT and isinstance(tpl, MapTemplate):
+                expanded = expand_upsert(step_id, tpl, condition, line, frozenset(reads))
+                actions.extend(expanded)
+                earlier.extend(a.id for a in expanded)
+            else:
+                actions.append(Action(kind, step_id, tpl, condition, line, frozenset(reads)))
         earlier.append(step_id)
     return tuple(actions)

@@ -28,10 +28,12 @@ from automations.connections import Connections
 from automations.errors import StoreError
 from automations.execution.backlog import Backlog, backlog_log_line, measure_backlog
 from automations.execution.executor import Executor
+from automations.execution.rows import row_for
 from automations.execution.versions import load_version
 from automations.model import Recipe, ScheduleTrigger, TableTrigger, WebhookTrigger
 from automations.outbound import Connection
 from automations.recipes.compiler import RECIPE_SUFFIXES, missing_variables
+from automations.recipes.upsert import upsert_key
 from automations.records import RunRecord, RunStatus, TriggerKind
 from automations.runner.dispatch import Dispatcher, Outcome
 from automations.runner.health import Health, HealthSection, relative_to
@@ -94,7 +96,7 @@ class Runner:
             self._execute,
             self._read_backlog,
             lane_of=self.lane_of,
-            order_key_of=_order_key,
+            order_key_of=self._order_key_of,
             admit=self._admit,
             concurrency=options.concurrency,
             gate=self.pressure.wait,
@@ -193,6 +195,9 @@ class Runner:
         return await self.exec_io(self.store.unfinished_after, recipe, after, limit)
 
     # -- lanes and breakers ------------------------------------------------------------------
+
+    def _order_key_of(self, run: RunRecord) -> str | None:
+        return order_key_for(run, self.recipes.by_name.get(run.recipe))
 
     def lane_of(self, recipe: str) -> str | None:
         """The dispatch lane of a recipe: the provider connections its actions use, joined by
@@ -512,6 +517,23 @@ class Runner:
                 for view in (b.view() for b in self.connections.breakers())
             },
         }
+
+
+def order_key_for(run: RunRecord, recipe: Recipe | None) -> str | None:
+    """The order key of ``run``: runs sharing one execute one at a time, in the order recorded.
+
+    A recipe with a ``quo.upsert_contact`` orders its runs by the upsert's key (its
+    ``externalId`` for the run's row): two runs for one contact never look it up at the same
+    time, so they cannot both find nothing and both create it. Other runs keep their source's key
+    (the row of a table, the row and fire time of a schedule)."""
+    if recipe is not None and any(a.response_as for a in recipe.actions):
+        try:
+            key = upsert_key(recipe.actions, row_for(recipe, run.event))
+        except Exception:  # a row its columns cannot be computed over: no upsert key
+            key = None
+        if key is not None:
+            return f"{run.recipe}:upsert:{key}"
+    return _order_key(run)
 
 
 def _order_key(run: RunRecord) -> str | None:

@@ -20,10 +20,18 @@ def build(spec: Any, body: dict[str, Any], region: str = "US") -> OutboundReques
 def test_registry_holds_every_kind() -> None:
     assert sorted(ACTIONS) == [
         "http.request",
+        "loops.delete_contact",
+        "loops.find_contact",
         "loops.send_event",
+        "loops.send_transactional",
         "loops.update_contact",
         "quo.create_contact",
+        "quo.find_contacts",
+        "quo.get_call_summary",
+        "quo.get_call_transcript",
+        "quo.list_phone_numbers",
         "quo.send_sms",
+        "quo.update_contact",
     ]
     assert all(ACTIONS[k].kind == k for k in ACTIONS)
 

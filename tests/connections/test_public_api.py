@@ -37,6 +37,8 @@ PUBLIC = {
     "automations.ratelimit": ["RateLimiter", "Slot"],
     "automations.retry": ["BUDGET_VARIABLE", "RetryPolicy", "parse_budget", "parse_retry_after"],
     "automations.vendor": [
+        "EndpointShape",
+        "endpoint_shape",
         "format_path",
         "is_placeholder",
         "require_mapping",

@@ -112,13 +112,14 @@ class Harness:
         *,
         dry_run: bool = False,
         existing: RunRecord | None = None,
+        event_key: str = "k1",
     ) -> RunRecord:
         async def go() -> RunRecord:
             async with self.connections() as conns:
                 run = (
                     existing
                     or self.store.enqueue(
-                        new_run(self.recipe.name, TriggerKind.MANUAL, "k1", row or ROW)
+                        new_run(self.recipe.name, TriggerKind.MANUAL, event_key, row or ROW)
                     )[0]
                 )
                 return await self.executor(conns).execute(run, self.recipe, dry_run=dry_run)

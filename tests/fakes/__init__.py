@@ -97,12 +97,79 @@ class SpecValidator:
         )
         return [_message(e) for e in self._validator(pointer).iter_errors(body)]
 
+    def match(self, method: str, path: str) -> tuple[str, dict[str, str]] | None:
+        """The spec's path template for a concrete ``path`` (``/v1/contacts/abc`` ->
+        ``/v1/contacts/{id}``) and the path parameters' values, when ``method`` is defined."""
+        parts = path.strip("/").split("/")
+        for template, ops in self.spec["paths"].items():
+            if method.lower() not in ops:
+                continue
+            tparts = template.strip("/").split("/")
+            if len(tparts) != len(parts):
+                continue
+            values: dict[str, str] = {}
+            for t, p in zip(tparts, parts, strict=True):
+                if t.startswith("{") and t.endswith("}"):
+                    values[t[1:-1]] = p
+                elif t != p:
+                    break
+            else:
+                return template, values
+        return None
+
+    def parameter_errors(
+        self, method: str, template: str, path_values: dict[str, str], url: httpx.URL
+    ) -> list[str]:
+        """Problems with the path and query parameters of a request, by the operation's
+        ``parameters`` (query values read as their schema's type; unknown names refused)."""
+        op = self.operation(method, template) or {}
+        problems: list[str] = []
+        declared = {p["name"]: p for p in op.get("parameters", []) if p.get("in") == "query"}
+        for name in sorted(set(url.params.keys()) - set(declared)):
+            problems.append(f"query {name}: not a parameter of {method} {template}")
+        for param in op.get("parameters", []):
+            where, name, schema = param.get("in"), param["name"], param.get("schema", {})
+            if where == "path":
+                value: Any = path_values.get(name)
+            elif where == "query":
+                raw = url.params.get_list(name)
+                if not raw:
+                    value = None
+                elif schema.get("type") == "array":
+                    value = [_typed(v, schema.get("items", {})) for v in raw]
+                else:
+                    value = _typed(raw[-1], schema)
+            else:
+                continue
+            if value is None:
+                if param.get("required"):
+                    problems.append(f"{where} {name}: required")
+                continue
+            validator = jsonschema.Draft202012Validator(schema)
+            problems += [f"{where} {name}: {e.message}" for e in validator.iter_errors(value)]
+        return problems
+
     def response_errors(self, method: str, path: str, status: int, body: Any) -> list[str]:
         pointer = (
             f"/paths/{_escape(path)}/{method.lower()}/responses/{status}"
             "/content/application~1json/schema"
         )
         return [_message(e) for e in self._validator(pointer).iter_errors(body)]
+
+
+def _typed(text: str, schema: dict[str, Any]) -> Any:
+    """A query string value read as its schema's type (``"10"`` for an integer is 10)."""
+    kind = schema.get("type")
+    try:
+        if kind == "integer":
+            return int(text)
+        if kind == "number":
+            return float(text)
+    except ValueError:
+        return text
+    if kind == "boolean" and text in ("true", "false"):
+        return text == "true"
+    return text
 
 
 def _escape(path: str) -> str:

@@ -1,8 +1,10 @@
-"""A fake Loops API: ``PUT /v1/contacts/update`` and ``POST /v1/events/send``.
+"""A fake Loops API: contacts (update, find, delete), events and transactional email.
 
 Requires ``Authorization: Bearer <key>``; validates bodies against the full Loops OpenAPI spec and
 the documented 500-character cap on values; answers 409 to an ``Idempotency-Key`` it has already
-accepted (within the fake's lifetime); sends ``x-ratelimit-limit`` / ``x-ratelimit-remaining``.
+accepted (events and transactional email, within the fake's lifetime); sends
+``x-ratelimit-limit`` / ``x-ratelimit-remaining``. Query parameters are checked against the spec
+too; contacts are kept, so ``find`` sees what ``update`` stored and ``delete`` removes it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,16 @@ from tests.fakes import FakeProvider, Received
 
 __all__ = ["LoopsFake"]
 
+_ROUTES = frozenset(
+    {
+        ("PUT", "/v1/contacts/update"),
+        ("POST", "/v1/events/send"),
+        ("GET", "/v1/contacts/find"),
+        ("POST", "/v1/transactional"),
+        ("POST", "/v1/contacts/delete"),
+    }
+)
+
 
 class LoopsFake(FakeProvider):
     spec_file = "loops-openapi.json"
@@ -24,6 +36,7 @@ class LoopsFake(FakeProvider):
     def __init__(self, keys: Iterable[str] = ("loops-test-key",), **kwargs: Any) -> None:
         super().__init__(keys, **kwargs)
         self.events: list[dict[str, Any]] = []
+        self.transactional: list[dict[str, Any]] = []
         self.contacts: dict[str, dict[str, Any]] = {}
         self.idempotency_keys: set[str] = set()
         self._ids = itertools.count(1)
@@ -41,38 +54,78 @@ class LoopsFake(FakeProvider):
     def route(self, request: httpx.Request, rec: Received) -> httpx.Response:
         # Loops' servers entry is https://app.loops.so/api; the fake also answers without "/api".
         path = request.url.path.removeprefix("/api")
-        if (request.method, path) not in (
-            ("PUT", "/v1/contacts/update"),
-            ("POST", "/v1/events/send"),
-        ):
+        if (request.method, path) not in _ROUTES:
             return httpx.Response(405 if self.validator.operation("post", path) else 404)
-        problems = self.validator.request_errors(request.method, path, rec.body)
-        problems += _too_long(rec.body)
+        problems = self.validator.parameter_errors(request.method, path, {}, request.url)
+        if request.method != "GET":
+            problems += self.validator.request_errors(request.method, path, rec.body)
+            problems += _too_long(rec.body)
         if problems:
             return httpx.Response(400, json={"success": False, "message": problems[0]})
+        if request.method == "GET":
+            return self._find(request)
         body: dict[str, Any] = rec.body
         who = body.get("email") or body.get("userId")
         if path == "/v1/contacts/update":
             contact = self.contacts.setdefault(who, {"id": f"cl{next(self._ids):022x}"})
             contact.update(body)
             return httpx.Response(200, json={"success": True, "id": contact["id"]})
-        key = request.headers.get("idempotency-key")
-        if key is not None:
-            if len(key) > 100:
-                return httpx.Response(
-                    400, json={"success": False, "message": "Idempotency-Key is too long."}
-                )
-            if key in self.idempotency_keys:
-                return httpx.Response(
-                    409,
-                    json={
-                        "success": False,
-                        "message": "Idempotency key has been used in the previous 24 hours.",
-                    },
-                )
-            self.idempotency_keys.add(key)
+        if path == "/v1/contacts/delete":
+            if self.contacts.pop(body["email"], None) is None:
+                return httpx.Response(404, json={"success": False, "message": "Contact not found."})
+            return httpx.Response(200, json={"success": True, "message": "Contact deleted."})
+        refused = self._idempotency(request)
+        if refused is not None:
+            return refused
+        if path == "/v1/transactional":
+            self.transactional.append(body)
+            return httpx.Response(200, json={"success": True})
         self.events.append(body)
         return httpx.Response(200, json={"success": True})
+
+    def _find(self, request: httpx.Request) -> httpx.Response:
+        email, user_id = request.url.params.get("email"), request.url.params.get("userId")
+        if (email is None) == (user_id is None):
+            return httpx.Response(
+                400, json={"success": False, "message": "Provide either email or userId."}
+            )
+        found = [
+            {
+                "id": c["id"],
+                "email": c.get("email", ""),
+                "firstName": c.get("firstName"),
+                "lastName": c.get("lastName"),
+                "source": c.get("source", "API"),
+                "subscribed": c.get("subscribed", True),
+                "userGroup": c.get("userGroup", ""),
+                "userId": c.get("userId"),
+                "mailingLists": {},
+                "optInStatus": None,
+            }
+            for c in self.contacts.values()
+            if (email is not None and c.get("email") == email)
+            or (user_id is not None and c.get("userId") == user_id)
+        ]
+        return httpx.Response(200, json=found)
+
+    def _idempotency(self, request: httpx.Request) -> httpx.Response | None:
+        key = request.headers.get("idempotency-key")
+        if key is None:
+            return None
+        if len(key) > 100:
+            return httpx.Response(
+                400, json={"success": False, "message": "Idempotency-Key is too long."}
+            )
+        if key in self.idempotency_keys:
+            return httpx.Response(
+                409,
+                json={
+                    "success": False,
+                    "message": "Idempotency key has been used in the previous 24 hours.",
+                },
+            )
+        self.idempotency_keys.add(key)
+        return None
 
     def error(self, status: int, rec: Received) -> httpx.Response:
         if status == 429:
