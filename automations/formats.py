@@ -10,6 +10,7 @@ from pathlib import Path
 
 from automations import __version__
 from automations.diagnostics import Diagnostic, Severity
+from automations.recipes.files import read_for_snippet
 
 __all__ = [
     "FORMATS",
@@ -63,16 +64,19 @@ RULES: dict[str, str] = {
     "SEC002": "webhook without verification",
     "TST001": "test file without its recipe",
     "IO001": "file cannot be read",
+    "LIM001": "aliases expand too far",
+    "LIM002": "nesting too deep",
+    "LIM003": "recipe file too large",
+    "LIM004": "number too long to read",
+    "INT001": "internal error while loading the file",
 }
 
 
 def _source_line(d: Diagnostic, lines_cache: dict[str, list[str]]) -> str | None:
     """The text of the line ``d`` points at (``None`` when the file or line cannot be read)."""
     if d.file not in lines_cache:
-        try:
-            lines_cache[d.file] = Path(d.file).read_text("utf-8").splitlines()
-        except (OSError, UnicodeDecodeError):
-            lines_cache[d.file] = []
+        text = read_for_snippet(Path(d.file))
+        lines_cache[d.file] = [] if text is None else text.splitlines()
     lines = lines_cache[d.file]
     return lines[d.line - 1] if 0 < d.line <= len(lines) else None
 

@@ -25,6 +25,7 @@ from automations.recipes.advice import (
     text_comparisons,
 )
 from automations.recipes.context import CompileContext
+from automations.recipes.files import read_recipe_file
 from automations.recipes.structure import check_structure, did_you_mean
 from automations.recipes.testfiles import TEST_SUFFIXES, recipe_tests, sibling_tests
 from automations.recipes.triggers import KnownColumns, compile_expr, compile_trigger
@@ -34,6 +35,7 @@ __all__ = [
     "LoadResult",
     "content_hash",
     "display_name",
+    "internal_error",
     "iter_recipe_files",
     "load_directory",
     "load_recipe",
@@ -353,12 +355,26 @@ def load_recipe(path: Path, env: Mapping[str, str] | None = None) -> LoadResult:
     """Compile the recipe file at ``path``."""
     source = Path(os.path.realpath(path))  # Path.resolve() without its extra stat()
     name = _display_name(path, source)
+    text = read_recipe_file(path, name)
+    if isinstance(text, Diagnostic):
+        return LoadResult(name, None, (text,))
     try:
-        text = path.read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        d = Diagnostic(name, 1, 1, Severity.ERROR, "IO001", f"cannot read the file: {exc}")
-        return LoadResult(name, None, (d,))
-    return load_recipe_text(text, name, base_dir=path.parent, env=env, source=source)
+        return load_recipe_text(text, name, base_dir=path.parent, env=env, source=source)
+    except Exception as exc:  # a bug in one file's checks must not stop lint of the others
+        return LoadResult(name, None, (internal_error(name, exc),))
+
+
+def internal_error(name: str, exc: Exception) -> Diagnostic:
+    """``INT001``: loading the file ``name`` raised ``exc``, which no recipe should make it do."""
+    return Diagnostic(
+        name,
+        1,
+        1,
+        Severity.ERROR,
+        "INT001",
+        f"loading this file failed unexpectedly ({exc.__class__.__name__}: {exc}); this is a "
+        "bug: please report it with the file",
+    )
 
 
 def recipe_of_tests(path: Path) -> Path | None:

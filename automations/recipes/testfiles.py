@@ -12,9 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from automations.diagnostics import Diagnostic, Severity
+from automations.diagnostics import Diagnostic
 from automations.model import RecipeTest
 from automations.recipes.context import CompileContext
+from automations.recipes.files import read_recipe_file
 from automations.recipes.structure import check_test_file
 from automations.recipes.yamlsource import Path_, parse_yaml
 
@@ -65,11 +66,9 @@ def sibling_tests(
         if os.path.isfile(stem + suffix):
             sib = Path(stem + suffix)
             name = name_for(sib)
-            try:
-                source = sib.read_text("utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                d = Diagnostic(name, 1, 1, Severity.ERROR, "IO001", f"cannot read the file: {exc}")
-                return (), [d]
+            source = read_recipe_file(sib, name)
+            if isinstance(source, Diagnostic):
+                return (), [source]
             doc = parse_yaml(source, name)
             sctx = CompileContext(doc, ctx.base_dir, ctx.env)
             diags = list(doc.diagnostics)

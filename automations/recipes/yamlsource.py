@@ -3,6 +3,11 @@
 PyYAML's C composer builds the node tree (fast); we build the values ourselves so that duplicate
 keys and non-string keys become diagnostics instead of being silently resolved, and so that every
 key and value keeps its 1-based line and column.
+
+A file is measured before it is built (``yamllimits``): aliases that would expand into more than
+``MAX_ALIAS_NODES`` values, or into an endless value, nesting deeper than ``MAX_DEPTH``, text
+over ``MAX_RECIPE_BYTES`` and integers too long to read are diagnostics, never a MemoryError,
+RecursionError or ValueError.
 """
 
 from __future__ import annotations
@@ -13,6 +18,13 @@ from typing import Any
 import yaml
 
 from automations.diagnostics import Diagnostic, Severity
+from automations.recipes.yamllimits import (
+    MAX_ALIAS_NODES,
+    MAX_DEPTH,
+    MAX_RECIPE_BYTES,
+    alias_overflow,
+    locate_alias_overflow,
+)
 
 __all__ = ["Path_", "Positions", "SourceDoc", "parse_yaml", "tab_diagnostics"]
 
@@ -110,12 +122,18 @@ class _Builder:
         self.diags: list[Diagnostic] = []
         self.plus_numbers: list[Path_] = []
         self.brace_refs: list[tuple[Path_, str]] = []
+        self.too_deep = False
 
     def build(self, node: yaml.Node, path: Path_) -> Any:
         mark = node.start_mark
         self.pos.values[path] = (mark.line + 1, mark.column + 1)
         if isinstance(node, yaml.ScalarNode):
             return self.scalar(node, path)
+        if len(path) >= MAX_DEPTH:
+            if not self.too_deep:  # once per file: the deepest point says it all
+                self.too_deep = True
+                self.diags.append(_too_deep(self.file, mark.line + 1, mark.column + 1))
+            return None
         if isinstance(node, yaml.SequenceNode):
             return [self.build(child, (*path, i)) for i, child in enumerate(node.value)]
         assert isinstance(node, yaml.MappingNode)
@@ -182,7 +200,19 @@ class _Builder:
         if tag == _INT:
             if node.value.startswith("+"):
                 self.plus_numbers.append(path)
-            return _CONSTRUCT.construct_yaml_int(node)
+            try:
+                return _CONSTRUCT.construct_yaml_int(node)
+            except ValueError:  # more digits than Python converts (4,300)
+                self.diags.append(
+                    _diag(
+                        self.file,
+                        node.start_mark,
+                        "LIM004",
+                        f"this number has {len(node.value)} digits, too many to read; "
+                        "quote it if it is text",
+                    )
+                )
+                return node.value
         if tag == _FLOAT:
             return _CONSTRUCT.construct_yaml_float(node)
         # timestamps, binary and custom tags stay as the text the author wrote
@@ -220,27 +250,73 @@ def tab_diagnostics(text: str, file: str, error_line: int) -> list[Diagnostic]:
     return out
 
 
+def _too_deep(file: str, line: int, column: int) -> Diagnostic:
+    return Diagnostic(
+        file,
+        line,
+        column,
+        Severity.ERROR,
+        "LIM002",
+        f"values nest more than {MAX_DEPTH} levels deep here, the limit for a recipe; "
+        "flatten the structure",
+    )
+
+
+def _failed(file: str, text: str, d: Diagnostic) -> SourceDoc:
+    return SourceDoc(file, text, None, Positions(), [d])
+
+
 def parse_yaml(text: str, file: str) -> SourceDoc:
     """Parse one YAML document. Syntax errors become a ``YAML001`` diagnostic with position
-    (``YAML005`` when lines are indented with tabs)."""
+    (``YAML005`` when lines are indented with tabs); a file over the limits (module docstring)
+    a ``LIM`` one."""
+    if len(text) * 4 > MAX_RECIPE_BYTES and len(text.encode("utf-8")) > MAX_RECIPE_BYTES:
+        msg = f"the recipe is larger than {MAX_RECIPE_BYTES // 1024} KiB, the limit; split it"
+        return _failed(file, text, Diagnostic(file, 1, 1, Severity.ERROR, "LIM003", msg))
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
         problem = exc.problem or "invalid YAML"
+        if "maximum nesting depth" in problem:  # libyaml's own bound (1,000 levels)
+            return _failed(file, text, _too_deep(file, line, col))
         context = f" {exc.context}" if exc.context else ""
         tabs = tab_diagnostics(text, file, line) if "\t" in text else []
         if tabs:  # the parser's message never says "tab"
             return SourceDoc(file, text, None, Positions(), tabs)
         msg = f"YAML syntax error: {problem}{context}; check indentation and quoting"
         d = Diagnostic(file, line, col, Severity.ERROR, "YAML001", msg)
-        return SourceDoc(file, text, None, Positions(), [d])
+        return _failed(file, text, d)
     except yaml.YAMLError as exc:
         d = Diagnostic(file, 1, 1, Severity.ERROR, "YAML001", f"YAML error: {exc}")
-        return SourceDoc(file, text, None, Positions(), [d])
+        return _failed(file, text, d)
+    except RecursionError:  # pragma: no cover - only the pure-Python composer recurses
+        return _failed(file, text, _too_deep(file, 1, 1))
+    if node is not None and "*" in text:  # without "*" there is no alias
+        overflow = alias_overflow(node)
+        if overflow is not None:
+            return _failed(file, text, _alias_diagnostic(file, text, overflow))
     builder = _Builder(file)
     value = None if node is None else builder.build(node, ())
+    if builder.too_deep:
+        return _failed(file, text, builder.diags[-1])
     return SourceDoc(
         file, text, value, builder.pos, builder.diags, builder.plus_numbers, builder.brace_refs
     )
+
+
+def _alias_diagnostic(file: str, text: str, overflow: str) -> Diagnostic:
+    line, column, anchor = locate_alias_overflow(text, _Loader)
+    if overflow == "cycle":
+        message = (
+            f"alias *{anchor} is inside the value its anchor &{anchor} names, which makes an "
+            "endless value; repeat the values instead"
+        )
+    else:
+        message = (
+            f"aliases expand to more than {MAX_ALIAS_NODES:,} values (here *{anchor}), the "
+            "limit for a recipe; a recipe needs far fewer: repeat fewer anchors or write the "
+            "values out"
+        )
+    return Diagnostic(file, line, column, Severity.ERROR, "LIM001", message)

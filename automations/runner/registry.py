@@ -3,12 +3,17 @@
 ``RecipeSet`` is immutable. ``reload`` builds the next set from the directory: a file whose text
 is unchanged keeps its exact ``Recipe`` value; a changed file that compiles replaces its recipe; a
 changed file with errors keeps the last good version (its diagnostics are reported); a deleted
-file's recipe is dropped.
+file's recipe is dropped. A file that cannot be read (not UTF-8, too large, not a regular file)
+or whose loading raises anything at all is a changed file with errors: it is reported and its last
+good version keeps running. A file saved back to its running version reports that version's
+diagnostics again, so errors of a broken edit in between do not linger.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -16,13 +21,22 @@ from types import MappingProxyType
 from automations.diagnostics import Diagnostic, Severity
 from automations.model import Recipe, WebhookTrigger
 from automations.recipes.compiler import (
+    LoadResult,
     content_hash,
     display_name,
+    internal_error,
     iter_recipe_files,
     load_recipe_text,
 )
+from automations.recipes.files import read_recipe_file
 
-__all__ = ["RecipeSet", "reload"]
+__all__ = ["Load", "RecipeSet", "reload"]
+
+log = logging.getLogger("automations.runner")
+
+#: Compiles one file's text (``load_recipe_text``'s signature); a parameter so tests can make
+#: loading fail in ways no recipe does today.
+Load = Callable[..., LoadResult]
 
 
 def _frozen(d: dict[str, Recipe]) -> Mapping[str, Recipe]:
@@ -35,6 +49,11 @@ class RecipeSet:
     by_file: Mapping[str, Recipe] = field(default_factory=lambda: _frozen({}))
     #: Diagnostics (errors and warnings) by display file name, from the latest load of each file.
     diagnostics: Mapping[str, tuple[Diagnostic, ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    #: Diagnostics (warnings) of the version that runs, by source file (absolute path): what a
+    #: file saved back to that version reports.
+    running_diagnostics: Mapping[str, tuple[Diagnostic, ...]] = field(
         default_factory=lambda: MappingProxyType({})
     )
 
@@ -93,40 +112,59 @@ def _conflict(recipe: Recipe, chosen: dict[str, Recipe], file: str) -> Diagnosti
     return None
 
 
-def reload(current: RecipeSet, directory: Path, env: Mapping[str, str]) -> RecipeSet:
+def reload(
+    current: RecipeSet,
+    directory: Path,
+    env: Mapping[str, str],
+    load: Load = load_recipe_text,
+) -> RecipeSet:
     """The next recipe set for ``directory`` (see the module docstring)."""
     texts: dict[str, str] = {}
-    for f in iter_recipe_files([directory]):
-        try:
-            texts[str(f.resolve())] = f.read_text("utf-8")
-        except (OSError, UnicodeDecodeError):
-            continue  # mid-rename or unreadable: the next change event reloads it
     chosen: dict[str, Recipe] = {}
     diags: dict[str, tuple[Diagnostic, ...]] = {}
-    pending: list[tuple[str, Recipe]] = []
+    running: dict[str, tuple[Diagnostic, ...]] = {}
+    for f in iter_recipe_files([directory]):
+        file = str(f.resolve())
+        text = read_recipe_file(f, display_name(Path(file)))
+        if isinstance(text, str):
+            texts[file] = text
+        elif os.path.lexists(f):  # unreadable: report it, keep the last good version
+            diags[text.file] = (text,)
+            if file in current.by_file:
+                chosen[file] = current.by_file[file]
+                running[file] = current.running_diagnostics.get(file, ())
+        # else: gone between listing and reading (a rename): a deleted file
+    pending: list[tuple[str, Recipe, tuple[Diagnostic, ...]]] = []
     for file, text in sorted(texts.items()):
         old = current.by_file.get(file)
         name = display_name(Path(file))
         if old is not None and old.content_hash == content_hash(text):
             chosen[file] = old
-            diags[name] = current.diagnostics.get(name, ())
+            running[file] = diags[name] = current.running_diagnostics.get(file, ())
             continue
-        result = load_recipe_text(
-            text, name, base_dir=Path(file).parent, env=env, source=Path(file), with_tests=False
-        )
+        try:
+            result = load(
+                text, name, base_dir=Path(file).parent, env=env, source=Path(file), with_tests=False
+            )
+        except Exception as exc:  # a bug must not stop the other files, nor hot reload
+            log.exception("loading %s failed unexpectedly", name)
+            result = LoadResult(name, None, (internal_error(name, exc),))
         diags[name] = result.diagnostics
         if result.recipe is not None:
-            pending.append((file, result.recipe))
+            pending.append((file, result.recipe, result.diagnostics))
         elif old is not None:
             chosen[file] = old  # keep the last good version running
-    for file, recipe in pending:
+            running[file] = current.running_diagnostics.get(file, ())
+    for file, recipe, found in pending:
         conflict = _conflict(recipe, {f: r for f, r in chosen.items() if f != file}, file)
         if conflict is None:
             chosen[file] = recipe
+            running[file] = found
         else:
             name = display_name(Path(file))
             diags[name] = (*diags[name], conflict)
             old = current.by_file.get(file)
             if old is not None and _conflict(old, chosen, file) is None:
                 chosen[file] = old
-    return RecipeSet(_frozen(chosen), MappingProxyType(diags))
+                running[file] = current.running_diagnostics.get(file, ())
+    return RecipeSet(_frozen(chosen), MappingProxyType(diags), MappingProxyType(running))

@@ -25,6 +25,7 @@ from watchfiles import awatch
 from automations.actions import ACTIONS
 from automations.breaker import Breaker
 from automations.connections import Connections
+from automations.diagnostics import Diagnostic, Severity
 from automations.errors import StoreError
 from automations.execution.backlog import Backlog, backlog_log_line, measure_backlog
 from automations.execution.executor import Executor
@@ -32,7 +33,7 @@ from automations.execution.rows import row_for
 from automations.execution.versions import load_version
 from automations.model import Recipe, ScheduleTrigger, TableTrigger, WebhookTrigger
 from automations.outbound import Connection
-from automations.recipes.compiler import RECIPE_SUFFIXES, missing_variables
+from automations.recipes.compiler import RECIPE_SUFFIXES, display_name, missing_variables
 from automations.recipes.upsert import upsert_key
 from automations.records import RunRecord, RunStatus, TriggerKind
 from automations.runner.dispatch import Dispatcher, Outcome
@@ -115,6 +116,9 @@ class Runner:
         self._backlog_logger: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self.reloads = 0
+        #: Errors of the last hot reload that failed as a whole (by display file name), until a
+        #: reload succeeds; the recipes' own diagnostics are in ``recipes.diagnostics``.
+        self.reload_errors: dict[str, tuple[Diagnostic, ...]] = {}
         self.health = Health.from_env(env)
         self._health_sections()
         #: In a dry run, the variables last reported as not set.
@@ -343,10 +347,13 @@ class Runner:
         runs need are not warned about recipe by recipe: one line lists them all."""
         quiet = _UNSET_CODES if self.options.dry_run else frozenset()
         for file, diags in new.diagnostics.items():
-            if diags != self.recipes.diagnostics.get(file):
+            old = self.recipes.diagnostics.get(file)
+            if diags != old:
                 for d in diags:
                     if d.code not in quiet:
                         (log.error if d.is_error else log.warning)("%s", d.format())
+                if old and any(d.is_error for d in old) and not any(d.is_error for d in diags):
+                    log.info("%s: no errors now", file)
         if self.options.dry_run:
             recipes = new.by_name.values()
             unset = sorted({n for r in recipes for n in missing_variables(r, self.env)})
@@ -437,14 +444,47 @@ class Runner:
                 log.debug("could not count the backlog: %s", exc)
 
     async def _watch_recipes(self) -> None:
-        async for changes in awatch(
-            self.directory, debounce=50, step=10, recursive=True, stop_event=self._stop
-        ):
-            if not any(Path(p).suffix in RECIPE_SUFFIXES for _, p in changes):
-                continue
+        """Reload on every change to a recipe file, for as long as the runner runs: whatever
+        goes wrong is logged with the files and shown in ``/healthz``, and watching goes on."""
+        while not self._stop.is_set():
+            try:
+                async for changes in awatch(
+                    self.directory, debounce=50, step=10, recursive=True, stop_event=self._stop
+                ):
+                    files = sorted({p for _, p in changes if Path(p).suffix in RECIPE_SUFFIXES})
+                    if files:
+                        await self._reload_recipes(files)
+            except Exception as exc:  # the watch itself failed (folder gone, inotify limits)
+                log.error(
+                    "watching %s for recipe changes failed (%s: %s); watching again in 1 s",
+                    self.directory,
+                    exc.__class__.__name__,
+                    exc,
+                )
+                await asyncio.sleep(1.0)
+
+    async def _reload_recipes(self, files: Sequence[str]) -> None:
+        """One hot reload after changes to ``files`` (absolute paths); never raises."""
+        try:
             self._apply(reload(self.recipes, self.directory, self.env))
             self.reloads += 1
             await self._start_sources()
+        except Exception as exc:
+            names = [display_name(Path(f)) for f in files]
+            log.exception(
+                "hot reload after a change to %s failed; the recipes running before keep "
+                "running and the next change reloads again",
+                ", ".join(names),
+            )
+            message = (
+                f"hot reload failed unexpectedly ({exc.__class__.__name__}: {exc}); the "
+                "version running before keeps running; save the file again to retry"
+            )
+            self.reload_errors = {
+                n: (Diagnostic(n, 1, 1, Severity.ERROR, "INT001", message),) for n in names
+            }
+        else:
+            self.reload_errors = {}
 
     # -- health ------------------------------------------------------------------------------
 
@@ -480,9 +520,9 @@ class Runner:
                 "errors",
                 lambda: {
                     rel(f): [{**d.as_dict(), "file": rel(d.file)} for d in ds]
-                    for f, ds in self.recipes.errors().items()
+                    for f, ds in self._errors().items()
                 },
-                errors=lambda: len(self.recipes.errors()),
+                errors=lambda: len(self._errors()),
             )
         )
         self.health.add(HealthSection("in_flight", lambda: self.dispatcher.in_flight))
@@ -495,6 +535,10 @@ class Runner:
                 errors=lambda: sum(b.paused for b in self.connections.breakers()),
             )
         )
+
+    def _errors(self) -> dict[str, list[Diagnostic] | tuple[Diagnostic, ...]]:
+        """Errors by file: each file's latest version, then a hot reload that failed."""
+        return {**self.recipes.errors(), **self.reload_errors}
 
     def dispatch_view(self) -> dict[str, Any]:
         """What the dispatcher knows, for ``/healthz`` and ``automations status``: per lane the
