@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +17,14 @@ from zoneinfo import ZoneInfo
 from watchfiles import awatch
 
 from automations.execution.executor import new_run
-from automations.model import ExistingRows, Recipe, ScheduleTrigger, TableSpec, TableTrigger
+from automations.model import (
+    ExistingRows,
+    Missed,
+    Recipe,
+    ScheduleTrigger,
+    TableSpec,
+    TableTrigger,
+)
 from automations.ports import StateStore
 from automations.records import RunRecord, TriggerKind
 from automations.stores import MemoryStore
@@ -119,33 +126,73 @@ def _schedule_runs(
     ]
 
 
+def _recorded(state: StateStore, scope: str, recipe: Recipe) -> datetime | None:
+    raw = state.get_state(scope, "last_fired")
+    if not raw:
+        return None
+    try:
+        return datetime.fromisoformat(raw).astimezone(UTC)
+    except (TypeError, ValueError):
+        log.warning("recipe %s: unreadable last fire time %r; resuming from now", recipe.name, raw)
+        return None
+
+
 async def run_schedule(
     recipe: Recipe,
     state: StateStore,
     enqueue: Enqueue,
     started: asyncio.Event,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
 ) -> None:
-    """Fire a schedule for ever: each fire time once (also across restarts)."""
+    """Fire a schedule for ever: each fire time once (also across restarts).
+
+    The position is the last fire time handled (run, or dropped as missed), recorded after the
+    runs it produced. Each turn reads the clock once, handles every fire time between the
+    position and that reading (``ScheduleClock.due``: on time ones run, missed ones follow the
+    trigger's ``missed`` policy), then sleeps until the first fire time after the position: a
+    boundary crossed while the turn ran is simply due on the next turn, never skipped.
+
+    A position later than the clock (the clock was set back) is logged and replaced by "now", as
+    on first activation: nothing fires twice (fire times are the runs' dedupe keys) and nothing
+    waits for the clock to catch up with the old mark.
+    """
     assert isinstance(recipe.trigger, ScheduleTrigger)
     trigger = recipe.trigger
     clock = ScheduleClock(trigger)
     scope = f"schedule:{recipe.name}"
-    raw = state.get_state(scope, "last_fired")
-    last = datetime.fromisoformat(raw) if raw else None
-    if last is None:
-        # first activation: remember "now" so that a later downtime counts as missed
-        first = clock.latest_at_or_before(now())
-        due = clock.due(None, now())
-        if not due and first is not None:
-            state.set_state(scope, [("last_fired", first.isoformat())])
-            last = first
+    last = _recorded(state, scope, recipe)
     started.set()
     while True:
         current = now()
-        for fire in clock.due(last, current):
+        if last is not None and last > current:
+            log.warning(
+                "recipe %s: its last fire time %s is later than the clock (%s); the clock was "
+                "set back: resuming from now",
+                recipe.name,
+                fire_key(last),
+                fire_key(current),
+            )
+            last = None
+        fires = clock.due(last, current)
+        gone = None if last is None else clock.missed(last, current)
+        if gone is not None:
+            late = trigger.missed is Missed.RUN_ONCE and gone[1] in fires
+            log.warning(
+                "recipe %s: fire times %s to %s were missed (the runner was down or stalled); %s",
+                recipe.name,
+                fire_key(gone[0]),
+                fire_key(gone[1]),
+                "the latest runs now (missed: run_once)"
+                if late
+                else f"they are skipped (missed: {trigger.missed.value})",
+            )
+        for fire in fires:
             enqueue(_schedule_runs(recipe, trigger, fire))
-            state.set_state(scope, [("last_fired", fire.isoformat())])
-            last = fire
-        wait = (clock.next_after(now()) - now()).total_seconds()
-        await asyncio.sleep(min(max(wait, 0.01), 60.0))
+        handled = clock.latest_at_or_before(current)
+        if handled is not None and (last is None or handled > last):
+            state.set_state(scope, [("last_fired", handled.isoformat())])
+            last = handled
+        upcoming = clock.next_after(current if last is None else last)
+        wait = (upcoming - now()).total_seconds()
+        await sleep(min(max(wait, 0.0), 60.0))

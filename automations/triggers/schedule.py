@@ -127,22 +127,45 @@ class ScheduleClock:
     def due(
         self, last_fired: datetime | None, now: datetime, missed: Missed | None = None
     ) -> list[datetime]:
-        """The fire times to run at ``now`` (at most one), given the last one that ran.
+        """The fire times to run at ``now``, oldest first, given the last one handled.
 
-        Fire times after ``last_fired`` and at or before ``now`` have passed. With ``skip``
-        (``missed=None`` means the trigger's own policy) the latest of them runs only if it is
-        within ``grace()`` of ``now``; with ``run_once`` the latest runs however late and however
-        many were missed. On first activation (``last_fired`` is ``None``) nothing counts as
-        missed: only a fire time within the grace window runs.
+        Fire times after ``last_fired`` and at or before ``now`` have passed. Each of them still
+        within ``grace()`` of ``now`` runs (a loop that wakes a little late, or after a stall of
+        a few seconds, still runs every fire time it passed). Older ones were missed: with
+        ``skip`` (``missed=None`` means the trigger's own policy) they are dropped; with
+        ``run_once`` the latest of them runs, however late and however many were missed, unless
+        a fire time on time runs anyway. On first activation (``last_fired`` is ``None``)
+        nothing counts as missed: only fire times within the grace window run.
         """
         policy = self.trigger.missed if missed is None else missed
         now = _utc(now)
+        last = None if last_fired is None else _utc(last_fired)
+        on_time: list[datetime] = []
+        # grace() is at most 60 s: only fire times in the last minute can be on time
+        cursor = now - _MAX_GRACE - _SECOND
+        if last is not None and last > cursor:
+            cursor = last
+        fire = self.next_after(cursor)
+        while fire <= now:
+            if now - fire <= self.grace(fire):
+                on_time.append(fire)
+            fire = self.next_after(fire)
+        if on_time or last is None or policy is Missed.SKIP:
+            return on_time
+        gone = self.missed(last, now)
+        return [] if gone is None else [gone[1]]
+
+    def missed(self, last_fired: datetime, now: datetime) -> tuple[datetime, datetime] | None:
+        """The first and the latest fire time after ``last_fired`` that ``now`` is too late for
+        (past their grace), or ``None`` when there is none."""
+        now, last = _utc(now), _utc(last_fired)
+        first = self.next_after(last)
+        if first > now or now - first <= self.grace(first):
+            return None
         latest = self.latest_at_or_before(now)
-        if latest is None or (last_fired is not None and latest <= _utc(last_fired)):
-            return []
-        if last_fired is None or policy is Missed.SKIP:
-            return [latest] if now - latest <= self.grace(latest) else []
-        return [latest]
+        while latest is not None and latest > first and now - latest <= self.grace(latest):
+            latest = self.latest_at_or_before(latest - timedelta(microseconds=1))
+        return first, latest if latest is not None and latest > first else first
 
 
 def fire_key(dt: datetime) -> str:

@@ -236,3 +236,29 @@ def test_due_across_spring_forward() -> None:
     last = _utc(2024, 3, 9, 7, 30)
     assert clock.due(last, _utc(2024, 3, 10, 6, 59)) == []
     assert clock.due(last, _utc(2024, 3, 10, 7, 0, 1)) == [_utc(2024, 3, 10, 7)]
+
+
+def test_due_runs_every_fire_time_still_on_time() -> None:
+    clock = _every("1s")  # grace 2 s
+    last = _utc(2024, 6, 3, 9, 0, 0)
+    now = _utc(2024, 6, 3, 9, 0, 2) + timedelta(milliseconds=500)
+    # 09:00:01 (1.5 s ago) and 09:00:02 are both due: the old due() returned only the latest
+    assert clock.due(last, now) == [_utc(2024, 6, 3, 9, 0, 1), _utc(2024, 6, 3, 9, 0, 2)]
+    assert clock.due(last, now, Missed.RUN_ONCE) == clock.due(last, now)
+
+
+def test_missed_names_the_first_and_latest_fire_time_past_grace() -> None:
+    clock = _every("10s")  # grace 2 s
+    last = _utc(2024, 6, 3, 9, 0, 0)
+    assert clock.missed(last, _utc(2024, 6, 3, 9, 0, 11)) is None  # 09:00:10 is on time
+    assert clock.missed(last, _utc(2024, 6, 3, 9, 0, 31)) == (
+        _utc(2024, 6, 3, 9, 0, 10),
+        _utc(2024, 6, 3, 9, 0, 20),  # 09:00:30 is on time: not missed
+    )
+    assert clock.due(last, _utc(2024, 6, 3, 9, 0, 31)) == [_utc(2024, 6, 3, 9, 0, 30)]
+    assert clock.missed(last, _utc(2024, 6, 3, 9, 0, 15)) == (
+        _utc(2024, 6, 3, 9, 0, 10),
+        _utc(2024, 6, 3, 9, 0, 10),
+    )
+    run_once = _every("10s", missed=Missed.RUN_ONCE)
+    assert run_once.due(last, _utc(2024, 6, 3, 9, 0, 15)) == [_utc(2024, 6, 3, 9, 0, 10)]
