@@ -201,3 +201,30 @@ def test_runs_waiting_for_a_deleted_recipe_run_when_it_is_back(
         ("v2", "queued1@example.com"),
         ("v2", "queued2@example.com"),
     ]
+
+
+def test_a_non_utf8_save_keeps_the_recipe_serving_and_a_fix_clears_healthz(
+    recipes_dir: Path, start_runner: StartRunner, fakes: Fakes
+) -> None:
+    recipe = write_recipe(recipes_dir, "hook.yaml", hook("v1"))
+    good = recipe.read_bytes()
+    runner = start_runner(recipes_dir)
+    v1 = runner.version("hook")
+
+    # re-saved in Latin-1 with an accented word: it used to vanish (404) with no diagnostic
+    recipe.write_bytes(good.replace(b"eventName: v1", b"eventName: caf\xe9"))
+    wait_until(lambda: runner.health()["errors"], "the encoding error in /healthz")
+    [(file, errors)] = runner.health()["errors"].items()
+    assert Path(file).name == "hook.yaml"
+    # line 7 is "  - loops.send_event: {email: /email, eventName: caf\xe9}": the byte is the 53rd
+    assert [(e["code"], e["line"], e["column"]) for e in errors] == [("IO001", 7, 53)]
+    assert runner.version("hook") == v1
+    assert _post(runner, "/hooks/a", "kept@example.com") == 202
+
+    # issue 10: saved back to the version that runs, /healthz has no error left
+    recipe.write_bytes(good)
+    wait_until(lambda: runner.health()["errors"] == {}, "the error to clear")
+    assert runner.version("hook") == v1
+    runner.wait_log("hook.yaml: no errors now")
+    runner.wait_idle()
+    assert _events(fakes) == [("v1", "kept@example.com")]
