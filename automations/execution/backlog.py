@@ -48,6 +48,9 @@ class BacklogLine:
     #: send, if that was later); ``None`` when nothing is queued, or nothing went out in the
     #: last minute (no pace to go by).
     drains_in_s: float | None
+    #: For a connection the runner has paused (its circuit breaker): why. Only the runner knows
+    #: it (``automations status`` reads the store alone).
+    paused: str | None = None
 
     @property
     def stalled(self) -> bool:
@@ -153,6 +156,8 @@ def backlog_log_line(backlog: Backlog) -> str:
     queue, its pace and its estimate."""
 
     def pace(line: BacklogLine) -> str:
+        if line.paused:
+            return f"paused: {line.paused}"
         return "stalled" if line.stalled else f"drains in {drain_text(line)}"
 
     parts = [

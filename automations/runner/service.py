@@ -16,7 +16,7 @@ import functools
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -408,9 +408,19 @@ class Runner:
                 log.info("%s", backlog_log_line(backlog))
 
     def backlog_report(self) -> Backlog:
-        """The backlog now, counted with the loaded recipes' actions."""
+        """The backlog now, counted with the loaded recipes' actions; a connection its circuit
+        breaker paused says so, and why."""
         actions = {r.name: [a.kind for a in r.actions] for r in self.recipes.by_name.values()}
-        return measure_backlog(self.store, time.time(), actions)
+        backlog = measure_backlog(self.store, time.time(), actions)
+        paused = {
+            b.connection.value: b.reason or "paused"
+            for b in self.connections.breakers()
+            if b.paused
+        }
+        if not paused:
+            return backlog
+        lines = tuple(replace(line, paused=paused.get(line.name)) for line in backlog.connections)
+        return replace(backlog, connections=lines)
 
     async def _prune_forever(self) -> None:
         """Delete finished runs past their retention, now and then; never pending or running

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from automations.connections import Connections, ConnectionSettings
+from automations.execution.backlog import backlog_log_line
 from automations.records import RunRecord, RunStatus
 from automations.runner.registry import RecipeSet, reload
 from automations.runner.service import Runner, RunnerOptions
@@ -113,3 +114,34 @@ def test_json_lines_about_a_run_carry_its_whole_id() -> None:
     record.run_id = "0123456789abcdef0123456789abcdef"
     line = json.loads(_JsonFormatter().format(record))
     assert (line["run_id"], line["message"]) == ("0123456789abcdef0123456789abcdef", "run x waits")
+
+
+def test_a_paused_connection_says_so_in_the_backlog(tmp_path: Path) -> None:
+    """The runner knows what the store does not: a connection its breaker paused."""
+    from automations.outbound import Connection
+
+    recipe_dir = tmp_path / "recipes"
+    recipe_dir.mkdir()
+    (recipe_dir / "sms.yaml").write_text(
+        "name: sms\ntrigger:\n  webhook: {path: /h, verify: {scheme: none}}\nactions:\n"
+        '  - quo.send_sms: {from: "+15555550199", to: [/Phone], content: hi}\n'
+    )
+    store = SQLiteStore(tmp_path / "runs.db")
+    for i in range(3):
+        store.enqueue(make_run(f"r{i}", recipe="sms", status=RunStatus.PENDING))
+
+    async def go() -> str:
+        async with Connections(ConnectionSettings.from_env({"QUO_API_KEY": "k"})) as conns:
+            runner = Runner(recipe_dir, store, conns, {"QUO_API_KEY": "k"})
+            runner.recipes = reload(RecipeSet(), recipe_dir, {"QUO_API_KEY": "k"})
+            breaker = conns.breaker_for(Connection.QUO)
+            assert breaker is not None
+            breaker.refused(402, "Quo answered 402: the account is out of credit", probe=False)
+            return backlog_log_line(runner.backlog_report())
+
+    line = asyncio.run(go())
+    store.close()
+    assert line == (
+        "backlog: sms 3 queued, 0 sent in the last minute, stalled | connections: quo 3 "
+        "requests queued, 0/min, paused: Quo answered 402: the account is out of credit"
+    )
