@@ -32,6 +32,7 @@ from automations.triggers.schedule import parse_every, validate_cron
 __all__ = ["KnownColumns", "compile_expr", "compile_trigger"]
 
 _ENV_ONLY = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}\Z")
+_BARE_ENV = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)\Z")
 
 
 E = TypeVar("E", bound=enum.Enum)
@@ -150,8 +151,16 @@ def _webhook(ctx: CompileContext, path: Path_, raw: dict[str, Any]) -> WebhookTr
         )
     elif isinstance(secret, str):
         m = _ENV_ONLY.match(secret)
+        bare = _BARE_ENV.match(secret)
         if m:
             secret_env = m.group(1)
+        elif bare:
+            ctx.report(
+                (*vpath, "secret"),
+                "ENV003",
+                f"${bare.group(1)} without braces is the text ${bare.group(1)}, not the "
+                f"variable; environment variables are written ${{{bare.group(1)}}}",
+            )
         else:
             ctx.report(
                 (*vpath, "secret"),

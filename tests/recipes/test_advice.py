@@ -126,3 +126,17 @@ def test_sms_fixed_text_over_the_limit(compile_recipe: Compile) -> None:
         "the fixed text of this SMS alone is 1,604 characters, over Quo's 1,600 limit, before "
         "any column is filled in: every send would be refused; shorten the text"
     )
+
+
+def test_dollar_name_as_a_webhook_secret(compile_recipe: Compile) -> None:
+    text = (
+        "name: hook\ntrigger:\n  webhook:\n    path: /h\n"
+        "    verify: {scheme: standard-webhooks, secret: $HOOK_SECRET}\n"
+        "actions:\n  - loops.send_event: {email: a@example.com, eventName: x}\n"
+    )
+    d = only(compile_recipe(text))
+    assert (d.code, d.line, d.column, d.severity) == ("ENV003", 5, 49, Severity.ERROR)
+    assert d.message == (
+        "$HOOK_SECRET without braces is the text $HOOK_SECRET, not the variable; environment "
+        "variables are written ${HOOK_SECRET}"
+    )
