@@ -46,6 +46,7 @@ __all__ = [
 #: Quo's limit on an SMS's ``content`` (the vendor schema's maxLength).
 SMS_MAX = 1600
 _DOLLAR_ENV = re.compile(r"(?<![$\\])\$([A-Z_][A-Z0-9_]*)(?![A-Za-z0-9_{])")
+_SPACE_SLASH = re.compile(r"\s/\S")
 _MUSTACHE = re.compile(r"\{\{\s*/?\s*([^{}]*?)\s*\}\}")
 _NUMERIC_OPS = {"lt": "<", "lte": "<=", "gt": ">", "gte": ">=", "eq": "==", "ne": "!="}
 
@@ -144,9 +145,10 @@ def check_action_text(
     """``ENV003``, ``REF005`` and ``VND005`` over an action's ``strings`` (as written, with
     their paths) and their parsed template ``tpl``."""
     templates: dict[Path_, Template] = {}
-    _leaves(tpl, path, templates)
+    sms_content = (*path, "content") if kind == "quo.send_sms" else None
     for spath, raw in strings:
-        for m in _DOLLAR_ENV.finditer(raw):
+        # cheap tests first: this runs over every string of every action
+        for m in _DOLLAR_ENV.finditer(raw) if "$" in raw else ():
             name = m.group(1)
             whole = m.group(0) == raw
             ctx.report(
@@ -163,6 +165,14 @@ def check_action_text(
                 severity=Severity.ERROR if whole else Severity.WARNING,
                 needle=m.group(0),
             )
+        if not (
+            "{{" in raw
+            or (columns and _SPACE_SLASH.search(raw))
+            or (spath == sms_content and len(raw) > SMS_MAX)
+        ):
+            continue
+        if not templates:
+            _leaves(tpl, path, templates)
         leaf = templates.get(spath)
         if leaf is None or isinstance(leaf, ColumnRef | StepRef):
             continue
@@ -185,7 +195,7 @@ def check_action_text(
                     f"{{/{bare}}} (a whole value may be just /{bare})",
                     needle="/" + bare,
                 )
-        if kind == "quo.send_sms" and spath[len(path) :] == ("content",) and isinstance(leaf, Text):
+        if spath == sms_content and isinstance(leaf, Text):
             fixed = sum(len(p) for p in _literal_parts(leaf))
             if fixed > SMS_MAX:
                 ctx.report(
