@@ -154,5 +154,11 @@ def test_status_reads_the_backlog_from_the_store(cli: Cli, recipes: Path, tmp_pa
         "quo                                         8              2  ~40s",
     ]
     assert json.loads(cli("status", "--format", "json").stdout)["recipes"] == [
-        {"name": "new-lead-to-quo", "queued": 4, "sent_last_minute": 2, "drains_in_s": 40.0}
+        {
+            "name": "new-lead-to-quo",
+            "queued": 4,
+            "sent_last_minute": 2,
+            "drains_in_s": 40.0,
+            "paused": None,
+        }
     ]
