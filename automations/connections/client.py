@@ -308,17 +308,25 @@ class Connections:
             attempt += 1
             if attempt > 1 and limiter is not None:
                 slot = await limiter.acquire()
+            extensions = {"trace": report_sending(slot)} if slot else {}
+            try:
+                # the bytes are built before "sending" is recorded: a body JSON cannot carry
+                # fails here, never sent, not "unknown"
+                request = self._request(client, req, endpoint, url, extensions)
+            except ValueError as exc:  # NaN / Infinity (allow_nan=False), a lone surrogate
+                raise call.failure(
+                    f"could not be sent: {_unencodable(exc)}", attempt, None
+                ) from None
             if unmarked and on_sending is not None:
                 pending = on_sending()
                 if pending is not None:
                     await pending
             unmarked = False
-            extensions = {"trace": report_sending(slot)} if slot else {}
             last: httpx.Response | None = None
             retry_after: float | None = None
             unsent = False  # whether this attempt provably never reached the provider
             try:
-                response = await client.send(self._request(client, req, endpoint, url, extensions))
+                response = await client.send(request)
             except _NOT_SENT as exc:
                 reason = f"could not be reached ({type(exc).__name__})"
                 unsent = True
@@ -396,3 +404,12 @@ def _refusal(exc: ProviderError) -> str:
 
 def _via_gateway(endpoint: Endpoint | None) -> bool:
     return endpoint is not None and endpoint.variable == "MATON_API_KEY"
+
+
+def _unencodable(exc: ValueError) -> str:
+    """Why the request's bytes could not be built, said without the value itself."""
+    if isinstance(exc, UnicodeEncodeError):
+        return "it holds a lone surrogate (an unpaired \\uD800-\\uDFFF escape), which is not text"
+    if "JSON compliant" in str(exc):
+        return "its body holds NaN or Infinity, which JSON cannot carry"
+    return f"it cannot be encoded ({type(exc).__name__})"

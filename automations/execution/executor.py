@@ -30,6 +30,7 @@ from automations.errors import (
     ConnectionPausedError,
     ProviderError,
     RenderError,
+    StoreError,
 )
 from automations.execution.render import PreviewEnv, render_action
 from automations.execution.rows import action_condition, evaluate_condition, row_for
@@ -40,8 +41,15 @@ from automations.ports import RunStore, StateStore, Store
 from automations.records import RunRecord, RunStatus, StepRecord, StepStatus, TriggerKind
 from automations.redact import Redactor
 from automations.retry import RetryPolicy
+from automations.stores.codec import is_truncated
 
-__all__ = ["KEY_VARIABLES", "Executor", "StoreCall", "new_run"]
+__all__ = ["CUT_EVENT", "KEY_VARIABLES", "Executor", "StoreCall", "new_run"]
+
+#: Why a run whose event was stored cut (by a version before events were kept whole) fails.
+CUT_EVENT = (
+    "this run's event was stored cut to 8 KB by an older version of automations, so it cannot "
+    "be run as received; have the sender deliver it again (or re-add the row)"
+)
 
 T = TypeVar("T")
 
@@ -127,6 +135,8 @@ class Executor:
         # recorded with the claim, in one write
         red = self.redactor(recipe)
         dry = dry_run or run.dry_run
+        if is_truncated(run.event):
+            return await self._refuse_cut_event(run, recipe, dry, writes)
         row = row_for(recipe, run.event)
         cond = evaluate_condition(recipe, row)
         # the row is stored only when ``columns:`` made it differ from the event (audit size)
@@ -157,7 +167,9 @@ class Executor:
                 continue
             try:
                 ready[index] = render_action(recipe, action, index, row, env, {}, run_id=run.id)
-            except (RenderError, ConfigError) as exc:
+            except StoreError:
+                raise
+            except Exception as exc:  # see _render_failed
                 sent = any(s.status is StepStatus.SUCCEEDED for s in prog.steps.values())
                 note = "" if sent else " (checked before sending: nothing was sent)"
                 return self._render_failed(prog, index, action, red, exc, note)
@@ -179,20 +191,23 @@ class Executor:
                 self._put(prog, skipped, status=StepStatus.SKIPPED)
                 continue
             req = ready.get(index)
-            if req is None:
-                try:
+            try:
+                if req is None:
                     req = render_action(recipe, action, index, row, env, responses, run_id=run.id)
-                except (RenderError, ConfigError) as exc:
-                    return self._render_failed(prog, index, action, red, exc, "")
-            if prior is not None and prior.idempotency_key and req.idempotency_key:
-                # a replay (or a resumed run) sends under the key its step was first sent with
-                req = replace(req, idempotency_key=prior.idempotency_key)
+                if prior is not None and prior.idempotency_key and req.idempotency_key:
+                    # a replay (or a resumed run) sends under the key its step was first sent with
+                    req = replace(req, idempotency_key=prior.idempotency_key)
+                described = self._describe(req, red)
+            except StoreError:
+                raise
+            except Exception as exc:  # see _render_failed
+                return self._render_failed(prog, index, action, red, exc, "")
             step = StepRecord(
                 run.id,
                 index,
                 action.id,
                 action.kind,
-                request=self._describe(req, red),
+                request=described,
                 idempotency_key=req.idempotency_key,
                 started_at=started_at,
             )
@@ -225,12 +240,16 @@ class Executor:
         index: int,
         action: Action,
         red: Redactor,
-        exc: RenderError | ConfigError,
+        exc: Exception,
         note: str,
     ) -> RunRecord:
+        """A step that cannot be rendered. ``RenderError`` / ``ConfigError`` say what is wrong;
+        anything else is a value nothing expected (or a bug): the run fails with that said, and
+        never stays ``running``."""
+        why = red.text(_reason(exc))
         failed = StepRecord(prog.run.id, index, action.id, action.kind, started_at=self.clock())
-        self._put(prog, failed, status=StepStatus.FAILED, error=red.text(str(exc)))
-        return self._finish(prog, RunStatus.FAILED, red.text(f"{action.id}: {exc}{note}"))
+        self._put(prog, failed, status=StepStatus.FAILED, error=why)
+        return self._finish(prog, RunStatus.FAILED, f"{action.id}: {why}{note}")
 
     async def _send(
         self,
@@ -243,15 +262,20 @@ class Executor:
         # held open across the wait for a slot)
         await prog.writes.flush()
         sending = replace(step, status=StepStatus.SENDING, attempts=1)
+        marked = False  # whether "sending" stands recorded for this request
 
         async def mark_sending() -> None:
+            nonlocal marked
             # durable before the request leaves: written before sent
             await self.io(self.store.put_step, sending)
+            marked = True
 
         async def mark_unsent() -> None:
+            nonlocal marked
             # the attempt never reached the provider (no connection, a 429): while the request
             # waits for its next try (minutes, in an outage) a crash must not leave it "sending"
             await self.io(self.store.put_step, step)
+            marked = False
 
         # Only a request that must not be sent twice needs the mark: a resend-safe one (a keyed
         # Loops event, a PUT) found without an outcome after a crash is simply sent again.
@@ -275,6 +299,16 @@ class Executor:
                     finished_at=None,
                 )
             return self._failed(prog, step, red, exc, started)
+        except StoreError:
+            raise
+        except Exception as exc:
+            # Nothing expected this (a bug, a transport misbehaving): the run ends with it said.
+            # Once "sending" is recorded the request may have left: unknown, for a person.
+            why = red.text(f"the send failed unexpectedly ({_reason(exc)})")
+            if marked:
+                why += "; it may or may not have reached the provider: check, then replay"
+            status = StepStatus.UNKNOWN if marked else StepStatus.FAILED
+            return self._put(prog, step, status=status, error=why, duration_ms=_ms(started))
         return self._put(
             prog,
             step,
@@ -284,6 +318,18 @@ class Executor:
             attempts=result.attempts,
             duration_ms=result.duration_ms,
         )
+
+    async def _refuse_cut_event(
+        self, run: RunRecord, recipe: Recipe, dry: bool, writes: _Writes
+    ) -> RunRecord:
+        """A run whose event an older version stored cut to 8 KB: running on the marker would
+        send garbage (or skip silently), so it fails, saying why."""
+        claimed = await self.io(self._claim, run.id, recipe, None, None, dry, False)
+        if claimed is None:
+            final: RunRecord = await self.io(self.store.get_run, run.id)
+            return final
+        prog = _Progress(claimed, writes, row=None, condition=None, dry_run=dry)
+        return self._finish(prog, RunStatus.FAILED, CUT_EVENT)
 
     def _failed(
         self,
@@ -338,7 +384,7 @@ class Executor:
         run_id: str,
         recipe: Recipe,
         row: Any,
-        condition: bool,
+        condition: bool | None,
         dry_run: bool,
         remember: bool,
     ) -> RunRecord | None:
@@ -397,7 +443,13 @@ class _Progress:
     __slots__ = ("condition", "dry_run", "row", "run", "steps", "writes")
 
     def __init__(
-        self, run: RunRecord, writes: _Writes, *, row: Any, condition: bool, dry_run: bool
+        self,
+        run: RunRecord,
+        writes: _Writes,
+        *,
+        row: Any,
+        condition: bool | None,
+        dry_run: bool,
     ) -> None:
         self.run = run
         self.writes = writes
@@ -453,6 +505,14 @@ def _deferred_reason(exc: ProviderError) -> str:
     if isinstance(exc, ConnectionPausedError):
         return f"not sent: {exc}; the run waits and is sent when the connection resumes"
     return f"{_explain(exc)}; nothing was processed, the run waits for the connection to work again"
+
+
+def _reason(exc: Exception) -> str:
+    """An error as the audit says it: ours speak for themselves, others are named."""
+    if isinstance(exc, RenderError | ConfigError):
+        return str(exc)
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _explain(exc: ProviderError) -> str:

@@ -3,10 +3,16 @@
 - JSON-shaped fields (``event``, ``row``, ``request``, ``response_body``) are stored as compact JSON
   text (``separators=(",", ":")``, UTF-8 kept as is). A value that is not JSON (a ``datetime`` from
   YAML, a ``Decimal``) is written as its ``str()``: an audit record must never fail to be written.
-- Any JSON text longer than ``JSON_TEXT_LIMIT`` bytes is replaced by a marker object
+- A run's ``event`` and ``row`` are stored whole, whatever their size: the event is what the run
+  executes on (on resume and replay too), so it is never cut. The intake bounds it instead
+  (``--max-body`` for webhooks; table rows by the table's own limits).
+- Any other JSON text (a step's ``request`` and ``response_body``: what the audit *shows*) longer
+  than ``JSON_TEXT_LIMIT`` bytes is replaced by a marker object
   ``{"__truncated__": <original size in bytes>, "head": "<the start of the JSON text>"}``, itself
   at most ``JSON_TEXT_LIMIT`` bytes. Callers bound response bodies already; this is a safety net
-  so that one odd payload cannot bloat the audit log.
+  so that one odd payload cannot bloat the audit log. Databases written before events were kept
+  whole may hold such a marker as an event: ``is_truncated`` tells, and the executor refuses to
+  run on it.
 - Error texts are cut at ``JSON_TEXT_LIMIT`` characters for the same reason.
 
 The in-memory store passes values through the same functions, so a value read back from it is
@@ -28,8 +34,11 @@ __all__ = [
     "UPDATABLE_RUN_FIELDS",
     "cap_text",
     "check_run_changes",
+    "dump_event",
     "dump_json",
+    "is_truncated",
     "load_json",
+    "normalize_event",
     "normalize_json",
     "normalize_run",
     "normalize_step",
@@ -61,17 +70,37 @@ def dump_json(value: Any) -> str | None:
     """``value`` as compact JSON text (``None`` stays ``None``: SQL ``NULL``), capped in size."""
     if value is None:
         return None
+    try:
+        text, size = _encode(value)
+    except RecursionError:
+        # nested deeper than the encoder goes: the audit says so rather than failing the write
+        return _ENCODE({TRUNCATED_KEY: None, "head": "(nested too deeply to record)"})
+    return text if size <= JSON_TEXT_LIMIT else _truncated(text, size)
+
+
+def dump_event(value: Any) -> str | None:
+    """``value`` (a run's event or row) as compact JSON text, whole."""
+    return None if value is None else _encode(value)[0]
+
+
+def _encode(value: Any) -> tuple[str, int]:
+    """The JSON text of ``value`` and its size in UTF-8 bytes."""
     text: str = _ENCODE(value)
     if text.isascii():
-        size = len(text)
-    else:
-        try:
-            size = len(text.encode())
-        except UnicodeEncodeError:
-            # A lone surrogate (from "\ud800" in some JSON input) cannot be UTF-8: escape it.
-            text = _ENCODE_ASCII(value)
-            size = len(text)
-    return text if size <= JSON_TEXT_LIMIT else _truncated(text, size)
+        return text, len(text)
+    try:
+        return text, len(text.encode())
+    except UnicodeEncodeError:
+        # A lone surrogate (from "\ud800" in some JSON input) cannot be UTF-8: escape it.
+        text = _ENCODE_ASCII(value)
+        return text, len(text)
+
+
+def is_truncated(value: Any) -> bool:
+    """Whether ``value`` is the marker ``dump_json`` stores in place of an oversized value."""
+    return (
+        isinstance(value, dict) and TRUNCATED_KEY in value and set(value) <= {TRUNCATED_KEY, "head"}
+    )
 
 
 def _truncated(text: str, size: int) -> str:
@@ -93,6 +122,11 @@ def load_json(text: str | None) -> Any:
 def normalize_json(value: Any) -> Any:
     """``value`` as it reads back from storage."""
     return stored_json(value, dump_json(value))
+
+
+def normalize_event(value: Any) -> Any:
+    """``value`` (an event or row) as it reads back from storage."""
+    return stored_json(value, dump_event(value))
 
 
 def stored_json(value: Any, text: str | None) -> Any:
@@ -117,8 +151,8 @@ def normalize_run(run: RunRecord) -> RunRecord:
     steps = tuple(normalize_step(_replace_changed(s, run_id=run.id)) for s in run.steps)
     return _replace_changed(
         run,
-        event=normalize_json(run.event),
-        row=normalize_json(run.row),
+        event=normalize_event(run.event),
+        row=normalize_event(run.row),
         error=cap_text(run.error),
         steps=run.steps if all(map(operator.is_, steps, run.steps)) else steps,
     )

@@ -24,6 +24,7 @@ from automations.records import (
 )
 from automations.stores.codec import (
     check_run_changes,
+    normalize_event,
     normalize_json,
     normalize_run,
     normalize_step,
@@ -119,7 +120,7 @@ class MemoryStore(Store):
         changes = check_run_changes(fields)
         for name in ("event", "row"):
             if name in changes:
-                changes[name] = normalize_json(changes[name])
+                changes[name] = normalize_event(changes[name])
         with self._lock:
             run = self._exact(run_id)
             if run.status not in _UNFINISHED:
@@ -155,7 +156,7 @@ class MemoryStore(Store):
         changes = check_run_changes(fields)
         for name in ("event", "row"):
             if name in changes:
-                changes[name] = normalize_json(changes[name])
+                changes[name] = normalize_event(changes[name])
         with self._lock:
             run = self._exact(run_id)
             key = (

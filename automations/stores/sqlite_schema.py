@@ -31,7 +31,7 @@ from automations.records import (
     StepStatus,
     TriggerKind,
 )
-from automations.stores.codec import cap_text, dump_json, load_json, stored_json
+from automations.stores.codec import cap_text, dump_event, dump_json, load_json, stored_json
 
 __all__ = [
     "AUDIT_COLUMNS",
@@ -201,11 +201,11 @@ def run_params(run: RunRecord) -> tuple[object, ...]:
         run.recipe,
         run.trigger.value,
         run.event_key,
-        dump_json(run.event),
+        dump_event(run.event),
         run.created_at,
         run.status.value,
         run.recipe_hash,
-        dump_json(run.row),
+        dump_event(run.row),
         run.condition,
         run.dry_run,
         cap_text(run.error),
@@ -251,7 +251,7 @@ def step_params(step: StepRecord, request_json: str | None = None) -> tuple[obje
 def run_column_value(name: str, value: object) -> object:
     """``value`` of the ``RunRecord`` field ``name`` as its column stores it."""
     if name in ("event", "row"):
-        return dump_json(value)
+        return dump_event(value)
     if isinstance(value, RunStatus | TriggerKind):
         return value.value
     return value

@@ -236,6 +236,22 @@ def test_oversized_json_is_cut_with_a_marker(store: Store) -> None:
     assert len((dump_json(stored) or "").encode()) <= JSON_TEXT_LIMIT
 
 
+def test_events_and_rows_are_stored_whole(store: Store) -> None:
+    # an event is what a run executes on: it is never cut, whatever its size (the intake bounds
+    # it: --max-body for webhooks, the table file limits for rows)
+    notes = "n" * 9_000
+    event = {"Email": "a@example.com", "Notes": notes, "items": ["é" * 50] * 400}
+    row = {"Email": "a@example.com", "Notes": notes}
+    stored, _ = store.enqueue(dataclasses.replace(make_run("r1", event=event), row=row))
+    assert stored.event == event and stored.row == row
+    back = store.get_run("r1")
+    assert back.event == event and back.row == row
+    store.update_run("r1", row={"Notes": notes + "!"})
+    assert store.get_run("r1").row == {"Notes": notes + "!"}
+    [pending] = store.unfinished()
+    assert pending.event == event
+
+
 def test_json_round_trips_unicode_and_nesting(store: Store) -> None:
     event = {"name": "Zoë 😀", "nested": {"a": [1, 2.5, None, True]}, "n": 0}
     store.enqueue(make_run("r1", event=event))
