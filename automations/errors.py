@@ -5,6 +5,7 @@
     ├── RenderError            a row cannot be rendered into a request (bad phone number, ...)
     ├── ConfigError            the environment lacks something (an API key variable, ...)
     ├── SignatureError         an incoming webhook failed verification
+    ├── EventError             an incoming event is not a value the engine takes (poison JSON)
     ├── ProviderError          a provider answered with an error; carries request and response
     │   ├── AmbiguousSendError the request may or may not have reached the provider
     │   └── ConnectionPausedError  the connection's breaker is open: nothing was sent
@@ -28,6 +29,7 @@ __all__ = [
     "AutomationsError",
     "ConfigError",
     "ConnectionPausedError",
+    "EventError",
     "ProviderError",
     "RecipeError",
     "RefusedError",
@@ -72,6 +74,13 @@ class ConfigError(AutomationsError):
 
 class SignatureError(AutomationsError):
     """An incoming webhook's signature, token or timestamp did not verify."""
+
+
+class EventError(AutomationsError):
+    """An incoming event (a webhook body, a ``--row``) is not JSON the engine can run on: not
+    JSON at all, ``NaN`` / ``Infinity`` / a number too large for a float, a lone surrogate,
+    nesting deeper than the limit, an integer of more digits than Python converts. Nothing is
+    recorded; the webhook intake answers 400 with the message."""
 
 
 class ProviderError(AutomationsError):

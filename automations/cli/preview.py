@@ -14,10 +14,12 @@ import click
 from automations.cli import friendly_errors
 from automations.connections import Connections
 from automations.diagnostics import Diagnostic
+from automations.errors import EventError
 from automations.execution.preview import preview, run_recipe_test
 from automations.formats import format_text
 from automations.junit import CaseResult, SuiteResult, junit_xml
 from automations.recipes.compiler import LoadResult, load_directory, load_recipe
+from automations.triggers.payload import parse_event
 
 __all__ = ["COMMANDS", "parse_row_option", "require_recipe"]
 
@@ -32,16 +34,19 @@ def parse_row_option(value: str) -> dict[str, Any]:
             text = sys.stdin.read() if name == "-" else Path(name).read_text("utf-8")
         else:
             text = value
-        row = json.loads(text)
+        row = parse_event(text)
     except OSError as exc:
         raise click.BadParameter(
             f"cannot read {value[1:]}: {exc.strerror}", param_hint="--row"
         ) from exc
-    except json.JSONDecodeError as exc:
+    except UnicodeDecodeError as exc:
         raise click.BadParameter(
-            f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
-            "pass a JSON object, or @file.json",
-            param_hint="--row",
+            f"{value[1:]} is not UTF-8 (byte {exc.start})", param_hint="--row"
+        ) from exc
+    except EventError as exc:
+        text = str(exc).replace("the body", "the row", 1)
+        raise click.BadParameter(
+            f"{text}; pass a JSON object, or @file.json", param_hint="--row"
         ) from exc
     if not isinstance(row, dict):
         kind = {list: "a list", str: "text", bool: "true/false", type(None): "null"}.get(

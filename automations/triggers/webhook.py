@@ -2,7 +2,9 @@
 
 Answers: 202 once the event is recorded as a run (body: the run id); 200 for a repeated delivery
 of an event already recorded (no second run); 401 bad or missing signature (nothing recorded);
-400 a body that is not JSON; 404 no recipe on that path; 405 not a POST; 413 body over the limit.
+400 a body that is not JSON the engine takes (``payload.parse_event``: NaN, Infinity, 1e999, a
+lone surrogate, nesting over 64 levels, an integer over 4,300 digits; nothing recorded); 404 no
+recipe on that path; 405 not a POST; 413 body over the limit.
 The signature is checked over the raw bytes before the body is parsed.
 """
 
@@ -18,10 +20,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from automations.conditions import EVALUATION_ERRORS
-from automations.errors import ConfigError, SignatureError
+from automations.errors import ConfigError, EventError, SignatureError
 from automations.execution.executor import new_run
 from automations.model import Recipe, WebhookTrigger
 from automations.records import RunRecord, TriggerKind
+from automations.triggers.payload import parse_event
 from automations.triggers.verify import default_event_id, verify_webhook
 
 __all__ = ["DEFAULT_MAX_BODY", "WebhookIntake"]
@@ -122,9 +125,9 @@ class WebhookIntake:
             )
             return _error(503, "webhook verification is not configured on this runner")
         try:
-            payload = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return _rejected(request, 400, "the body is not JSON")
+            payload = parse_event(body)
+        except EventError as exc:
+            return _rejected(request, 400, str(exc))
         event_key = self._event_key(trigger, request.headers, payload, body)
         accepted = self.accept(new_run(recipe.name, TriggerKind.WEBHOOK, event_key, payload), None)
         run, is_new = accepted if isinstance(accepted, tuple) else await accepted

@@ -48,7 +48,7 @@ def test_render_masks_secrets(cli: Cli) -> None:
 def test_render_bad_row_is_a_usage_error(cli: Cli) -> None:
     res = cli("render", LEAD, "--row", "{nope")
     assert res.returncode == 2
-    assert "not valid JSON" in res.stderr
+    assert "the row is not JSON (Expecting property name" in res.stderr
     assert "Traceback" not in res.stderr
 
 
@@ -130,3 +130,10 @@ def test_replay_completes_a_failed_run(cli: Cli) -> None:
     runs = json.loads(cli("runs", "--db", "e.db", "--format", "json").stdout)
     assert len(runs) == 2
     assert runs[0]["status"] == "succeeded" and runs[0]["replay_of"] == run_id
+
+
+def test_render_refuses_a_row_json_cannot_carry(cli: Cli) -> None:
+    res = cli("render", LEAD, "--row", '{"Email": "a@example.com", "Phone": NaN}')
+    assert res.returncode == 2
+    assert "NaN is not JSON: send a number, a string or null" in res.stderr
+    assert "Traceback" not in res.stderr

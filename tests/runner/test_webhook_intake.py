@@ -195,7 +195,12 @@ def test_rejections_are_logged_at_warning_with_the_reason_and_no_secret(
         ("/hooks/nope", 404, "no recipe serves /hooks/nope"),
         ("/hooks/loops", 401, "webhook-signature does not match the body"),
         ("/hooks/loops", 401, "timestamp too old"),
-        ("/hooks/token", 400, "the body is not JSON"),
+        (
+            "/hooks/token",
+            400,
+            "the body is not JSON (Expecting property name enclosed in double quotes at line 1 "
+            "column 2)",
+        ),
         ("/hooks/token", 401, "x-token header does not match the token"),
     ]
     assert got == [
@@ -205,3 +210,25 @@ def test_rejections_are_logged_at_warning_with_the_reason_and_no_secret(
     logged = caplog.text
     assert SECRET not in logged and "s3cret-token" not in logged and "wrong" not in logged
     assert store.count() == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"a": NaN}',
+        b'{"a": Infinity}',
+        b'{"a": 1e999}',
+        b'{"a": "\\ud800"}',
+        b"[" * 970 + b"]" * 970,
+        b"1" * 4301,
+    ],
+    ids=["nan", "infinity", "1e999", "lone-surrogate", "970-levels", "4301-digits"],
+)
+def test_poison_json_is_400_and_records_nothing(
+    client: tuple[AsgiClient, MemoryStore, list[RunRecord]], body: bytes
+) -> None:
+    c, store, dispatched = client
+    res = c.post("/hooks/loops", content=body, headers=_standard(body))
+    assert res.status_code == 400
+    assert res.json()["error"].startswith(("the body", "NaN", "Infinity", "the number"))
+    assert store.count() == 0 and dispatched == []
