@@ -60,8 +60,7 @@ class AsgiClient:
         return self.request("GET", path, **kw)
 
 
-@pytest.fixture
-def client() -> tuple[AsgiClient, MemoryStore, list[RunRecord]]:
+def _client(max_body: int) -> tuple[AsgiClient, MemoryStore, list[RunRecord]]:
     env = {"LOOPS_SECRET": SECRET, "QUO_SECRET": QUO_SECRET, "TOK": "s3cret-token"}
     recipes = {}
     for path, scheme in RECIPES.items():
@@ -77,9 +76,14 @@ def client() -> tuple[AsgiClient, MemoryStore, list[RunRecord]]:
             dispatched.append(stored)
         return stored, new
 
-    intake = WebhookIntake(recipes.get, env, accept, max_body=1000)
+    intake = WebhookIntake(recipes.get, env, accept, max_body=max_body)
     app = Starlette(routes=[Route("/{p:path}", intake.handle, methods=["GET", "POST", "PUT"])])
     return AsgiClient(app), store, dispatched
+
+
+@pytest.fixture
+def client() -> tuple[AsgiClient, MemoryStore, list[RunRecord]]:
+    return _client(1000)
 
 
 def _standard(body: bytes, msg_id: str = "msg_1", ts: int | None = None) -> dict[str, str]:
@@ -224,10 +228,8 @@ def test_rejections_are_logged_at_warning_with_the_reason_and_no_secret(
     ],
     ids=["nan", "infinity", "1e999", "lone-surrogate", "970-levels", "4301-digits"],
 )
-def test_poison_json_is_400_and_records_nothing(
-    client: tuple[AsgiClient, MemoryStore, list[RunRecord]], body: bytes
-) -> None:
-    c, store, dispatched = client
+def test_poison_json_is_400_and_records_nothing(body: bytes) -> None:
+    c, store, dispatched = _client(1 << 20)
     res = c.post("/hooks/loops", content=body, headers=_standard(body))
     assert res.status_code == 400
     assert res.json()["error"].startswith(("the body", "NaN", "Infinity", "the number"))
