@@ -9,6 +9,7 @@ import pytest
 from automations.errors import ConfigError, SignatureError
 from automations.model import VerifyScheme
 from automations.triggers.verify import (
+    MAX_SIGNATURES,
     default_event_id,
     sign_openphone,
     sign_standard,
@@ -322,4 +323,51 @@ def test_standard_timestamp_in_milliseconds_is_reported_as_such() -> None:
     assert message == (
         f"webhook-timestamp {ts} is in milliseconds; Standard Webhooks sign with seconds since "
         "1970 (10 digits)"
+    )
+
+
+# --- hostile signature headers -----------------------------------------------------------------
+
+
+def test_openphone_at_most_eight_entries_are_taken() -> None:
+    ts_ms = int(NOW * 1000)
+    forged = f"hmac;1;{ts_ms};{base64.b64encode(b'z' * 32).decode()}"
+    good = sign_openphone(OP_SECRET, ts_ms, BODY)
+    assert MAX_SIGNATURES == 8
+    _verify_openphone(",".join([forged] * 7 + [good]))  # a rotation never needs more
+    message = _reject(
+        OPENPHONE, {"openphone-signature": ",".join([forged] * 8 + [good])}, secret=OP_SECRET
+    )
+    assert message == "openphone-signature lists more than 8 signatures"
+
+
+def test_openphone_sixty_thousand_entries_over_a_megabyte_are_refused() -> None:
+    # the attack of issue 9: a 1 MB body and a 1 MB header of 60,000 entries (41 s of HMACs)
+    body = b'{"pad": "' + b"x" * (1 << 20) + b'"}'
+    entry = f"hmac;1;{int(NOW * 1000)};{base64.b64encode(b'z' * 32).decode()}"
+    value = ",".join([entry] * 60_000)
+    assert len(value) > 1 << 20
+    with pytest.raises(SignatureError, match=r"^openphone-signature lists more than 8 signatures$"):
+        _verify_openphone(value, body=body)
+
+
+def test_openphone_repeated_timestamps_still_verify() -> None:
+    # entries sharing a timestamp share one HMAC over the body: a match is still found
+    ts_ms = int(NOW * 1000)
+    forged = f"hmac;1;{ts_ms};{base64.b64encode(b'z' * 32).decode()}"
+    good = sign_openphone(OP_SECRET, ts_ms, BODY)
+    _verify_openphone(f"{forged},{forged},{good},{forged}")
+    older = sign_openphone(OP_SECRET, ts_ms - 1000, BODY)
+    _verify_openphone(f"{forged},{older},{good}")
+
+
+def test_standard_at_most_eight_signatures_are_taken() -> None:
+    headers = _standard_headers()
+    forged = "v1," + base64.b64encode(b"z" * 32).decode()
+    headers["webhook-signature"] = " ".join([forged] * 7 + [headers["webhook-signature"]])
+    _verify_standard(headers)
+    good = headers["webhook-signature"].split()[-1]
+    headers["webhook-signature"] = " ".join([forged] * 60_000 + [good])
+    assert _reject(STANDARD, headers, secret=WHSEC) == (
+        "webhook-signature lists more than 8 signatures"
     )
