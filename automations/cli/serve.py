@@ -17,6 +17,12 @@ from automations.cli import friendly_errors
 from automations.cli.history import db_option, resolve_db
 from automations.connections import Connections, ConnectionSettings
 from automations.runner.app import build_app
+from automations.runner.httpguard import (
+    DEFAULT_LIMITS,
+    HttpLimits,
+    fit_to_descriptors,
+    guarded_protocol,
+)
 from automations.runner.logs import configure_logging, log_secrets
 from automations.runner.service import Runner, RunnerOptions
 from automations.stores import open_store
@@ -36,7 +42,13 @@ class _Server(uvicorn.Server):
 
 
 async def _serve(
-    directory: Path, db: Path, host: str, port: int, options: RunnerOptions, max_body: int
+    directory: Path,
+    db: Path,
+    host: str,
+    port: int,
+    options: RunnerOptions,
+    max_body: int,
+    limits: HttpLimits,
 ) -> None:
     store = open_store(db)
     env = dict(os.environ)
@@ -46,6 +58,7 @@ async def _serve(
             build_app(runner, max_body=max_body),
             host=host,
             port=port,
+            http=guarded_protocol(fit_to_descriptors(limits)),
             log_level="warning",
             access_log=False,
             lifespan="off",
@@ -105,6 +118,28 @@ async def _serve(
     help="Largest webhook body accepted, in bytes (413 above).",
 )
 @click.option(
+    "--max-connections",
+    default=DEFAULT_LIMITS.max_connections,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Open connections at most; beyond it the oldest one still sending its headers is "
+    "closed, or the new one answered 503.",
+)
+@click.option(
+    "--header-timeout",
+    default=DEFAULT_LIMITS.head_timeout_s,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds a connection has to send its request line and headers (408 after).",
+)
+@click.option(
+    "--body-timeout",
+    default=DEFAULT_LIMITS.body_timeout_s,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds a request has to send its body once its headers are in.",
+)
+@click.option(
     "--keep-succeeded",
     default=30.0,
     show_default=True,
@@ -131,6 +166,9 @@ def run(
     concurrency: int,
     grace: float,
     max_body: int,
+    max_connections: int,
+    header_timeout: float,
+    body_timeout: float,
     keep_succeeded: float,
     keep_failed: float,
     log_format: str,
@@ -157,7 +195,12 @@ def run(
     except ImportError:  # pragma: no cover - uvloop is optional (not on Windows)
         runner_factory = None
     with asyncio.Runner(loop_factory=runner_factory) as r:
-        r.run(_serve(directory, resolve_db(db), host, port, options, max_body))
+        limits = HttpLimits(
+            head_timeout_s=header_timeout,
+            body_timeout_s=body_timeout,
+            max_connections=max_connections,
+        )
+        r.run(_serve(directory, resolve_db(db), host, port, options, max_body, limits))
 
 
 COMMANDS = [run]

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from automations.conditions import EVALUATION_ERRORS
@@ -100,6 +100,8 @@ class WebhookIntake:
             body = await self._read(request)
         except _TooLarge:
             return _rejected(request, 413, f"body larger than {self.max_body} bytes")
+        except ClientDisconnect:  # gone (or cut off by the body timeout): nothing recorded
+            return _rejected(request, 400, "the client went away before its body arrived")
         trigger = recipe.trigger
         assert isinstance(trigger, WebhookTrigger)
         secret = self.env.get(trigger.secret_env) if trigger.secret_env else None
