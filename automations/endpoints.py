@@ -23,7 +23,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import unquote_plus
 
 import httpx
 
@@ -255,10 +255,14 @@ def mask_url(url: str) -> str:
     query = parsed.query.decode("ascii", "replace")
     if not query and not parsed.userinfo:
         return url
-    pairs = parse_qsl(query, keep_blank_values=True)
-    masked = [(k, MASK if is_secret_name(k) else v) for k, v in pairs]
+    # Only the values of secret-named parameters change; every other part keeps the bytes it is
+    # sent with (re-encoding would turn a value the Redactor knows into one it may not).
+    masked = []
+    for part in query.split("&"):
+        name, eq, _ = part.partition("=")
+        masked.append(f"{name}={MASK}" if eq and is_secret_name(unquote_plus(name)) else part)
     clean = parsed.copy_with(userinfo=b"***" if parsed.userinfo else None)
-    return str(clean.copy_with(query=urlencode(masked, safe="*").encode() or None))
+    return str(clean.copy_with(query="&".join(masked).encode() or None))
 
 
 def _base_url(env: Mapping[str, str], variable: str, default: str) -> str:

@@ -1,4 +1,16 @@
-"""Keep secrets out of everything the engine writes: audit rows, logs, errors, previews."""
+"""Keep secrets out of everything the engine writes: audit rows, logs, errors, previews.
+
+A secret is masked in every form it can take in what the engine writes: as is; as the E.164 form
+of a phone number; percent-encoded, as a URL's query carries it (``quote`` and ``quote_plus``,
+with the safe characters of ``urllib`` and of httpx, hex in either case: ``US%2FLEAK``,
+``US%2fLEAK``, ``a+b``); JSON-escaped, as a JSON log line or stored JSON text carries it.
+
+Values shorter than ``MIN_SECRET_LEN`` (6) characters are not masked in free text (responses,
+error messages, logs): masking ``"1"`` or ``"yes"`` everywhere would garble the audit while
+protecting nothing. Where a recipe *substitutes* such a value (``${PIN}`` in a request), the
+audit and ``render`` show ``${PIN}`` in its place all the same: the executor renders the shown
+copy of the request with the placeholder (``ShortSecrets``).
+"""
 
 from __future__ import annotations
 
@@ -6,14 +18,17 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import quote, quote_plus
 
-__all__ = ["MASK", "Redactor"]
+__all__ = ["MASK", "MIN_SECRET_LEN", "Redactor", "restore_placeholders", "short_secrets"]
 
 MASK = "***"
-#: Shorter values are not treated as secrets: masking "1" or "yes" everywhere would garble
-#: the audit while protecting nothing.
-_MIN_SECRET_LEN = 6
-_JSON_ESCAPED = re.compile(r'["\\\x00-\x1f\x7f]')
+#: Shorter values are not masked in free text (see the module docstring).
+MIN_SECRET_LEN = 6
+#: The characters each quoting leaves as they are: ``urllib``'s defaults, ``urlencode`` as
+#: ``mask_url`` calls it, and httpx's for a query.
+_SAFE_SETS = ("", "/", "*", "!$&'()*+,;=:@/?")
+_HEX = re.compile(r"%[0-9A-F]{2}")
 # Built once: ``json.dumps`` with options builds an encoder on every call, and every body that
 # leaves the engine is scanned.
 _SCAN_TEXT = json.JSONEncoder(ensure_ascii=False, check_circular=False, default=str).encode
@@ -24,6 +39,26 @@ def _variants(value: str) -> Iterable[str]:
     digits = re.sub(r"\D", "", value)
     if 7 <= len(digits) <= 15 and digits != value:  # a phone number's E.164 form
         yield ("+1" + digits) if len(digits) == 10 else ("+" + digits)
+    for safe in _SAFE_SETS:
+        for encoded in (quote(value, safe=safe), quote_plus(value, safe=safe)):
+            yield encoded
+            yield _HEX.sub(lambda m: m.group(0).lower(), encoded)
+    yield json.dumps(value)[1:-1]
+    yield json.dumps(value, ensure_ascii=False)[1:-1]
+
+
+_QUOTED_PLACEHOLDER = re.compile(r"%24%7B([A-Za-z_][A-Za-z0-9_]*)%7D", re.IGNORECASE)
+
+
+def restore_placeholders(url: str) -> str:
+    """``url`` with percent-encoded ``${NAME}`` placeholders (``%24%7BNAME%7D``) written back as
+    ``${NAME}``, the way the audit shows every masked value."""
+    return _QUOTED_PLACEHOLDER.sub(lambda m: "${" + m.group(1) + "}", url) if "%" in url else url
+
+
+def short_secrets(env: Mapping[str, str], names: Iterable[str]) -> frozenset[str]:
+    """The variables of ``names`` set in ``env`` to a value too short to mask in free text."""
+    return frozenset(n for n in names if 0 < len(env.get(n, "")) < MIN_SECRET_LEN)
 
 
 class Redactor:
@@ -33,10 +68,12 @@ class Redactor:
     secrets in use; applied to every string that leaves the engine.
     """
 
-    def __init__(self, secrets: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, secrets: Mapping[str, str] | None = None, *, min_len: int = MIN_SECRET_LEN
+    ) -> None:
         pairs: dict[str, str] = {}
         for name, value in (secrets or {}).items():
-            if not value or len(value) < _MIN_SECRET_LEN:
+            if not value or len(value) < min_len:
                 continue
             for v in _variants(value):
                 pairs.setdefault(v, "${" + name + "}" if name else MASK)
@@ -72,17 +109,11 @@ class Redactor:
             return v
         if isinstance(v, str):
             return self.text(v)
-        if isinstance(v, dict | list) and self._json_safe() and not self._rx.search(_SCAN_TEXT(v)):
-            return v  # one C-level scan instead of a walk: most bodies hold no secret
+        # One C-level scan instead of a walk: most bodies hold no secret. The pattern holds
+        # each secret's JSON-escaped form too, so a secret JSON escapes is found as well.
+        if isinstance(v, dict | list) and not self._rx.search(_SCAN_TEXT(v)):
+            return v
         return self._walk(v)
-
-    def _json_safe(self) -> bool:
-        """Whether every secret appears in JSON text exactly as it is (nothing to escape)."""
-        safe = self.__dict__.get("_safe")
-        if safe is None:
-            safe = not any(_JSON_ESCAPED.search(v) for v in self._map)
-            self.__dict__["_safe"] = safe
-        return bool(safe)
 
     def _walk(self, v: Any) -> Any:
         if isinstance(v, str):

@@ -126,7 +126,7 @@ class Probe:
 
 def _signature_attack(runner: Runner, entries: int) -> str:
     body = b'{"id": "EV1", "pad": "' + b"x" * 1_000_000 + b'"}'
-    entry = "hmac;1;" + str(int(time.time() * 1000)) + ";" + base64.b64encode(b"z" * 32).decode()
+    entry = "hmac;1;1;" + base64.b64encode(b"z" * 6).decode()  # 17 bytes: 60,000 make ~1 MB
     header = ",".join([entry] * entries)
     started = time.perf_counter()
     try:

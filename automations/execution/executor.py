@@ -32,14 +32,14 @@ from automations.errors import (
     RenderError,
     StoreError,
 )
-from automations.execution.render import PreviewEnv, render_action
+from automations.execution.render import PreviewEnv, render_action, shown_request
 from automations.execution.rows import action_condition, evaluate_condition, row_for
 from automations.execution.versions import remember_version
 from automations.model import Action, Recipe
 from automations.outbound import OutboundRequest
 from automations.ports import RunStore, StateStore, Store
 from automations.records import RunRecord, RunStatus, StepRecord, StepStatus, TriggerKind
-from automations.redact import Redactor
+from automations.redact import Redactor, short_secrets
 from automations.retry import RetryPolicy
 from automations.stores.codec import is_truncated
 
@@ -110,7 +110,16 @@ class Executor:
         #: of failing. One-off commands (``exec``, ``replay``) keep failing it.
         self.defer_refused = defer_refused
         self._redactors: dict[str, Redactor] = {}
+        self._shorts: dict[str, frozenset[str]] = {}
         self._remembered: set[str] = set()
+
+    def _short(self, recipe: Recipe) -> frozenset[str]:
+        """The variables ``recipe`` substitutes whose values are too short to mask in free
+        text (they are masked where substituted: ``render.shown_request``)."""
+        short = self._shorts.get(recipe.content_hash)
+        if short is None:
+            short = self._shorts[recipe.content_hash] = short_secrets(self.env, recipe.env_names)
+        return short
 
     def redactor(self, recipe: Recipe) -> Redactor:
         r = self._redactors.get(recipe.content_hash)
@@ -198,6 +207,16 @@ class Executor:
                     # a replay (or a resumed run) sends under the key its step was first sent with
                     req = replace(req, idempotency_key=prior.idempotency_key)
                 described = self._describe(req, red)
+                masks: Redactor | _UrlSwap = red
+                short = self._short(recipe)
+                if short:
+                    real_url = described["url"]
+                    described = shown_request(
+                        recipe, action, index, row, env, responses, described, short,
+                        run_id=run.id, describe=lambda r: self._describe(r, red),
+                    )  # fmt: skip
+                    if described["url"] != real_url:  # errors name the URL as the audit does
+                        masks = _UrlSwap(red, real_url, described["url"])
             except StoreError:
                 raise
             except Exception as exc:  # see _render_failed
@@ -222,7 +241,7 @@ class Executor:
                 )
                 self._put(prog, step, status=StepStatus.UNKNOWN, error=msg, attempts=prior.attempts)
                 return self._finish(prog, RunStatus.UNKNOWN, f"{action.id}: {msg}")
-            outcome = await self._send(prog, step, req, red)
+            outcome = await self._send(prog, step, req, masks)
             if outcome.status is StepStatus.SUCCEEDED:
                 responses[action.id] = outcome.response_body
                 if action.response_as:
@@ -256,7 +275,7 @@ class Executor:
         prog: _Progress,
         step: StepRecord,
         req: OutboundRequest,
-        red: Redactor,
+        red: Redactor | _UrlSwap,
     ) -> StepRecord:
         # what the run wrote so far is durable before the request leaves (and no transaction is
         # held open across the wait for a slot)
@@ -335,7 +354,7 @@ class Executor:
         self,
         prog: _Progress,
         step: StepRecord,
-        red: Redactor,
+        red: Redactor | _UrlSwap,
         exc: ProviderError | ConfigError,
         started: float,
     ) -> StepRecord:
@@ -435,6 +454,25 @@ class Executor:
             condition=prog.condition,
             dry_run=prog.dry_run,
         )
+
+
+class _UrlSwap:
+    """A step's ``Redactor`` whose texts also show the step's URL as the audit shows it (short
+    secrets as ``${NAME}``, see ``render.shown_request``): an error naming the request says the
+    same URL as the step's record."""
+
+    __slots__ = ("_real", "_red", "_shown")
+
+    def __init__(self, red: Redactor, real: str, shown: str) -> None:
+        self._red = red
+        self._real = real
+        self._shown = shown
+
+    def text(self, s: str) -> str:
+        return self._red.text(s).replace(self._real, self._shown)
+
+    def value(self, v: Any) -> Any:
+        return self._red.value(v)
 
 
 class _Progress:

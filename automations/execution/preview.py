@@ -9,10 +9,11 @@ from typing import Any
 from automations.connections import Connections
 from automations.errors import ConfigError, RenderError
 from automations.execution.executor import KEY_VARIABLES
-from automations.execution.render import PreviewEnv, render_action
+from automations.execution.render import PreviewEnv, render_action, shown_request
 from automations.execution.rows import action_condition, evaluate_condition, row_for
 from automations.model import Recipe, RecipeTest
-from automations.redact import Redactor
+from automations.outbound import OutboundRequest
+from automations.redact import Redactor, short_secrets
 
 __all__ = ["TestOutcome", "preview", "run_recipe_test"]
 
@@ -36,6 +37,7 @@ def preview(
     responses = dict(responses or {})
     penv = PreviewEnv(env)
     red = Redactor.for_env(env, {*recipe.env_names, *KEY_VARIABLES})
+    short = short_secrets(env, recipe.env_names)
     row = row_for(recipe, event)
     cond = evaluate_condition(recipe, row)
     out: dict[str, Any] = {
@@ -62,13 +64,22 @@ def preview(
                 except (RenderError, ConfigError) as exc:
                     entry["error"] = red.text(str(exc))
                 else:
-                    url, headers = connections.describe(req)
-                    entry["request"] = {
-                        "method": req.method,
-                        "url": red.text(url),
-                        "headers": {k: red.text(v) for k, v in headers},
-                        "body": red.value(req.json),
-                    }
+
+                    def describe(req: OutboundRequest) -> dict[str, Any]:
+                        url, headers = connections.describe(req)
+                        return {
+                            "method": req.method,
+                            "url": red.text(url),
+                            "headers": {k: red.text(v) for k, v in headers},
+                            "body": red.value(req.json),
+                        }
+
+                    entry["request"] = describe(req)
+                    if short:
+                        entry["request"] = shown_request(
+                            recipe, action, index, row, penv, responses, entry["request"], short,
+                            run_id=PREVIEW_RUN_ID, describe=describe,
+                        )  # fmt: skip
             steps.append(entry)
     if penv.unset:
         out["unset_env"] = sorted(penv.unset)
