@@ -7,12 +7,14 @@ the event-loop stall a genuine delivery would see. Attacks:
 - ``signature``: one POST with a 1 MB body and a 1 MB ``openphone-signature`` header of 60,000
   entries (issue 9: 41 s of HMACs before the fix); also, after the fix, the same with 9 entries
   (under the header limit: the signature-count cap answers);
-- ``slow``: 2,000 connections that each send a request head one byte per second for 15 s.
+- ``slow``: 2,000 connections that each send a request head one byte per second for 15 s;
+- ``header``: one request whose single header line is 64 MiB (issue 9: 256 MiB took 82 s and
+  left 319 MB); also reports the runner's peak RSS.
 
 Prints, per attack: the attack's own answer and time, the probe's median and maximum latency,
 probes that failed, and (slow) how many attacker connections were still open at the end.
 
-Run: ``python bench/bench_hostile_http.py [signature|slow ...]`` (about 1 min; bounded: every
+Run: ``python bench/bench_hostile_http.py [signature|slow|header ...]`` (about 1 min; bounded: every
 wait has a timeout). ``BENCH_SRC=/path/to/checkout`` measures another checkout's code (the
 "before" figures), with this interpreter.
 """
@@ -124,6 +126,36 @@ class Probe:
         )
 
 
+HEADER_MIB = 64
+
+
+def _header_attack(runner: Runner) -> str:
+    head = b"POST /hooks/quo HTTP/1.1\r\nHost: t\r\nX-Pad: "
+    chunk = b"a" * (1 << 20)
+    started = time.perf_counter()
+    answer = b""
+    with socket.create_connection(("127.0.0.1", runner.port), timeout=300) as sock:
+        try:
+            sock.sendall(head)
+            for _ in range(HEADER_MIB):
+                sock.sendall(chunk)
+            sock.sendall(b"\r\n\r\n")
+        except OSError:
+            pass
+        try:
+            answer = sock.recv(64)
+        except OSError as exc:
+            answer = type(exc).__name__.encode()
+    took = time.perf_counter() - started
+    peak = "?"
+    with open(f"/proc/{runner.proc.pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                peak = line.split(":", 1)[1].strip()
+    first = answer.split(b"\r\n", 1)[0].decode("latin-1") or "(closed)"
+    return f"{HEADER_MIB} MiB header: {first!r} after {took * 1000:.0f} ms; runner peak RSS {peak}"
+
+
 def _signature_attack(runner: Runner, entries: int) -> str:
     body = b'{"id": "EV1", "pad": "' + b"x" * 1_000_000 + b'"}'
     entry = "hmac;1;1;" + base64.b64encode(b"z" * 6).decode()  # 17 bytes: 60,000 make ~1 MB
@@ -188,6 +220,10 @@ def main(attacks: list[str]) -> None:
                         with Probe(runner) as probe:
                             what = _signature_attack(runner, entries)
                         print(f"signature: {what}; {probe.report()}")
+                elif attack == "header":
+                    with Probe(runner) as probe:
+                        what = _header_attack(runner)
+                    print(f"header: {what}; {probe.report()}")
                 elif attack == "slow":
                     with Probe(runner) as probe:
                         what = asyncio.run(_slow_clients(runner))
@@ -197,4 +233,4 @@ def main(attacks: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or ["signature", "slow"])
+    main(sys.argv[1:] or ["signature", "slow", "header"])
