@@ -12,6 +12,7 @@ RecursionError or ValueError.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,11 @@ _INT = "tag:yaml.org,2002:int"
 _FLOAT = "tag:yaml.org,2002:float"
 _CONSTRUCT = yaml.SafeLoader("")  # only its scalar constructors are used
 
+
+#: Where an alias could be: "*" then an anchor name's first character (libyaml and PyYAML take
+#: only ASCII letters, digits, "_" and "-"). Cron fields ("* * * * *", "*/5") and JMESPath
+#: projections ("[*]") do not match, so most files skip the alias check.
+_ALIAS = re.compile(r"\*[\w-]")
 
 #: Tags of plain scalars by their text, as the resolver found them (bounded below).
 _PLAIN_TAGS: dict[str, str] = {}
@@ -293,7 +299,7 @@ def parse_yaml(text: str, file: str) -> SourceDoc:
         return _failed(file, text, d)
     except RecursionError:  # pragma: no cover - only the pure-Python composer recurses
         return _failed(file, text, _too_deep(file, 1, 1))
-    if node is not None and "*" in text:  # without "*" there is no alias
+    if node is not None and _ALIAS.search(text):  # else the file has no alias at all
         overflow = alias_overflow(node)
         if overflow is not None:
             return _failed(file, text, _alias_diagnostic(file, text, overflow))

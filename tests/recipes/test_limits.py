@@ -12,11 +12,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
 from automations.recipes.compiler import load_recipe, load_recipe_text
 from automations.recipes.files import read_recipe_file
 from automations.recipes.yamllimits import MAX_ALIAS_NODES, MAX_DEPTH, MAX_RECIPE_BYTES
-from automations.recipes.yamlsource import parse_yaml
+from automations.recipes.yamlsource import _ALIAS, parse_yaml
 from tests.recipes.conftest import ENV, codes
 
 HOSTILE = Path(__file__).resolve().parents[1] / "hostile"
@@ -158,3 +159,18 @@ def test_sibling_test_file_that_is_not_utf8(tmp_path: Path) -> None:
     assert [(d.file.rsplit("/", 1)[-1], d.code, d.line, d.column) for d in result.diagnostics] == [
         ("r.test.yaml", "IO001", 2, 14)
     ]
+
+
+def test_the_alias_check_is_skipped_only_where_no_alias_can_be() -> None:
+    # the check runs when the text has "*" followed by a character an anchor name can start
+    # with; libyaml takes an alias for every such character and nothing else
+    for c in [chr(i) for i in range(33, 127)] + ["é", "٣", "ß"]:
+        text = f"a: &{c}x [1]\nb: *{c}x\n"
+        try:
+            node = yaml.compose(text, Loader=yaml.CSafeLoader)
+        except yaml.YAMLError:
+            continue
+        assert node.value[0][1] is node.value[1][1]  # an alias: the anchored node, shared
+        assert _ALIAS.search(text), c
+    for text in ('cron: "* * * * *"', 'cron: "*/5 * * * *"', "only_run_if: items[*].x"):
+        assert not _ALIAS.search(text)
