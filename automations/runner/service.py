@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -127,6 +128,7 @@ class Runner:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
+        folder = _identity(self.directory)  # the folder these recipes come from
         self._apply(reload(self.recipes, self.directory, self.env), initial=True)
         self.backlog = await self.exec_io(self.store.unfinished_counts)
         for recipe in self.backlog:
@@ -135,7 +137,7 @@ class Runner:
             log.info("resuming %d run(s) left unfinished", sum(self.backlog.values()))
         await self._start_sources()
         loop = asyncio.get_running_loop()
-        self._watcher = loop.create_task(self._watch_recipes())
+        self._watcher = loop.create_task(self._watch_recipes(folder))
         self._pruner = loop.create_task(self._prune_forever())
         self._counter = loop.create_task(self._count_backlog())
         self._backlog_logger = loop.create_task(self._report_backlog_forever())
@@ -453,18 +455,44 @@ class Runner:
             except StoreError as exc:
                 log.debug("could not count the backlog: %s", exc)
 
-    async def _watch_recipes(self) -> None:
+    async def _watch_recipes(self, watched: tuple[int, int] | None) -> None:
         """Reload on every change to a recipe file, for as long as the runner runs: whatever
-        goes wrong is logged with the files and shown in ``/healthz``, and watching goes on."""
+        goes wrong is logged with the files and shown in ``/healthz``, and watching goes on.
+
+        The folder itself may go (its recipes are then dropped, as deleted files are) and come
+        back, or be replaced by another (a deploy that renames a fresh checkout into place):
+        every 2 s without changes its identity is checked, and a new folder is loaded and
+        watched from then on."""
+        gone_logged = False
         while not self._stop.is_set():
+            identity = _identity(self.directory)
+            if identity is None:
+                if not gone_logged:
+                    log.warning("recipes folder %s is gone; waiting for it", self.directory)
+                    gone_logged = True
+                await asyncio.sleep(1.0)
+                continue
+            gone_logged = False
+            if identity != watched:
+                watched = identity
+                log.info("recipes folder %s is new: loading it", self.directory)
+                await self._reload_recipes([str(self.directory)])
             try:
                 async for changes in awatch(
-                    self.directory, debounce=50, step=10, recursive=True, stop_event=self._stop
+                    self.directory,
+                    debounce=50,
+                    step=10,
+                    recursive=True,
+                    stop_event=self._stop,
+                    rust_timeout=2000,
+                    yield_on_timeout=True,
                 ):
                     files = sorted({p for _, p in changes if Path(p).suffix in RECIPE_SUFFIXES})
                     if files:
                         await self._reload_recipes(files)
-            except Exception as exc:  # the watch itself failed (folder gone, inotify limits)
+                    if _identity(self.directory) != watched:
+                        break  # removed or replaced: watch what is there now
+            except Exception as exc:  # the watch itself failed (inotify limits, ...)
                 log.error(
                     "watching %s for recipe changes failed (%s: %s); watching again in 1 s",
                     self.directory,
@@ -588,6 +616,16 @@ def order_key_for(run: RunRecord, recipe: Recipe | None) -> str | None:
         if key is not None:
             return f"{run.recipe}:upsert:{key}"
     return _order_key(run)
+
+
+def _identity(folder: Path) -> tuple[int, int] | None:
+    """The folder's device and inode (``None`` if it is not there): a folder replaced by another
+    of the same name has a new identity."""
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
 
 
 def _order_key(run: RunRecord) -> str | None:

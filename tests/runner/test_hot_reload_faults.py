@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -165,3 +166,56 @@ async def _three_failures(runner: FaultyRunner) -> None:
         "the edit after three failures",
     )
     assert _errors(runner) == {}
+
+
+def test_the_recipes_folder_removed_then_made_again_is_watched_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    asyncio.run(_folder_removed(tmp_path, caplog))
+
+
+async def _folder_removed(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    async with started(tmp_path) as runner:
+        folder = runner.directory
+        await _save_until(
+            folder / "hook.yaml",
+            HOOK.format(path="/hooks/v2"),
+            lambda: runner.recipes.webhook("/hooks/v2"),
+            "the watcher to run",
+        )
+        with caplog.at_level(logging.WARNING, logger="automations.runner"):
+            shutil.rmtree(folder)
+            await _until(lambda: "is gone" in caplog.text, "the missing folder to be noticed")
+        assert dict(runner.recipes.by_name) == {}  # its files were deleted with it
+        # before, the watch ended with the folder: nothing was ever loaded again
+        folder.mkdir()
+        await _save_until(
+            folder / "hook.yaml",
+            HOOK.format(path="/hooks/v3"),
+            lambda: runner.recipes.webhook("/hooks/v3"),
+            "the folder to be watched again",
+        )
+
+
+def test_a_recipes_folder_replaced_by_another_is_loaded_and_watched(tmp_path: Path) -> None:
+    asyncio.run(_folder_replaced(tmp_path))
+
+
+async def _folder_replaced(tmp_path: Path) -> None:
+    async with started(tmp_path) as runner:
+        folder = runner.directory
+        # a deploy: a fresh checkout renamed into place over the old folder
+        fresh = tmp_path / "recipes.new"
+        fresh.mkdir()
+        (fresh / "hook.yaml").write_text(HOOK.format(path="/hooks/deployed"))
+        folder.rename(tmp_path / "recipes.old")
+        fresh.rename(folder)
+        await _until(lambda: runner.recipes.webhook("/hooks/deployed"), "the new folder's recipe")
+        # and edits to the new folder are seen
+        await _save_until(
+            folder / "hook.yaml",
+            HOOK.format(path="/hooks/edited"),
+            lambda: runner.recipes.webhook("/hooks/edited"),
+            "an edit in the new folder",
+        )
+        assert (tmp_path / "recipes.old" / "hook.yaml").exists()
