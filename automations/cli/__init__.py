@@ -46,6 +46,7 @@ _COMMANDS = {
     "resolve": "operate",
     "run": "serve",
     "status": "status",
+    "doctor": "doctor",
     "approve": "held",
     "discard": "held",
 }

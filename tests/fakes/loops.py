@@ -26,6 +26,7 @@ _ROUTES = frozenset(
         ("GET", "/v1/contacts/find"),
         ("POST", "/v1/transactional"),
         ("POST", "/v1/contacts/delete"),
+        ("GET", "/v1/api-key"),
     }
 )
 
@@ -37,6 +38,7 @@ class LoopsFake(FakeProvider):
         super().__init__(keys, **kwargs)
         self.events: list[dict[str, Any]] = []
         self.transactional: list[dict[str, Any]] = []
+        self.team_name = "Analytical Engines"
         self.contacts: dict[str, dict[str, Any]] = {}
         self.idempotency_keys: set[str] = set()
         self._ids = itertools.count(1)
@@ -62,6 +64,8 @@ class LoopsFake(FakeProvider):
             problems += _too_long(rec.body)
         if problems:
             return httpx.Response(400, json={"success": False, "message": problems[0]})
+        if request.method == "GET" and path == "/v1/api-key":
+            return httpx.Response(200, json={"success": True, "teamName": self.team_name})
         if request.method == "GET":
             return self._find(request)
         body: dict[str, Any] = rec.body
