@@ -88,6 +88,8 @@ class RateLimiter:
         self._recent: deque[Slot] = deque(maxlen=self._count)
         self._next: float | None = None
         self._released = 0
+        #: No slot is released before this time (the provider asked the connection to wait).
+        self._held_until = 0.0
 
     @property
     def effective_rate(self) -> float:
@@ -107,6 +109,7 @@ class RateLimiter:
             target = now if self._next is None else max(self._next, now)
             if len(self._recent) == self._count:
                 target = max(target, self._recent[0].at + self._span - self._slack)
+            target = max(target, self._held_until)
             if target > now:
                 await self._sleep(target - now)
             slot = Slot(self._clock(), self._clock)
@@ -114,6 +117,17 @@ class RateLimiter:
             self._next = target + self.interval
             self._released += 1
             return slot
+
+    def hold(self, seconds: float) -> None:
+        """Release nothing for ``seconds`` from now (the provider's own signal: ``Retry-After``,
+        a rate-limit window that is used up). Every waiting and later caller waits; a shorter
+        hold never shortens a longer one."""
+        self._held_until = max(self._held_until, self._clock() + max(0.0, seconds))
+
+    @property
+    def held_until(self) -> float:
+        """The clock time before which no slot is released (0 when never held)."""
+        return self._held_until
 
     def __repr__(self) -> str:
         return f"RateLimiter(rate={self.rate!r}, per={self.per!r}, guard={self.guard!r})"

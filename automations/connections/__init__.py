@@ -6,7 +6,7 @@ owns one ``httpx.AsyncClient`` and one ``RateLimiter`` per API key, and ``send``
 
     attempt := wait for the key's rate-limiter slot, send (reporting when it left)
       2xx or an ``also_success`` status     -> SendResult
-      connect error (nothing was sent), 429  -> wait (Retry-After or backoff), attempt again:
+      connect error (nothing was sent), 429  -> wait (the vendor's signal or backoff), again:
                                                 the outcome proves nothing was processed
       408, 5xx, no (complete) answer         -> resend_safe: wait, attempt again
                                                 else: AmbiguousSendError (never resent: the
@@ -22,9 +22,13 @@ Quo goes direct (``QUO_API_KEY``, raw key in ``Authorization``) or through the M
 (``MATON_API_KEY``, Bearer), direct whenever ``QUO_API_KEY`` is set unless
 ``AUTOMATIONS_QUO_VIA=maton``.
 
+Every answer is read for the vendor's pacing signal (``signals``: ``Retry-After``, Quo's
+``ratelimit``, Loops' ``x-ratelimit-*``), which holds the key's whole rate limiter.
+
 The package by role: ``client`` (``Connections``: pacing, the retry loop), ``wire`` (the request
-bytes of one attempt, reading answers), ``outcome`` (results and errors, secrets masked); where
-each connection sends is ``automations.endpoints``.
+bytes of one attempt, reading answers), ``outcome`` (results and errors, secrets masked),
+``signals`` (the vendors' pacing headers); where each connection sends is
+``automations.endpoints``.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ import httpx
 from automations.actions import ErrorExplainer, explainer_for
 from automations.breaker import Breaker, refuses_key
 from automations.connections.outcome import Call
+from automations.connections.signals import hold_for
 from automations.connections.wire import (
     NoCookies,
     build_request,
@@ -26,7 +27,7 @@ from automations.endpoints import ConnectionSettings, Endpoint, mask_headers
 from automations.errors import ConfigError, ConnectionPausedError, ProviderError
 from automations.outbound import Connection, OutboundRequest, SendResult
 from automations.ratelimit import RateLimiter
-from automations.retry import RetryPolicy, parse_retry_after
+from automations.retry import RetryPolicy
 
 __all__ = ["DEFAULT_TIMEOUT", "Connections"]
 
@@ -338,6 +339,11 @@ class Connections:
                 reason = f"gave no answer ({type(exc).__name__})"
             else:
                 status = response.status_code
+                hold = hold_for(response, now=self._now(), unix_now=self._now().timestamp())
+                if hold is not None and limiter is not None:
+                    # the provider's own pacing signal holds the whole connection (every request
+                    # of this key), not just this request's retry
+                    limiter.hold(hold)
                 if 200 <= status < 300 or status in req.also_success:
                     return call.result(response, attempt, self._ms(started))
                 if status not in _RETRYABLE_STATUS and status < 500:
@@ -348,8 +354,7 @@ class Connections:
                     raise call.ambiguous(response, attempt, self._ms(started))
                 reason, last = f"answered {status}", response
                 unsent = status == 429
-                header = response.headers.get("Retry-After")
-                retry_after = parse_retry_after(header, now=self._now())
+                retry_after = hold
             if attempt >= policy.max_attempts:
                 raise call.failure(reason, attempt, last, retryable=True)
             delay = policy.backoff(attempt, previous_delay, retry_after=retry_after, rng=self._rng)

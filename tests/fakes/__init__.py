@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import socket
 import threading
@@ -249,6 +250,12 @@ class FakeProvider:
         #: ``(until, fault)`` while an ``outage`` is scripted.
         self._down: tuple[float, Any] | None = None
         self._lock = threading.Lock()
+        #: Send the vendor's pacing headers (Quo's ``ratelimit``, Loops' ``x-ratelimit-reset``)
+        #: with every answer; off by default, so timing tests written before them keep their
+        #: exact figures.
+        self.pacing_headers = False
+        #: Seconds until the current window of the key last seen resets (fixed windows).
+        self.reset_in = 0.0
 
     # -- what tests look at -------------------------------------------------------------------
 
@@ -339,6 +346,9 @@ class FakeProvider:
             return problem, None
         assert key is not None
         admitted, remaining = self._limiter.admit(key, rec.at)
+        per = self._limiter.per
+        # rounded up to the millisecond: a client waiting that long is in the next window
+        self.reset_in = math.ceil((per - (rec.at % per)) * 1000 + 1e-6) / 1000
         if not admitted:
             self.outcomes["rate-limited"] += 1
             return self.rate_limited(), None

@@ -147,7 +147,10 @@ class LoopsFake(FakeProvider):
         )
 
     def rate_headers(self, remaining: int) -> dict[str, str]:
-        return {"x-ratelimit-limit": str(self._limit), "x-ratelimit-remaining": str(remaining)}
+        headers = {"x-ratelimit-limit": str(self._limit), "x-ratelimit-remaining": str(remaining)}
+        if self.pacing_headers:
+            headers["x-ratelimit-reset"] = f"{self.reset_in:g}"
+        return headers
 
 
 def _too_long(value: Any, path: str = "") -> list[str]:

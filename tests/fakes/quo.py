@@ -288,6 +288,17 @@ class QuoFake(FakeProvider):
         )
         return pid
 
+    def rate_headers(self, remaining: int) -> dict[str, str]:
+        """Quo's IETF ``ratelimit`` field: requests remaining and seconds to the window's reset."""
+        if not self.pacing_headers:
+            return {}
+        return {"ratelimit": f'"default";r={remaining};t={self.reset_in:g}'}
+
+    def rate_limited(self) -> httpx.Response:
+        return httpx.Response(
+            429, json={"message": "API rate limit exceeded"}, headers=self.rate_headers(0)
+        )
+
     def error(self, status: int, rec: Received) -> httpx.Response:
         if status == 429:
             return self.rate_limited()
