@@ -10,7 +10,9 @@
     │   ├── AmbiguousSendError the request may or may not have reached the provider
     │   └── ConnectionPausedError  the connection's breaker is open: nothing was sent
     ├── RefusedError           an operator action would break a promise (a second replay, ...)
-    └── StoreError             the run store cannot do what was asked (unknown run id, ...)
+    ├── StoreError             the run store cannot do what was asked (unknown run id, ...)
+    └── TableFileError         a table file may not be read (outside the recipes directory,
+                               not a regular file, too large)
 
 Library code raises these with full context; only the CLI edge turns them into friendly text.
 Messages never contain secret values: callers pass values through a ``Redactor`` first.
@@ -36,6 +38,7 @@ __all__ = [
     "RenderError",
     "SignatureError",
     "StoreError",
+    "TableFileError",
 ]
 
 
@@ -149,3 +152,8 @@ class ConnectionPausedError(ProviderError):
 
 class StoreError(AutomationsError):
     """The run store could not do what was asked (unknown run id, unreadable database, ...)."""
+
+
+class TableFileError(AutomationsError):
+    """A table file may not be read: it resolves outside the allowed directories, is not a
+    regular file (a FIFO, a device), or is larger than the limit. The message says what to do."""

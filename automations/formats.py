@@ -52,6 +52,8 @@ RULES: dict[str, str] = {
     "ACT001": "duplicate step id",
     "TBL001": "table columns cannot be read",
     "TBL002": "table key column not in the table",
+    "TBL003": "table file outside the recipes directory",
+    "TBL004": "table file that may not be read",
     "SCD001": "invalid cron expression",
     "SCD002": "unknown time zone",
     "SCD003": "invalid interval",

@@ -72,6 +72,17 @@ class TableSpec:
     run_on_updated: bool = False
     existing_rows: ExistingRows = ExistingRows.SKIP
     columns: tuple[str, ...] | None = None
+    #: The flood brake: more runs than this from one look at the table are recorded ``held``
+    #: (0: no brake). A first activation with ``existing_rows: run`` is never held.
+    flood_limit: int = 100
+    #: The table columns the recipe reads (key, ``/Column`` references, conditions, ``columns:``
+    #: expressions); ``None`` when it reads the whole row (``@``). An ``updated`` row runs when
+    #: one of these changes, and a CSV header without one of them stops the recipe.
+    reads: frozenset[str] | None = None
+    #: The directories (symlinks resolved) the table file must be inside; empty: anywhere.
+    roots: tuple[Path, ...] = ()
+    #: The largest table file read, in bytes.
+    max_bytes: int = 128 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,12 +45,20 @@ __all__ = ["COMMANDS"]
     metavar="N",
     help="Exit 1 when there are more than N warnings (default: warnings never fail).",
 )
+@click.option(
+    "--allow-tables-outside",
+    "tables_outside",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A directory outside the recipes directory that table files may be in (repeatable).",
+)
 def lint(
     paths: tuple[Path, ...],
     fmt: str,
     no_snippets: bool,
     ignore: tuple[str, ...],
     max_warnings: int | None,
+    tables_outside: tuple[Path, ...],
 ) -> None:
     """Check recipe files and their NAME.test.yaml files (directories are searched
     recursively; a NAME.test.yaml named alone stands for its recipe). A line ending in
@@ -64,7 +72,7 @@ def lint(
     # garbage collector would only re-scan them (about a tenth of a large lint's time).
     gc.disable()
     try:
-        results = load_directory(paths, os.environ)
+        results = load_directory(paths, os.environ, tables_outside=tables_outside)
     finally:
         gc.enable()
     diags: list[Diagnostic] = drop_ignored((d for r in results for d in r.diagnostics), codes)

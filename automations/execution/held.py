@@ -5,7 +5,7 @@ A table scan that would enqueue more runs than the recipe's ``flood_limit`` reco
 approve`` / ``discard``, and any console later: the same functions, never written twice):
 
 - ``approve``: the recipe's held runs become ``pending``; a running runner picks them up within a
-  second (it watches ``RELEASED``), or the next start resumes them.
+  second (it watches ``DECIDED``), or the next start resumes them.
 - ``discard``: they end ``discarded``, with who-decided-when in ``error``; never sent, kept in the
   audit like any finished run.
 
@@ -20,11 +20,11 @@ import time
 from automations.ports import Store
 from automations.records import RunStatus
 
-__all__ = ["DISCARD_NOTE", "RELEASED", "approve", "discard", "released_marker"]
+__all__ = ["DECIDED", "DISCARD_NOTE", "approve", "decisions", "discard"]
 
-#: The state ``(scope, key)`` that ``approve`` bumps, in the same transaction, so that a runner
-#: in another process notices released runs with one cheap read.
-RELEASED = ("operator", "released")
+#: The state ``(scope, key)`` that ``approve`` and ``discard`` bump in the same transaction, so
+#: that a runner in another process notices a decision with one cheap read.
+DECIDED = ("operator", "decided")
 
 #: What a discarded run's ``error`` says.
 DISCARD_NOTE = "discarded by an operator (automations discard); never sent"
@@ -32,24 +32,25 @@ DISCARD_NOTE = "discarded by an operator (automations discard); never sent"
 
 def approve(store: Store, recipe: str, *, now: float | None = None) -> int:
     """Release every held run of ``recipe`` (to ``pending``); how many were released."""
-    with store.transaction():
-        n = store.end_hold(recipe, RunStatus.PENDING, now=_now(now))
-        if n:
-            marker = released_marker(store)
-            store.set_state(RELEASED[0], [(RELEASED[1], str(marker + 1))])
-    return n
+    return _decide(store, recipe, RunStatus.PENDING, now, None)
 
 
 def discard(store: Store, recipe: str, *, now: float | None = None) -> int:
     """End every held run of ``recipe`` as ``discarded`` (never sent); how many were ended."""
-    return store.end_hold(recipe, RunStatus.DISCARDED, now=_now(now), error=DISCARD_NOTE)
+    return _decide(store, recipe, RunStatus.DISCARDED, now, DISCARD_NOTE)
 
 
-def released_marker(store: Store) -> int:
-    """How many ``approve`` calls released something in this store so far."""
-    raw = store.get_state(*RELEASED)
+def decisions(store: Store) -> int:
+    """How many ``approve`` / ``discard`` calls changed something in this store so far."""
+    raw = store.get_state(*DECIDED)
     return int(raw) if raw and raw.isdigit() else 0
 
 
-def _now(now: float | None) -> float:
-    return time.time() if now is None else now
+def _decide(
+    store: Store, recipe: str, status: RunStatus, now: float | None, note: str | None
+) -> int:
+    with store.transaction():
+        n = store.end_hold(recipe, status, now=time.time() if now is None else now, error=note)
+        if n:
+            store.set_state(DECIDED[0], [(DECIDED[1], str(decisions(store) + 1))])
+    return n

@@ -10,14 +10,14 @@ import hashlib
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from automations.conditions import STEP_FIELD, Condition, compile_expression, quote_step_refs
 from automations.diagnostics import Diagnostic, Severity, drop_ignored, inline_ignores
-from automations.model import Action, Recipe, WebhookTrigger
+from automations.model import Action, Recipe, TableTrigger, WebhookTrigger
 from automations.recipes.actions import compile_actions
 from automations.recipes.advice import (
     check_brace_mappings,
@@ -30,6 +30,8 @@ from automations.recipes.structure import check_structure, did_you_mean
 from automations.recipes.testfiles import TEST_SUFFIXES, recipe_tests, sibling_tests
 from automations.recipes.triggers import KnownColumns, compile_expr, compile_trigger
 from automations.recipes.yamlsource import Path_, parse_yaml
+from automations.templates import ColumnRef, iter_refs
+from automations.triggers.table_files import TableAccess
 
 __all__ = [
     "LoadResult",
@@ -42,6 +44,7 @@ __all__ = [
     "load_recipe_text",
     "missing_variables",
     "recipe_of_tests",
+    "table_reads",
 ]
 
 RECIPE_SUFFIXES = (".yaml", ".yml")
@@ -144,6 +147,37 @@ def condition_fields(source: str) -> tuple[str, ...]:
     return tuple(fields)
 
 
+@lru_cache(maxsize=1024)
+def _reads_whole_row(source: str) -> bool:
+    """Whether the expression uses the row itself (``@``, ``keys(@)``) rather than fields of
+    it, where the row is the current node."""
+    tree: Any = compile_expression(source).parsed.parsed
+    stack: list[tuple[dict[str, Any], bool]] = [(tree, True)]
+    while stack:
+        node, top = stack.pop()
+        kind = node.get("type")
+        children = [c for c in node.get("children", []) if isinstance(c, dict)]
+        if kind == "current" and top:
+            return True
+        if kind in _SELECTING:
+            if children:
+                stack.append((children[0], top))
+                stack.extend((c, False) for c in children[1:])
+        elif kind not in ("literal", "expref"):
+            stack.extend((c, top) for c in children)
+    return False
+
+
+_SELECTING = (
+    "subexpression",
+    "index_expression",
+    "projection",
+    "filter_projection",
+    "value_projection",
+    "flatten",
+)
+
+
 def _check_condition_columns(
     ctx: CompileContext, path: Path_, cond: Condition | None, known: KnownColumns
 ) -> None:
@@ -188,14 +222,18 @@ def load_recipe_text(
     env: Mapping[str, str] | None = None,
     source: Path | None = None,
     with_tests: bool = True,
+    tables: TableAccess | None = None,
 ) -> LoadResult:
     """Compile recipe ``text``. ``file`` is the name used in diagnostics; relative table paths
     resolve against ``base_dir``. A ``NAME.test.yaml`` beside ``source`` is read and checked
     unless ``with_tests`` is false (the runner has no use for tests); its findings are reported
-    but do not stop the recipe from compiling."""
+    but do not stop the recipe from compiling. ``tables`` says where table files may be
+    (default: inside ``base_dir``; the runner and lint pass the recipes directory)."""
     env = os.environ if env is None else env
     doc = parse_yaml(text, file)
-    ctx = CompileContext(doc, base_dir, env)
+    if tables is None:
+        tables = TableAccess.for_recipes(base_dir, env)
+    ctx = CompileContext(doc, base_dir, env, tables=tables)
     ctx.diagnostics.extend(doc.diagnostics)
     if doc.value is None and doc.diagnostics:
         return LoadResult(file, None, tuple(doc.diagnostics))
@@ -256,6 +294,9 @@ def load_recipe_text(
     diags = tuple(sorted(ctx.diagnostics, key=lambda d: (d.line, d.column, d.code)))
     if ctx.has_errors or trigger is None:
         return LoadResult(file, None, (*diags, *file_diags))
+    if isinstance(trigger, TableTrigger):
+        reads = table_reads(trigger.table.key, columns, condition, actions)
+        trigger = TableTrigger(replace(trigger.table, reads=reads))
     recipe = Recipe(
         name=str(raw["name"]),
         source=source or Path(file),
@@ -351,15 +392,19 @@ def _env_position(ctx: CompileContext, name: str) -> tuple[int, int]:
     return 1, 1
 
 
-def load_recipe(path: Path, env: Mapping[str, str] | None = None) -> LoadResult:
-    """Compile the recipe file at ``path``."""
+def load_recipe(
+    path: Path, env: Mapping[str, str] | None = None, *, tables: TableAccess | None = None
+) -> LoadResult:
+    """Compile the recipe file at ``path`` (tables inside its folder, unless ``tables``)."""
     source = Path(os.path.realpath(path))  # Path.resolve() without its extra stat()
     name = _display_name(path, source)
     text = read_recipe_file(path, name)
     if isinstance(text, Diagnostic):
         return LoadResult(name, None, (text,))
     try:
-        return load_recipe_text(text, name, base_dir=path.parent, env=env, source=source)
+        return load_recipe_text(
+            text, name, base_dir=path.parent, env=env, source=source, tables=tables
+        )
     except Exception as exc:  # a bug in one file's checks must not stop lint of the others
         return LoadResult(name, None, (internal_error(name, exc),))
 
@@ -410,11 +455,33 @@ def iter_recipe_files(paths: Iterable[Path]) -> Iterator[Path]:
                 yield f
 
 
-def load_directory(paths: Iterable[Path], env: Mapping[str, str] | None = None) -> list[LoadResult]:
+def load_directory(
+    paths: Iterable[Path],
+    env: Mapping[str, str] | None = None,
+    *,
+    tables_outside: Iterable[Path] = (),
+) -> list[LoadResult]:
     """Compile every recipe under ``paths`` and check what spans files: duplicate recipe
-    names and two webhook recipes on one path."""
+    names and two webhook recipes on one path. The tables of the recipes under a directory must
+    be inside it (or inside one of ``tables_outside``); a single file's, inside its folder."""
+    env = os.environ if env is None else env
+    paths = list(paths)
+    outside = tuple(tables_outside)
+    roots = {
+        os.path.abspath(p): TableAccess.for_recipes(p, env, outside) for p in paths if p.is_dir()
+    }
+
+    def access(f: Path) -> TableAccess:
+        full = os.path.abspath(f)
+        for root, found in roots.items():
+            if full.startswith(root.rstrip(os.sep) + os.sep):
+                return found
+        return TableAccess.for_recipes(f.parent, env, outside)
+
     results = [
-        load_recipe(f, env) if recipe_of_tests(f) is not None else _orphan_tests(f)
+        load_recipe(f, env, tables=access(f))
+        if recipe_of_tests(f) is not None
+        else _orphan_tests(f)
         for f in iter_recipe_files(paths)
     ]
     return cross_check(results)
@@ -433,6 +500,39 @@ def _orphan_tests(path: Path) -> LoadResult:
         "the same directory, which does not exist; rename it after its recipe",
     )
     return LoadResult(name, None, (d,))
+
+
+def table_reads(
+    key: str,
+    columns: tuple[tuple[str, Condition], ...] | None,
+    condition: Condition | None,
+    actions: tuple[Action, ...],
+) -> frozenset[str] | None:
+    """The table columns a recipe reads (``None``: the whole row, through ``@``): its key and,
+    with ``columns:``, what those expressions read (the rest of the recipe reads their
+    results); otherwise every ``/Column`` reference and what the conditions read."""
+    exprs: list[Condition] = []
+    names = {key}
+    if columns is not None:
+        exprs.extend(expr for _, expr in columns)
+    else:
+        exprs.extend(c for c in (condition, *(a.condition for a in actions)) if c is not None)
+        for action in actions:
+            names.update(r.column for _, r in iter_refs(action.params) if isinstance(r, ColumnRef))
+    for expr in exprs:
+        if _reads_whole_row(expr.source):
+            return None
+        # unquoted null / true / false are fields in JMESPath that are never set (see
+        # _check_condition_columns), and @step reads an earlier step's response: not columns
+        names.update(
+            f
+            for f in condition_fields(expr.source)
+            if f not in _NOT_COLUMNS and not f.startswith(STEP_FIELD)
+        )
+    return frozenset(names)
+
+
+_NOT_COLUMNS = frozenset({"null", "true", "false"})
 
 
 def cross_check(results: list[LoadResult]) -> list[LoadResult]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from automations.diagnostics import Diagnostic, Severity
 from automations.recipes.yamlsource import Path_, SourceDoc
+from automations.triggers.table_files import TableAccess
 
 __all__ = ["CompileContext"]
 
@@ -18,6 +19,8 @@ class CompileContext:
     base_dir: Path
     env: Mapping[str, str]
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    #: Where table files may be (the recipes directory) and how large.
+    tables: TableAccess = field(default_factory=TableAccess)
 
     def report(
         self,

@@ -13,6 +13,7 @@ from jmespath.exceptions import ParseError
 
 from automations.conditions import Condition, compile_expression
 from automations.diagnostics import Severity
+from automations.errors import TableFileError
 from automations.model import (
     ExistingRows,
     Missed,
@@ -28,6 +29,8 @@ from automations.recipes.structure import did_you_mean
 from automations.recipes.tables import read_columns
 from automations.recipes.yamlsource import Path_
 from automations.triggers.schedule import parse_every, validate_cron
+from automations.triggers.table_files import outside_problem
+from automations.triggers.table_records import table_format
 
 __all__ = ["KnownColumns", "compile_expr", "compile_trigger"]
 
@@ -81,10 +84,12 @@ def compile_expr(ctx: CompileContext, path: Path_, source: Any) -> Condition | N
 
 
 def _table(ctx: CompileContext, path: Path_, raw: dict[str, Any]) -> tuple[TableSpec, KnownColumns]:
-    file = ctx.base_dir / str(raw.get("path", ""))
+    declared = str(raw.get("path", ""))
+    file = ctx.base_dir / declared
     run_on = raw.get("run_on", ["added"])
     run_on = run_on if isinstance(run_on, list) else ["added"]
     explicit = raw.get("columns")
+    flood = raw.get("flood_limit", 100)
     spec = TableSpec(
         path=Path(os.path.realpath(file)),  # Path.resolve() without its extra stat()
         key=str(raw.get("key", "")),
@@ -92,15 +97,28 @@ def _table(ctx: CompileContext, path: Path_, raw: dict[str, Any]) -> tuple[Table
         run_on_updated="updated" in run_on,
         existing_rows=_enum(ExistingRows, raw.get("existing_rows"), ExistingRows.SKIP),
         columns=tuple(explicit) if isinstance(explicit, list) else None,
+        flood_limit=flood if isinstance(flood, int) and not isinstance(flood, bool) else 100,
+        roots=ctx.tables.roots,
+        max_bytes=ctx.tables.max_bytes,
     )
     csv = file.suffix.lower() == ".csv"
+    refused = _refused(ctx, (*path, "path"), declared, file, spec.path)
     if isinstance(explicit, list):
         known = KnownColumns(
             [str(c) for c in explicit], "the table's columns", Severity.ERROR, text=csv
         )
+    elif refused:
+        known = KnownColumns(None, "", Severity.WARNING)
     else:
-        names, how = read_columns(file)
-        if names is None:
+        try:
+            names, how = read_columns(file, ctx.tables)
+        except TableFileError as exc:
+            ctx.report((*path, "path"), "TBL004", f"cannot use table {declared}: {exc}")
+            names, how = None, ""
+            refused = True
+        if refused:
+            known = KnownColumns(None, how, Severity.WARNING)
+        elif names is None:
             ctx.report(
                 (*path, "path"),
                 "TBL001",
@@ -125,6 +143,30 @@ def _table(ctx: CompileContext, path: Path_, raw: dict[str, Any]) -> tuple[Table
             severity=known.severity,
         )
     return spec, known
+
+
+def _refused(ctx: CompileContext, at: Path_, declared: str, file: Path, real: Path) -> bool:
+    """Report (and say ``True``) when the table path may not be read at all: outside the
+    recipes directory (TBL003), or a link to a file that is not .csv / .jsonl (TBL004)."""
+    if not declared:
+        return True  # the schema check reported it
+    problem = outside_problem(file, ctx.tables.roots)
+    if problem is not None:
+        ctx.report(at, "TBL003", f"table path {declared} is not allowed: {problem}")
+        return True
+    if real.name != file.name:
+        try:
+            table_format(real)
+        except ValueError:
+            ctx.report(
+                at,
+                "TBL004",
+                f"table path {declared} links to {real.name}, which is not a .csv or .jsonl "
+                "file (the format comes from the real file's name); link to a file named "
+                "*.csv or *.jsonl",
+            )
+            return True
+    return False
 
 
 def _webhook(ctx: CompileContext, path: Path_, raw: dict[str, Any]) -> WebhookTrigger:

@@ -29,6 +29,7 @@ from automations.recipes.compiler import (
     load_recipe_text,
 )
 from automations.recipes.files import read_recipe_file
+from automations.triggers.table_files import TableAccess
 
 __all__ = ["Load", "RecipeSet", "reload"]
 
@@ -117,8 +118,12 @@ def reload(
     directory: Path,
     env: Mapping[str, str],
     load: Load = load_recipe_text,
+    tables: TableAccess | None = None,
 ) -> RecipeSet:
-    """The next recipe set for ``directory`` (see the module docstring)."""
+    """The next recipe set for ``directory`` (see the module docstring). Table files must be
+    inside ``directory`` (or where ``tables`` allows)."""
+    if tables is None:
+        tables = TableAccess.for_recipes(directory, env)
     texts: dict[str, str] = {}
     chosen: dict[str, Recipe] = {}
     diags: dict[str, tuple[Diagnostic, ...]] = {}
@@ -144,7 +149,13 @@ def reload(
             continue
         try:
             result = load(
-                text, name, base_dir=Path(file).parent, env=env, source=Path(file), with_tests=False
+                text,
+                name,
+                base_dir=Path(file).parent,
+                env=env,
+                source=Path(file),
+                with_tests=False,
+                tables=tables,
             )
         except Exception as exc:  # a bug must not stop the other files, nor hot reload
             log.exception("loading %s failed unexpectedly", name)

@@ -30,6 +30,7 @@ from automations.diagnostics import Diagnostic, Severity
 from automations.errors import StoreError
 from automations.execution.backlog import Backlog, backlog_log_line, measure_backlog
 from automations.execution.executor import Executor
+from automations.execution.held import decisions
 from automations.execution.rows import row_for
 from automations.execution.versions import load_version
 from automations.model import Recipe, ScheduleTrigger, TableTrigger, WebhookTrigger
@@ -44,6 +45,7 @@ from automations.runner.registry import RecipeSet, reload
 from automations.runner.sources import run_schedule, run_table
 from automations.stores import SQLiteStore
 from automations.stores.thread import StoreThread
+from automations.triggers.table_files import TableAccess
 
 __all__ = ["Runner", "RunnerOptions"]
 
@@ -73,6 +75,11 @@ class RunnerOptions:
     #: While runs wait, the backlog (queued, sent in the last minute, when it drains) is logged
     #: this often.
     backlog_log_every_s: float = 10.0
+    #: Directories outside the recipes directory that table files may be in.
+    tables_outside: tuple[Path, ...] = ()
+    #: How often the runner looks for held runs a person approved or discarded (another
+    #: process: ``automations approve``).
+    decisions_every_s: float = 1.0
 
 
 class Runner:
@@ -120,6 +127,13 @@ class Runner:
         #: Errors of the last hot reload that failed as a whole (by display file name), until a
         #: reload succeeds; the recipes' own diagnostics are in ``recipes.diagnostics``.
         self.reload_errors: dict[str, tuple[Diagnostic, ...]] = {}
+        self.tables = TableAccess.for_recipes(directory, env, options.tables_outside)
+        #: Held runs per recipe (the flood brake), as the store has them.
+        self.held: dict[str, int] = {}
+        #: Why a recipe's trigger source cannot use its table, by recipe name.
+        self.source_errors: dict[str, str] = {}
+        self._decisions = 0
+        self._decider: asyncio.Task[None] | None = None
         self.health = Health.from_env(env)
         self._health_sections()
         #: In a dry run, the variables last reported as not set.
@@ -129,7 +143,11 @@ class Runner:
 
     async def start(self) -> None:
         folder = _identity(self.directory)  # the folder these recipes come from
-        self._apply(reload(self.recipes, self.directory, self.env), initial=True)
+        self._apply(
+            reload(self.recipes, self.directory, self.env, tables=self.tables), initial=True
+        )
+        self._decisions = await self.exec_io(decisions, self.store)
+        self.held = await self.exec_io(self.store.count_by_recipe, RunStatus.HELD)
         self.backlog = await self.exec_io(self.store.unfinished_counts)
         for recipe in self.backlog:
             self.dispatcher.wake(recipe)
@@ -141,18 +159,16 @@ class Runner:
         self._pruner = loop.create_task(self._prune_forever())
         self._counter = loop.create_task(self._count_backlog())
         self._backlog_logger = loop.create_task(self._report_backlog_forever())
+        self._decider = loop.create_task(self._watch_decisions())
         self.started = True
 
     async def stop(self) -> None:
         """Stop taking events, let the runs already executing finish (bounded by ``grace_s``);
         runs not started yet stay pending for the next start."""
         self._stop.set()
-        if self._pruner is not None:
-            self._pruner.cancel()
-        if self._counter is not None:
-            self._counter.cancel()
-        if self._backlog_logger is not None:
-            self._backlog_logger.cancel()
+        for task in (self._pruner, self._counter, self._backlog_logger, self._decider):
+            if task is not None:
+                task.cancel()
         if self._watcher is not None:
             self._watcher.cancel()
         for _, task in self._sources.values():
@@ -194,8 +210,12 @@ class Runner:
         items: Sequence[tuple[RunRecord, str | None]],
     ) -> None:
         for (stored, is_new), (_, key) in zip(results, items, strict=True):
-            if is_new and stored.status is RunStatus.PENDING:  # a held run waits for a person
+            if not is_new:
+                continue
+            if stored.status is RunStatus.PENDING:
                 self.dispatcher.notify(stored, key)
+            elif stored.status is RunStatus.HELD:  # waits for a person (approve / discard)
+                self.held[stored.recipe] = self.held.get(stored.recipe, 0) + 1
 
     async def _read_backlog(self, recipe: str, after: str | None, limit: int) -> list[RunRecord]:
         return await self.exec_io(self.store.unfinished_after, recipe, after, limit)
@@ -380,13 +400,14 @@ class Runner:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
                 del self._sources[name]
+                self.source_errors.pop(name, None)
         waits = []
         for name, recipe in wanted.items():
             if name in self._sources:
                 continue  # unchanged trigger: its position and schedule are untouched
             started = asyncio.Event()
             if isinstance(recipe.trigger, TableTrigger):
-                coro = run_table(recipe, self.store, self.accept_many, started)
+                coro = run_table(recipe, self.store, self.accept_many, started, self._source_error)
             else:
                 coro = run_schedule(recipe, self.store, self.accept_many, started)
             task = asyncio.get_running_loop().create_task(coro, name=f"source:{name}")
@@ -423,6 +444,31 @@ class Runner:
             return backlog
         lines = tuple(replace(line, paused=paused.get(line.name)) for line in backlog.connections)
         return replace(backlog, connections=lines)
+
+    def _source_error(self, name: str, error: str | None) -> None:
+        if error is None:
+            self.source_errors.pop(name, None)
+        else:
+            self.source_errors[name] = error
+
+    async def _watch_decisions(self) -> None:
+        """Pick up what a person decided about held runs (``automations approve`` / ``discard``
+        in another process): the held counts are refreshed and the recipes whose held runs were
+        released read their backlog again (the released runs are ``pending`` there)."""
+        while True:
+            await asyncio.sleep(self.options.decisions_every_s)
+            try:
+                seen = await self.exec_io(decisions, self.store)
+                if seen == self._decisions:
+                    continue
+                held = await self.exec_io(self.store.count_by_recipe, RunStatus.HELD)
+            except StoreError as exc:
+                log.debug("could not read the held runs: %s", exc)
+                continue
+            decided = [r for r, n in self.held.items() if held.get(r, 0) < n]
+            self._decisions, self.held = seen, held
+            for recipe in decided:
+                self.dispatcher.wake(recipe)
 
     async def _prune_forever(self) -> None:
         """Delete finished runs past their retention, now and then; never pending or running
@@ -487,7 +533,12 @@ class Runner:
                     rust_timeout=2000,
                     yield_on_timeout=True,
                 ):
-                    files = sorted({p for _, p in changes if Path(p).suffix in RECIPE_SUFFIXES})
+                    suffixes: tuple[str, ...] = RECIPE_SUFFIXES
+                    if self.recipes.errors():
+                        # a recipe refused for its table's header (REF001, TBL002...) loads
+                        # once the table is fixed
+                        suffixes = (*RECIPE_SUFFIXES, *_TABLE_SUFFIXES)
+                    files = sorted({p for _, p in changes if Path(p).suffix.lower() in suffixes})
                     if files:
                         await self._reload_recipes(files)
                     if _identity(self.directory) != watched:
@@ -504,7 +555,7 @@ class Runner:
     async def _reload_recipes(self, files: Sequence[str]) -> None:
         """One hot reload after changes to ``files`` (absolute paths); never raises."""
         try:
-            self._apply(reload(self.recipes, self.directory, self.env))
+            self._apply(reload(self.recipes, self.directory, self.env, tables=self.tables))
             self.reloads += 1
             await self._start_sources()
         except Exception as exc:
@@ -561,6 +612,20 @@ class Runner:
                     for f, ds in self._errors().items()
                 },
                 errors=lambda: len(self._errors()),
+            )
+        )
+        self.health.add(
+            HealthSection(
+                "held",
+                lambda: dict(sorted((n, c) for n, c in self.held.items() if c)),
+                errors=lambda: sum(1 for c in self.held.values() if c),
+            )
+        )
+        self.health.add(
+            HealthSection(
+                "tables",
+                lambda: dict(sorted(self.source_errors.items())),
+                errors=lambda: len(self.source_errors),
             )
         )
         self.health.add(HealthSection("in_flight", lambda: self.dispatcher.in_flight))
@@ -644,6 +709,7 @@ def _order_key(run: RunRecord) -> str | None:
 
 _HEX = frozenset("0123456789abcdef")
 _PROVIDERS = {c.value: c for c in (Connection.QUO, Connection.LOOPS)}
+_TABLE_SUFFIXES = (".csv", ".jsonl", ".ndjson")
 
 
 def _log_crash(task: asyncio.Task[None]) -> None:

@@ -26,18 +26,21 @@ from automations.model import (
     TableTrigger,
 )
 from automations.ports import StateStore
-from automations.records import RunRecord, TriggerKind
+from automations.records import RunRecord, RunStatus, TriggerKind
 from automations.stores import MemoryStore
 from automations.triggers.schedule import ScheduleClock, fire_key
 from automations.triggers.table import TableEvent, TableReader
 
-__all__ = ["Enqueue", "run_schedule", "run_table", "table_scope"]
+__all__ = ["Enqueue", "SourceErrors", "flooded", "run_schedule", "run_table", "table_scope"]
 
 log = logging.getLogger("automations.runner")
 
 #: Records runs durably and hands the new ones to the dispatcher; takes (run, order key) pairs
 #: (what it returns is not used here).
 Enqueue = Callable[[Sequence[tuple[RunRecord, str | None]]], object]
+
+#: Told a recipe's source error (``None`` once it is gone): the runner shows it in ``/healthz``.
+SourceErrors = Callable[[str, str | None], None]
 
 #: After this long without a change, a last line without its newline counts as a row.
 SETTLE_S = 2.0
@@ -54,33 +57,72 @@ def _report_problems(recipe: Recipe, reader: TableReader) -> None:
         )
 
 
-def _table_runs(recipe: Recipe, events: list[TableEvent]) -> list[tuple[RunRecord, str | None]]:
+def _table_runs(
+    recipe: Recipe, events: list[TableEvent], *, held: bool = False
+) -> list[tuple[RunRecord, str | None]]:
+    status = RunStatus.HELD if held else RunStatus.PENDING
     return [
-        (new_run(recipe.name, TriggerKind.TABLE, ev.dedupe_key, ev.row), f"{recipe.name}:{ev.key}")
+        (
+            replace(new_run(recipe.name, TriggerKind.TABLE, ev.dedupe_key, ev.row), status=status),
+            f"{recipe.name}:{ev.key}",
+        )
         for ev in events
     ]
 
 
+def flooded(spec: TableSpec, reader: TableReader, count: int) -> bool:
+    """Whether one scan's ``count`` runs are held: more than ``flood_limit`` (when not 0), and
+    not the first activation of ``existing_rows: run`` (which asked for every row)."""
+    if not spec.flood_limit or count <= spec.flood_limit:
+        return False
+    return not (reader.activating and spec.existing_rows is ExistingRows.RUN)
+
+
 async def run_table(
-    recipe: Recipe, state: StateStore, enqueue: Enqueue, started: asyncio.Event
+    recipe: Recipe,
+    state: StateStore,
+    enqueue: Enqueue,
+    started: asyncio.Event,
+    report: SourceErrors = lambda name, error: None,
 ) -> None:
-    """Watch a table trigger's file for ever: new rows (and changed rows, with ``updated``) run."""
+    """Watch a table trigger's file for ever: new rows (and changed rows, with ``updated``) run.
+
+    A scan with more runs than ``flood_limit`` records them ``held`` (logged once per scan); a
+    file that cannot be used is reported (``report``) and logged once, until it changes."""
     assert isinstance(recipe.trigger, TableTrigger)
     spec = recipe.trigger.table
     reader = TableReader(spec, state, table_scope(recipe, spec))
+    shown: list[str | None] = [None]
 
     def scan(settled: bool) -> None:
         events = reader.scan(settled=settled)
         _report_problems(recipe, reader)
-        if events:
-            enqueue(_table_runs(recipe, events))
-            reader.commit(events)
-
-    events = reader.activate()
-    _report_problems(recipe, reader)
-    if events:
-        enqueue(_table_runs(recipe, events))
+        if reader.error != shown[0]:
+            shown[0] = reader.error
+            report(recipe.name, reader.error)
+            if reader.error is not None:
+                log.error("recipe %s: %s", recipe.name, reader.error)
+            else:
+                log.info("recipe %s: %s can be read again", recipe.name, spec.path.name)
+        if not events:
+            return
+        held = flooded(spec, reader, len(events))
+        if held:
+            log.warning(
+                "recipe %s: one look at %s found %d rows to run, more than its flood_limit of "
+                "%d: recorded as held, nothing sent; `automations approve --recipe %s` runs "
+                "them, `automations discard --recipe %s` drops them",
+                recipe.name,
+                spec.path.name,
+                len(events),
+                spec.flood_limit,
+                recipe.name,
+                recipe.name,
+            )
+        enqueue(_table_runs(recipe, events, held=held))
         reader.commit(events)
+
+    scan(settled=False)  # the first activation (``activate`` is the same scan)
     started.set()
     while not spec.path.parent.is_dir():  # a folder that does not exist yet cannot be watched
         await asyncio.sleep(1.0)
@@ -117,6 +159,8 @@ def _schedule_runs(
     reader = TableReader(spec, MemoryStore(), "schedule-table")
     events = reader.scan(settled=True)
     _report_problems(recipe, reader)
+    if reader.error is not None:
+        log.error("recipe %s: %s; this fire time runs no rows", recipe.name, reader.error)
     return [
         (
             new_run(recipe.name, TriggerKind.SCHEDULE, f"{key}:{ev.key}", {**ev.row, **row}),

@@ -7,18 +7,36 @@ de-duplicates them by ``dedupe_key``.
 
 How the file is read:
 
+- Through ``table_files.open_table``: inside the allowed directories, a regular file (a FIFO or a
+  device is refused before a byte is read), at most ``TableSpec.max_bytes``. A refusal is the
+  reader's ``error`` (shown on the recipe), never an exception out of ``scan``.
 - The reader remembers a byte offset (the end of the last complete record) and a hash of the
   bytes before it. If the file still starts with exactly those bytes it only grew: only the
   appended part is parsed. Otherwise (shrunk, edited, replaced by an export) it is re-read whole;
-  rows whose key was seen before are compared by content hash, so nothing re-runs by accident.
+  rows whose key was seen before are compared by hash, so nothing re-runs by accident.
 - Only complete records count (see ``table_records``); a half-written last line waits.
-- Per key, the state holds a 16-hex-digit content hash; keys are never forgotten, so a file
-  truncated and refilled by an exporter does not re-run its rows. A later row with the same key
-  is a newer version of that row.
 
-State layout in the scope: ``meta`` (JSON: format version, key column, projection, offset, line,
-prefix hash, CSV header) and one ``k<generation>:<key>`` entry per key. Changing the recipe's key
-column starts a new generation: a fresh first activation.
+What counts as a change: per key, the state holds a 16-hex-digit hash of the columns the recipe
+reads (``TableSpec.reads``: its key, references, conditions and ``columns:``; the whole row when
+it reads ``@``) and a revision number, ``"<hash>.<revision>"``. A change in another column, a new
+column, a reordered or renamed unread column leave the hash alone: nothing runs. Each change of
+the hash is a new revision, and an updated row's ``dedupe_key`` is derived from hash *and*
+revision, so a value changed back (A → B → A) runs again. Keys are never forgotten, so a file
+truncated and refilled by an exporter does not re-run its rows. A later row with the same key is
+a newer version of that row.
+
+A CSV header without a column the recipe reads (renamed, removed) is the reader's ``error``: the
+scan returns nothing and commits nothing until the header has it again, and then only rows that
+really changed meanwhile run.
+
+Upgrading: state written before revisions (a bare 16-hex hash of the whole projected row, meta
+without ``reads``) is read as revision 0 and compared the old way once, in a full re-read: rows
+unchanged since are migrated silently; only rows changed while the runner was down run.
+
+State layout in the scope: ``meta`` (JSON: format version, key column, projection, reads, offset,
+line, prefix hash, CSV header) and one ``k<generation>:<key>`` entry per key. Changing the
+recipe's key column starts a new generation: a fresh first activation. Changing what the recipe
+reads (or the projection) re-records every hash without runs.
 """
 
 from __future__ import annotations
@@ -30,21 +48,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from automations.errors import TableFileError
 from automations.model import ExistingRows, TableSpec
 from automations.ports import StateStore
+from automations.triggers.table_files import TableAccess, open_table, read_bounded
 from automations.triggers.table_records import RawRecord, TableProblem, parse_chunk, table_format
 
 __all__ = ["TableEvent", "TableProblem", "TableReader", "find_row"]
 
 _META = "meta"
-_META_VERSION = 1
+_META_VERSION = 2
+#: ``meta["reads"]`` of state written before this version knew what a recipe reads.
+_LEGACY = "legacy"
 _READ_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
 class TableEvent:
-    """One row to run: new (``dedupe_key == key``) or with new content
-    (``dedupe_key == f"{key}@{content_hash[:16]}"``, ``updated`` true)."""
+    """One row to run: new (``dedupe_key == key``) or changed in a column the recipe reads
+    (``dedupe_key == f"{key}@<16 hex digits of its hash and revision>"``, ``updated`` true)."""
 
     key: str
     #: The row (projected to ``TableSpec.columns`` when set). CSV values are strings.
@@ -95,10 +117,19 @@ class TableReader:
         self.spec = spec
         self.scope = scope
         self.problems: list[TableProblem] = []
+        #: Why the latest scan could not use the file (not allowed, not a regular file, a column
+        #: the recipe reads is missing from the header); ``None`` when it could.
+        self.error: str | None = None
+        #: Whether the latest scan was the first activation (nothing committed before).
+        self.activating = False
         self._state = state
         self._format = table_format(spec.path)
+        self._access = TableAccess(spec.roots, spec.max_bytes)
+        self._reads = sorted(spec.reads) if spec.reads is not None else None
         self._committed: _Committed | None = None
         self._pending: _Pending | None = None
+        #: The file's stat when ``error`` was found: unchanged, it is not read again.
+        self._broken: tuple[int, ...] | None = None
 
     @property
     def activated(self) -> bool:
@@ -128,31 +159,53 @@ class TableReader:
         self.problems = []
         stat = self._stat()
         if stat is None:
+            self.error = None
             return []
+        if stat == self._broken:
+            return []  # still the file that could not be used; ``error`` says why
+        self.error = self._broken = None
         activated = self.activated
+        self.activating = not activated
         if activated and committed.stat == stat and (committed.settled or not settled):
             return []  # nothing changed since the last commit
         meta = dict(committed.meta or {})
         projection = list(self.spec.columns) if self.spec.columns is not None else None
-        # A new projection changes every content hash: record the new ones without update runs.
-        rebaseline = activated and meta.get("columns") != projection
+        reads = meta.get("reads", _LEGACY)
+        # A new projection or a recipe reading other columns changes every hash: record the new
+        # ones without update runs. State from before ``reads`` is compared the old way (below).
+        quiet = activated and (
+            meta.get("columns") != projection or reads not in (_LEGACY, self._reads)
+        )
         if activated:
             gen, seen = int(meta["gen"]), committed.seen
-            start = _Position() if rebaseline else _position_from(meta)
+            whole = quiet or reads == _LEGACY  # re-read it all: every key gets the new hash
+            start = _Position() if whole else _position_from(meta)
         else:
             gen, seen, start = int(meta.get("gen", -1)) + 1, {}, _Position()
         try:
             records, position = self._read_records(start, settled)
+        except TableFileError as exc:
+            return self._refuse(stat, str(exc))
         except OSError as exc:
             self.problems = [TableProblem(0, f"cannot read {self.spec.path}: {exc.strerror}")]
             return []
-        events, changes = self._diff(records, seen, activating=not activated, quiet=rebaseline)
+        missing = self._missing_columns(position.header)
+        if missing:
+            names = ", ".join(f'"{name}"' for name in missing)
+            return self._refuse(
+                stat,
+                f"the header of {self.spec.path.name} has no column {names}, which the recipe "
+                "reads (renamed or removed?); nothing runs for this recipe until the header "
+                "has it again",
+            )
+        events, changes = self._diff(records, seen, activating=not activated, quiet=quiet)
         self.problems.sort(key=lambda problem: problem.line)
         meta.update(
             v=_META_VERSION,
             gen=gen,
             key=self.spec.key,
             columns=projection,
+            reads=self._reads,
             offset=position.offset,
             line=position.line,
             prefix=position.prefix,
@@ -163,6 +216,20 @@ class TableReader:
         if not events:
             self.commit(events)
         return events
+
+    def _refuse(self, stat: tuple[int, ...], error: str) -> list[TableEvent]:
+        self.problems = []
+        self.error, self._broken = error, stat
+        return []
+
+    def _missing_columns(self, header: tuple[str, ...] | None) -> list[str]:
+        """The columns the recipe reads that a CSV header lacks (JSONL rows have no header:
+        a missing field is null there)."""
+        if header is None or self._format != "csv":
+            return []
+        wanted = self._reads if self._reads is not None else [self.spec.key]
+        present = set(header)
+        return [name for name in wanted if name not in present]
 
     def commit(self, events: Sequence[TableEvent]) -> None:
         """Record what the latest ``scan()`` saw. Call it once ``events`` (exactly that scan's
@@ -241,8 +308,9 @@ class TableReader:
     def _read(self, start: _Position) -> tuple[bytes, _Position, hashlib.blake2b]:
         """The bytes from ``start`` on if the file still begins with what was read before
         (``start.prefix``), else the whole file from a fresh position; with the hash state of
-        the bytes before the returned chunk."""
-        with open(self.spec.path, "rb") as handle:
+        the bytes before the returned chunk. Bounded: ``TableFileError`` past ``max_bytes``."""
+        path, limit = self.spec.path, self._access.max_bytes
+        with open_table(path, self._access) as handle:
             if start.offset:
                 hasher = hashlib.blake2b(digest_size=16)
                 remaining = start.offset
@@ -253,9 +321,10 @@ class TableReader:
                     hasher.update(block)
                     remaining -= len(block)
                 if not remaining and hasher.hexdigest() == start.prefix:
-                    return handle.read(), start, hasher
+                    return read_bounded(handle, path, limit, start.offset), start, hasher
                 handle.seek(0)
-            return handle.read(), _Position(), hashlib.blake2b(digest_size=16)
+            data = read_bounded(handle, path, limit)
+            return data, _Position(), hashlib.blake2b(digest_size=16)
 
     def _diff(
         self, records: list[RawRecord], seen: dict[str, str], *, activating: bool, quiet: bool
@@ -275,19 +344,39 @@ class TableReader:
         changes: dict[str, str] = {}
         run_existing = spec.existing_rows is ExistingRows.RUN
         for key, (record, row) in latest.items():
-            content_hash = _content_hash(row)
-            short = content_hash[:16]
+            digest = self._digest(row)
             old = seen.get(key)
-            if old == short:
-                continue
-            changes[key] = short
             if old is None:
+                changes[key] = f"{digest}.0"
                 if run_existing if activating else spec.run_on_added:
-                    events.append(TableEvent(key, row, content_hash, key, record.line))
-            elif spec.run_on_updated and not quiet:
-                dedupe = f"{key}@{short}"
-                events.append(TableEvent(key, row, content_hash, dedupe, record.line, True))
+                    events.append(TableEvent(key, row, _content_hash(row), key, record.line))
+                continue
+            old_digest, dot, rev_text = old.partition(".")
+            revision = int(rev_text) if dot and rev_text.isdigit() else 0
+            # state from before revisions holds the hash of the whole (projected) row
+            unchanged = old_digest == (digest if dot else _content_hash(row)[:16])
+            if unchanged or quiet or not spec.run_on_updated:
+                value = f"{digest}.{revision}"
+                if value != old:
+                    changes[key] = value
+                continue
+            revision += 1
+            changes[key] = f"{digest}.{revision}"
+            dedupe = f"{key}@{_revision_id(digest, revision)}"
+            events.append(TableEvent(key, row, _content_hash(row), dedupe, record.line, True))
         return events, changes
+
+    def _digest(self, row: dict[str, Any]) -> str:
+        """16 hex digits of the hash of what the recipe reads of ``row``."""
+        if self._reads is None:
+            return _content_hash(row)[:16]
+        return _content_hash({name: row.get(name) for name in self._reads})[:16]
+
+
+def _revision_id(digest: str, revision: int) -> str:
+    """An updated row's event identity: its hash and revision, as 16 hex digits (the form the
+    runner's order key expects)."""
+    return hashlib.blake2b(f"{digest}.{revision}".encode(), digest_size=8).hexdigest()
 
 
 def find_row(spec: TableSpec, key: str) -> dict[str, Any] | None:

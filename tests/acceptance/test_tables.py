@@ -112,7 +112,7 @@ def test_appended_rows_run_once_each(
     assert runner.running  # the keyless row did not stop anything
 
 
-def test_updated_rows_run_once_per_distinct_content(
+def test_updated_rows_run_on_every_change_even_back(
     recipes_dir: Path, start_runner: StartRunner, fakes: Fakes
 ) -> None:
     plans = recipes_dir / "data" / "plans.csv"
@@ -130,25 +130,31 @@ def test_updated_rows_run_once_per_distinct_content(
     # a newer version of Ada's row appended below the old one: the last version wins
     append(plans, "ada@example.com,Ada,team\n")
     _barrier(runner, "plan-changes", 3)
-    # back to a content that already ran: that (row, content) has its run already
+    # back to an earlier content (pro -> team -> pro) is a change: it runs again
     plans.write_text(
         HEADER + "ada@example.com,Ada,pro\ngrace@example.com,Grace,free\n"
         "alan@example.com,Alan,free\n"
     )
-    append(plans, "grace@example.com,Grace,pro\n")  # the sentinel: a fresh change
-    _barrier(runner, "plan-changes", 4)
+    append(plans, "grace@example.com,Grace,pro\n")
+    _barrier(runner, "plan-changes", 5)
 
     assert _updates(fakes) == Counter(
         {
-            ("ada@example.com", "pro"): 1,
+            ("ada@example.com", "pro"): 2,
             ("alan@example.com", "free"): 1,
             ("ada@example.com", "team"): 1,
             ("grace@example.com", "pro"): 1,
         }
     )
     runs = runner.runs()
-    # an update's event key is "<row key>@<content hash>"; an added row's is the row key
+    # an update's event key is "<row key>@<16 hex digits>"; an added row's is the row key
     assert sorted(
         r["event_key"][:-17] if r["event_key"].count("@") == 2 else r["event_key"] for r in runs
-    ) == ["ada@example.com", "ada@example.com", "alan@example.com", "grace@example.com"]
+    ) == [
+        "ada@example.com",
+        "ada@example.com",
+        "ada@example.com",
+        "alan@example.com",
+        "grace@example.com",
+    ]
     assert {r["status"] for r in runs} == {"succeeded"}

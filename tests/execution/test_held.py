@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from automations.execution.held import DISCARD_NOTE, approve, discard, released_marker
+from automations.execution.held import DISCARD_NOTE, approve, decisions, discard
 from automations.records import RunStatus
 from automations.stores import MemoryStore, SQLiteStore
 from tests.stores.factories import T0, make_run
@@ -25,22 +25,25 @@ def _hold(store: MemoryStore | SQLiteStore, n: int, recipe: str = "leads") -> No
     )
 
 
-def test_approve_releases_held_runs_and_bumps_the_marker(store: MemoryStore | SQLiteStore) -> None:
+def test_approve_releases_held_runs_and_counts_the_decision(
+    store: MemoryStore | SQLiteStore,
+) -> None:
     _hold(store, 3)
     _hold(store, 2, "other")
-    assert released_marker(store) == 0
+    assert decisions(store) == 0
     assert approve(store, "leads") == 3
     assert [r.id for r in store.unfinished()] == ["leads-0", "leads-1", "leads-2"]
-    assert released_marker(store) == 1
+    assert decisions(store) == 1
     assert store.count_by_recipe(RunStatus.HELD) == {"other": 2}
     # a second approve finds nothing and leaves the marker alone
     assert approve(store, "leads") == 0
-    assert released_marker(store) == 1
+    assert decisions(store) == 1
 
 
 def test_discard_ends_held_runs_never_to_run(store: MemoryStore | SQLiteStore) -> None:
     _hold(store, 3)
     assert discard(store, "leads", now=T0 + 60) == 3
+    assert decisions(store) == 1
     assert store.unfinished() == []
     run = store.get_run("leads-1")
     assert (run.status, run.error, run.finished_at) == (RunStatus.DISCARDED, DISCARD_NOTE, T0 + 60)

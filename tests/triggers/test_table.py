@@ -137,12 +137,27 @@ def test_missing_key_is_reported_not_fatal(csv_path: Path, state: MemoryStateSto
     ]
 
 
-def test_key_column_absent(tmp_path: Path, state: MemoryStateStore) -> None:
+def test_key_column_absent_from_the_header_is_an_error(
+    tmp_path: Path, state: MemoryStateStore
+) -> None:
     path = tmp_path / "t.csv"
     path.write_text("name\nAnn\n")
     reader = TableReader(_spec(path, existing_rows=ExistingRows.RUN), state, SCOPE)
     assert reader.activate() == []
-    assert reader.problems == [TableProblem(2, "no value for key column 'email'")]
+    assert reader.problems == []
+    assert reader.error == (
+        'the header of t.csv has no column "email", which the recipe reads (renamed or '
+        "removed?); nothing runs for this recipe until the header has it again"
+    )
+    assert reader.activated is False  # nothing committed
+
+
+def test_key_absent_from_a_jsonl_record(tmp_path: Path, state: MemoryStateStore) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"name": "Ann"}\n')
+    reader = TableReader(_spec(path, existing_rows=ExistingRows.RUN), state, SCOPE)
+    assert reader.activate() == []
+    assert reader.problems == [TableProblem(1, "no value for key column 'email'")]
 
 
 def test_csv_row_shapes(tmp_path: Path, state: MemoryStateStore) -> None:
@@ -163,7 +178,9 @@ def test_csv_row_shapes(tmp_path: Path, state: MemoryStateStore) -> None:
     assert reader.problems == [TableProblem(5, "4 values but the header has 3 columns")]
 
 
-def test_updates_run_once_per_distinct_content(tmp_path: Path, state: MemoryStateStore) -> None:
+def test_every_change_runs_even_back_to_an_earlier_value(
+    tmp_path: Path, state: MemoryStateStore
+) -> None:
     path = tmp_path / "t.jsonl"
     path.write_text('{"email": "a@x.io", "score": 1}\n')
     spec = _spec(path, run_on_updated=True)
@@ -172,15 +189,20 @@ def test_updates_run_once_per_distinct_content(tmp_path: Path, state: MemoryStat
     _append(path, '{"email": "a@x.io", "score": 2}\n')
     updated = _run(reader)
     assert [(e.key, e.row["score"], e.updated) for e in updated] == [("a@x.io", 2, True)]
-    assert updated[0].dedupe_key == "a@x.io@" + updated[0].content_hash[:16]
+    assert updated[0].dedupe_key.startswith("a@x.io@")
+    assert len(updated[0].dedupe_key) == len("a@x.io@") + 16
     # The same content again (key order differs) is not a change.
     _append(path, '{"score": 2, "email": "a@x.io"}\n')
     assert _run(reader) == []
-    # Back to the first content: distinct from the current one, so it runs, keyed by content.
-    _append(path, '{"email": "a@x.io", "score": 1}\n')
-    back = _run(reader)
-    assert [e.row["score"] for e in back] == [1]
-    assert back[0].dedupe_key != updated[0].dedupe_key
+    # Back to the first content (A -> B -> A) is a change: it runs; and B again runs again.
+    seen = [updated[0].dedupe_key]
+    for score in (1, 2):
+        _append(path, f'{{"email": "a@x.io", "score": {score}}}\n')
+        again = _run(reader)
+        assert [e.row["score"] for e in again] == [score]
+        assert again[0].dedupe_key not in seen
+        seen.append(again[0].dedupe_key)
+    assert state.all_state(SCOPE)["k0:a@x.io"].endswith(".3")
 
 
 def test_updates_ignored_unless_asked(csv_path: Path, state: MemoryStateStore) -> None:
@@ -374,7 +396,8 @@ def test_state_is_compact(tmp_path: Path, state: MemoryStateStore) -> None:
     assert reader.activate() == []
     stored = state.all_state(SCOPE)
     assert len(stored) == 100_001
-    assert stored["k0:u5@x.io"].isalnum() and len(stored["k0:u5@x.io"]) == 16
+    digest, dot, revision = stored["k0:u5@x.io"].partition(".")
+    assert (digest.isalnum(), len(digest), dot, revision) == (True, 16, ".", "0")
     meta = json.loads(stored["meta"])
     assert meta["offset"] == path.stat().st_size
     assert meta["line"] == 100_002
