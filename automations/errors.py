@@ -11,6 +11,7 @@
     │   └── ConnectionPausedError  the connection's breaker is open: nothing was sent
     ├── RefusedError           an operator action would break a promise (a second replay, ...)
     ├── StoreError             the run store cannot do what was asked (unknown run id, ...)
+    ├── StartupError           the runner cannot start (its port is taken, ...); nothing was read
     └── TableFileError         a table file may not be read (outside the recipes directory,
                                not a regular file, too large)
 
@@ -37,6 +38,7 @@ __all__ = [
     "RefusedError",
     "RenderError",
     "SignatureError",
+    "StartupError",
     "StoreError",
     "TableFileError",
 ]
@@ -157,3 +159,8 @@ class StoreError(AutomationsError):
 class TableFileError(AutomationsError):
     """A table file may not be read: it resolves outside the allowed directories, is not a
     regular file (a FIFO, a device), or is larger than the limit. The message says what to do."""
+
+
+class StartupError(AutomationsError):
+    """``automations run`` cannot start (its port is taken, its database is locked by another
+    runner); it stops before any trigger has read or recorded anything."""

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import uvicorn
 from automations.cli import friendly_errors
 from automations.cli.history import db_option, resolve_db
 from automations.connections import Connections, ConnectionSettings
+from automations.errors import StartupError
 from automations.runner.app import build_app
 from automations.runner.httpguard import (
     DEFAULT_LIMITS,
@@ -23,6 +25,7 @@ from automations.runner.httpguard import (
     fit_to_descriptors,
     guarded_protocol,
 )
+from automations.runner.lock import RunnerLock
 from automations.runner.logs import configure_logging, log_secrets
 from automations.runner.service import Runner, RunnerOptions
 from automations.stores import open_store
@@ -41,6 +44,32 @@ class _Server(uvicorn.Server):
         yield
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    """The server's socket, bound and listening before anything else starts: a port that is
+    taken stops ``run`` before a trigger has consumed anything."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise StartupError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; stop what uses it, or "
+            "pick another --port. Nothing was read or recorded."
+        ) from exc
+    sock.set_inheritable(True)
+    return sock
+
+
+def dry_run_db(db: Path) -> Path:
+    """Where a dry run records when no --db is given: beside the real database, with
+    ``.dry-run`` before its suffix (``automations.db`` -> ``automations.dry-run.db``), so a dry
+    run never uses up the events a real run must send."""
+    return db.with_name(f"{db.stem}.dry-run{db.suffix or '.db'}")
+
+
 async def _serve(
     directory: Path,
     db: Path,
@@ -49,6 +78,7 @@ async def _serve(
     options: RunnerOptions,
     max_body: int,
     limits: HttpLimits,
+    sock: socket.socket,
 ) -> None:
     store = open_store(db)
     env = dict(os.environ)
@@ -83,7 +113,7 @@ async def _serve(
                 port,
                 " (dry run: nothing is sent)" if options.dry_run else "",
             )
-            await server.serve()
+            await server.serve(sockets=[sock])
         finally:
             await runner.stop()
             store.close()
@@ -156,6 +186,13 @@ async def _serve(
 @click.option(
     "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
+@click.option(
+    "--allow-tables-outside",
+    "tables_outside",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A directory outside DIRECTORY that table files may be in (repeatable).",
+)
 @friendly_errors
 def run(
     directory: Path,
@@ -172,9 +209,14 @@ def run(
     keep_succeeded: float,
     keep_failed: float,
     log_format: str,
+    tables_outside: tuple[Path, ...],
 ) -> None:
     """Run the recipes in DIRECTORY: serve webhooks, watch tables, fire schedules; reload
-    recipes when their files change. SIGTERM or Ctrl-C stops cleanly (exit 0)."""
+    recipes when their files change. SIGTERM or Ctrl-C stops cleanly (exit 0).
+
+    The port is bound and the database locked and opened before any trigger starts; if that
+    fails, nothing is read or recorded (exit 1). One runner per database. A dry run without
+    --db records in its own file (automations.dry-run.db)."""
     configure_logging(log_format, secrets=log_secrets(os.environ))
     options = RunnerOptions(
         dry_run=dry_run,
@@ -182,11 +224,17 @@ def run(
         grace_s=grace,
         keep_succeeded_s=keep_succeeded * 86400,
         keep_failed_s=keep_failed * 86400,
+        tables_outside=tables_outside,
     )
-    if dry_run:
+    path = resolve_db(db)
+    if dry_run and db is None:
+        path = dry_run_db(path)
+        log.info("dry run: recording in %s (automations runs --db %s)", path, path)
+    elif dry_run:
         log.warning(
-            "dry run: events seen now are recorded as dry runs and will not run for real "
-            "later; use a separate --db for dry runs"
+            "dry run into %s: events seen now are recorded as dry runs and will not run for "
+            "real later from this database",
+            path,
         )
     try:
         import uvloop
@@ -194,13 +242,18 @@ def run(
         runner_factory = uvloop.new_event_loop
     except ImportError:  # pragma: no cover - uvloop is optional (not on Windows)
         runner_factory = None
-    with asyncio.Runner(loop_factory=runner_factory) as r:
-        limits = HttpLimits(
-            head_timeout_s=header_timeout,
-            body_timeout_s=body_timeout,
-            max_connections=max_connections,
-        )
-        r.run(_serve(directory, resolve_db(db), host, port, options, max_body, limits))
+    limits = HttpLimits(
+        head_timeout_s=header_timeout,
+        body_timeout_s=body_timeout,
+        max_connections=max_connections,
+    )
+    with RunnerLock(path) if str(path) != ":memory:" else contextlib.nullcontext():
+        sock = _listen(host, port)
+        try:
+            with asyncio.Runner(loop_factory=runner_factory) as r:
+                r.run(_serve(directory, path, host, port, options, max_body, limits, sock))
+        finally:
+            sock.close()
 
 
 COMMANDS = [run]

@@ -124,9 +124,10 @@ def read_bounded(handle: BinaryIO, path: Path, max_bytes: int, already: int = 0)
 
 
 def _too_large(path: Path, max_bytes: int) -> str:
+    mib = 1024 * 1024
+    size = f"{max_bytes // mib} MiB" if max_bytes >= mib else f"{max_bytes} bytes"
     return (
-        f"{path.name} is larger than the {max_bytes // (1024 * 1024)} MiB a table may be; "
-        f"split it, or raise ${MAX_TABLE_ENV}"
+        f"{path.name} is larger than the {size} a table may be; split it, or raise ${MAX_TABLE_ENV}"
     )
 
 

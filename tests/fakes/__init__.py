@@ -257,6 +257,13 @@ class FakeProvider:
         #: Seconds until the current window of the key last seen resets (fixed windows).
         self.reset_in = 0.0
 
+    def set_rate_limit(self, limit: int) -> None:
+        """Accept up to ``limit`` requests per window from now on (a test that counts requests
+        and runs the runner faster than the provider's real pace)."""
+        with self._lock:
+            self._limiter.limit = limit
+            self._limit = limit
+
     # -- what tests look at -------------------------------------------------------------------
 
     @property
