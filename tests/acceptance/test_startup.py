@@ -60,8 +60,13 @@ def _run(cwd: Path, fakes: Fakes, *args: str) -> subprocess.Popen[str]:
 def _runs(db: Path) -> int:
     if not db.exists():
         return 0
-    with sqlite3.connect(db) as conn:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10.0)
+    try:
         return int(conn.execute("SELECT count(*) FROM runs").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0  # the schema is not there yet
+    finally:
+        conn.close()
 
 
 def test_a_taken_port_stops_the_start_before_any_row_is_read(
