@@ -86,7 +86,13 @@ def test_dry_run_of_the_example_recipes_without_keys(
     for run in runs:
         assert run["dry_run"] is True
         assert run["status"] in ("succeeded", "skipped"), run
-        assert all(step["status"] == "dry_run" for step in run["steps"]), run
+        # an upsert's write depends on its lookup's answer, which a dry run does not have: both
+        # writes are skipped, the lookup is rendered
+        assert all(
+            step["status"] == "dry_run"
+            or (step["status"] == "skipped" and step["id"].endswith((":update", ":create")))
+            for step in run["steps"]
+        ), run
     assert sum(len(r["steps"]) for r in runs if r["status"] == "succeeded") >= 13
     # the requests are rendered in full, an unset variable shown as ${NAME}
     [lead] = [
