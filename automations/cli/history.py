@@ -278,11 +278,11 @@ def show(run_id: str, db: Path | None, fmt: str) -> None:
 
 
 def _condition_source(store: SQLiteStore, run: RunRecord) -> str | None:
-    """The ``only_run_if`` of the recipe version that ran, if it is known."""
+    """The ``only_run_if`` of the recipe version that ran (``None``: it had none)."""
     try:
         recipe = load_version(store, run, {}, prefer_current=False)
-    except Exception:  # not recorded, or no longer compiles: the timeline shows the result only
-        return None
+    except Exception:  # not recorded, or no longer compiles: say so beside the result
+        return "(the expression of the version that ran is not recorded)"
     return recipe.condition.source if recipe.condition is not None else None
 
 

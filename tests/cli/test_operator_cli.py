@@ -162,3 +162,26 @@ def test_status_reads_the_backlog_from_the_store(cli: Cli, recipes: Path, tmp_pa
             "paused": None,
         }
     ]
+
+
+def test_show_of_a_run_whose_version_is_not_recorded(cli: Cli, tmp_path: Path) -> None:
+    import dataclasses
+
+    from automations.records import RunStatus, StepStatus
+    from automations.stores import SQLiteStore
+    from tests.stores.factories import make_run, make_step
+
+    store = SQLiteStore(tmp_path / "automations.db")
+    run = make_run("r1", recipe="gone", status=RunStatus.FAILED)
+    store.enqueue(dataclasses.replace(run, condition=True))
+    store.put_step(make_step("r1", 0, status=StepStatus.FAILED, error="HTTP 422: bad email\nmore"))
+    store.close()
+    lines = cli("show", "r1").stdout.splitlines()
+    assert lines[0] == "run r1  gone  failed"
+    assert lines[2] == (
+        "  condition  (the expression of the version that ran is not recorded)  ->  "
+        "true: the steps ran"
+    )
+    assert lines[3] == "  1. step0  loops.send_event  failed  12ms"
+    assert lines[4] == "       request   POST https://app.loops.so/api/v1/events/send"
+    assert lines[5] == "       error     HTTP 422: bad email"
