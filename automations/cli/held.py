@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from automations.cli import friendly_errors
-from automations.cli.history import db_option, resolve_db
+from automations.cli.history import db_option, open_existing
 from automations.execution.held import approve as approve_held
 from automations.execution.held import discard as discard_held
+from automations.ports import Store
 from automations.records import RunStatus
-from automations.stores import SQLiteStore, open_store
 
 __all__ = ["COMMANDS"]
 
@@ -20,14 +18,7 @@ _recipe_option = click.option(
 )
 
 
-def _open(db: Path | None) -> SQLiteStore:
-    path = resolve_db(db)
-    if not path.exists():
-        raise click.UsageError(f"no run database at {path} (pass --db or set AUTOMATIONS_DB)")
-    return open_store(path)
-
-
-def _nothing_held(store: SQLiteStore, recipe: str) -> None:
+def _nothing_held(store: Store, recipe: str) -> None:
     others = store.count_by_recipe(RunStatus.HELD)
     click.echo(f"no held runs for recipe {recipe}")
     if others:
@@ -39,10 +30,10 @@ def _nothing_held(store: SQLiteStore, recipe: str) -> None:
 @_recipe_option
 @db_option
 @friendly_errors
-def approve(recipe: str, db: Path | None) -> None:
+def approve(recipe: str, db: str | None) -> None:
     """Release the runs held for RECIPE by its flood_limit: they run (a running runner picks
     them up within a second; otherwise the next start does)."""
-    store = _open(db)
+    store = open_existing(db)
     try:
         n = approve_held(store, recipe)
         if not n:
@@ -57,9 +48,9 @@ def approve(recipe: str, db: Path | None) -> None:
 @_recipe_option
 @db_option
 @friendly_errors
-def discard(recipe: str, db: Path | None) -> None:
+def discard(recipe: str, db: str | None) -> None:
     """End the runs held for RECIPE as `discarded`: never sent, kept in the audit."""
-    store = _open(db)
+    store = open_existing(db)
     try:
         n = discard_held(store, recipe)
         if not n:

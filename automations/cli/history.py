@@ -21,8 +21,9 @@ from automations.connections import Connections, ConnectionSettings
 from automations.execution.executor import Executor, new_run
 from automations.execution.versions import load_version
 from automations.model import Recipe, ScheduleTrigger, TableTrigger
+from automations.ports import Store
 from automations.records import RunFilter, RunRecord, RunStatus, TriggerKind
-from automations.stores import SQLiteStore, open_store
+from automations.stores import is_postgres_url, open_store
 from automations.triggers.table import find_row
 
 __all__ = ["COMMANDS", "db_option", "open_existing", "resolve_db"]
@@ -30,21 +31,26 @@ __all__ = ["COMMANDS", "db_option", "open_existing", "resolve_db"]
 db_option = click.option(
     "--db",
     "db",
-    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE|URL",
     default=None,
-    help="The run database (default: $AUTOMATIONS_DB, else automations.db here).",
+    help="The run database: a SQLite file, or a postgresql:// URL "
+    "(default: $AUTOMATIONS_DB, else automations.db here).",
 )
 
 
-def resolve_db(db: Path | None) -> Path:
-    return db or Path(os.environ.get("AUTOMATIONS_DB") or "automations.db")
+def resolve_db(db: str | None) -> str:
+    """The run database a command uses: ``--db``, else ``$AUTOMATIONS_DB``, else
+    ``automations.db`` here. Open it with ``open_store`` (a file or a ``postgresql://`` URL)."""
+    return db or os.environ.get("AUTOMATIONS_DB") or "automations.db"
 
 
-def open_existing(db: Path | None) -> SQLiteStore:
-    path = resolve_db(db)
-    if not path.exists():
-        raise click.UsageError(f"no run database at {path} (pass --db or set AUTOMATIONS_DB)")
-    return open_store(path)
+def open_existing(db: str | None) -> Store:
+    """The run database, which must exist already (a SQLite file; a PostgreSQL database gets
+    its schema on open)."""
+    location = resolve_db(db)
+    if not is_postgres_url(location) and not Path(location).expanduser().exists():
+        raise click.UsageError(f"no run database at {location} (pass --db or set AUTOMATIONS_DB)")
+    return open_store(location)
 
 
 def _iso(t: float | None) -> str | None:
@@ -124,7 +130,7 @@ def _echo_outcome(run: RunRecord) -> None:
         click.echo(f"  {run.error}")
 
 
-async def _execute(store: SQLiteStore, run: RunRecord, recipe: Any, dry_run: bool) -> RunRecord:
+async def _execute(store: Store, run: RunRecord, recipe: Any, dry_run: bool) -> RunRecord:
     async with Connections(ConnectionSettings.from_env(os.environ)) as conns:
         executor = Executor(store, conns, os.environ)
         stored, _ = store.enqueue(run)
@@ -148,7 +154,7 @@ def _exit_for(run: RunRecord) -> None:
 @db_option
 @friendly_errors
 def exec_command(
-    recipe: Path, row: str | None, key: str | None, dry_run: bool, db: Path | None
+    recipe: Path, row: str | None, key: str | None, dry_run: bool, db: str | None
 ) -> None:
     """Run RECIPE for one row now (Clay's "run this row") and print the outcome: the row given
     with --row, or the one with --key read from the recipe's table.
@@ -210,7 +216,7 @@ def _table_row(recipe: Recipe, key: str) -> dict[str, Any]:
 )
 @friendly_errors
 def runs(
-    db: Path | None,
+    db: str | None,
     recipe: str | None,
     status: str | None,
     since: str | None,
@@ -250,7 +256,7 @@ def runs(
     help="text: a timeline for people; json: the full record (event, row, requests, responses).",
 )
 @friendly_errors
-def show(run_id: str, db: Path | None, fmt: str) -> None:
+def show(run_id: str, db: str | None, fmt: str) -> None:
     """One run as it happened: the event, the condition and its result, each step's request,
     status, response and duration. RUN_ID may be a prefix."""
     store = open_existing(db)
@@ -277,7 +283,7 @@ def show(run_id: str, db: Path | None, fmt: str) -> None:
     click.echo(json.dumps(out, indent=2, ensure_ascii=False))
 
 
-def _condition_source(store: SQLiteStore, run: RunRecord) -> str | None:
+def _condition_source(store: Store, run: RunRecord) -> str | None:
     """The ``only_run_if`` of the recipe version that ran (``None``: it had none)."""
     try:
         recipe = load_version(store, run, {}, prefer_current=False)

@@ -49,7 +49,7 @@ by_option = click.option(
 @by_option
 @friendly_errors
 def replay(
-    run_id: str, db: Path | None, dry_run: bool, recipe_file: Path | None, actor: str | None
+    run_id: str, db: str | None, dry_run: bool, recipe_file: Path | None, actor: str | None
 ) -> None:
     """Run the failed steps of a failed run again, as a new run; steps that succeeded are never
     sent again. A run is replayed once: replay the newest run of the chain. A run with an
@@ -91,7 +91,7 @@ def replay(
 @click.option("--note", default=None, help="Why, for the audit (e.g. where you checked).")
 @friendly_errors
 def resolve_command(
-    run_id: str, step: str, outcome: Outcome, db: Path | None, actor: str | None, note: str | None
+    run_id: str, step: str, outcome: Outcome, db: str | None, actor: str | None, note: str | None
 ) -> None:
     """Say what happened to a step whose outcome is `unknown` (it may or may not have been sent):
     `sent` records it as succeeded by hand (it is never sent again), `not-sent` lets a replay send

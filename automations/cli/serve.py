@@ -28,7 +28,7 @@ from automations.runner.httpguard import (
 from automations.runner.lock import RunnerLock
 from automations.runner.logs import configure_logging, log_secrets
 from automations.runner.service import Runner, RunnerOptions
-from automations.stores import open_store
+from automations.stores import is_postgres_url, open_store
 from automations.triggers.webhook import DEFAULT_MAX_BODY
 
 __all__ = ["COMMANDS"]
@@ -72,7 +72,7 @@ def dry_run_db(db: Path) -> Path:
 
 async def _serve(
     directory: Path,
-    db: Path,
+    db: str,
     host: str,
     port: int,
     options: RunnerOptions,
@@ -81,6 +81,15 @@ async def _serve(
     sock: socket.socket,
 ) -> None:
     store = open_store(db)
+    if is_postgres_url(db):
+        from automations.stores.postgres import PostgresStore
+
+        try:
+            assert isinstance(store, PostgresStore)
+            store.hold_runner_lock()  # one runner per database until runs have leases
+        except BaseException:
+            store.close()
+            raise
     env = dict(os.environ)
     async with Connections(ConnectionSettings.from_env(env)) as conns:
         runner = Runner(directory, store, conns, env, options)
@@ -196,7 +205,7 @@ async def _serve(
 @friendly_errors
 def run(
     directory: Path,
-    db: Path | None,
+    db: str | None,
     host: str,
     port: int,
     dry_run: bool,

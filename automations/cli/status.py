@@ -28,7 +28,7 @@ __all__ = ["COMMANDS"]
     "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
 )
 @friendly_errors
-def status(directory: Path | None, db: Path | None, fmt: str) -> None:
+def status(directory: Path | None, db: str | None, fmt: str) -> None:
     """Per recipe and per connection: runs and requests queued, steps sent in the last minute,
     and when the backlog drains at that pace. With DIRECTORY (the recipes), each waiting run
     counts one request per action on its connection; without, the actions seen in the last

@@ -35,6 +35,7 @@ from automations.execution.rows import row_for
 from automations.execution.versions import load_version
 from automations.model import Recipe, ScheduleTrigger, TableTrigger, WebhookTrigger
 from automations.outbound import Connection
+from automations.ports import Store
 from automations.recipes.compiler import RECIPE_SUFFIXES, display_name, missing_variables
 from automations.recipes.upsert import upsert_key
 from automations.records import RunRecord, RunStatus, TriggerKind
@@ -43,7 +44,6 @@ from automations.runner.health import Health, HealthSection, relative_to
 from automations.runner.inbox import IntakePressure
 from automations.runner.registry import RecipeSet, reload
 from automations.runner.sources import run_schedule, run_table
-from automations.stores import SQLiteStore
 from automations.stores.thread import StoreThread
 from automations.triggers.table_files import TableAccess
 
@@ -86,7 +86,7 @@ class Runner:
     def __init__(
         self,
         directory: Path,
-        store: SQLiteStore,
+        store: Store,
         connections: Connections,
         env: Mapping[str, str],
         options: RunnerOptions = RunnerOptions(),

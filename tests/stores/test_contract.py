@@ -13,11 +13,12 @@ import pytest
 
 from automations.errors import StoreError
 from automations.records import AuditEntry, RunFilter, RunRecord, RunStatus, StepStatus
-from automations.stores import MemoryStore, SQLiteStore
+from automations.stores import MemoryStore, PostgresStore, SQLiteStore
 from automations.stores.codec import JSON_TEXT_LIMIT, TRUNCATED_KEY, dump_json
+from tests.postgres import emptied_store_url
 from tests.stores.factories import T0, FakeClock, make_run, make_step
 
-Store = MemoryStore | SQLiteStore
+Store = MemoryStore | SQLiteStore | PostgresStore
 
 
 @pytest.fixture
@@ -26,14 +27,20 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture(
-    params=["memory", pytest.param("sqlite", marks=pytest.mark.integration)],
+    params=[
+        "memory",
+        pytest.param("sqlite", marks=pytest.mark.integration),
+        pytest.param("postgres", marks=pytest.mark.integration),
+    ],
 )
 def store(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock) -> Iterator[Store]:
     s: Store
     if request.param == "memory":
         s = MemoryStore(clock=clock)
-    else:
+    elif request.param == "sqlite":
         s = SQLiteStore(tmp_path / "runs.db", clock=clock)
+    else:
+        s = PostgresStore(emptied_store_url(), clock=clock)
     yield s
     s.close()
 

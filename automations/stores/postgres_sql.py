@@ -1,0 +1,239 @@
+"""Every SQL statement of the PostgreSQL store, in one place, named by what it does.
+
+The layout mirrors the SQLite store's (``sqlite_schema``) column for column, so that one row
+codec (``sqlite_schema.run_from_row`` and friends) reads both and ``automations db copy`` moves
+rows without converting them:
+
+- ``runs``: one row per run; ``seq`` (an identity) is the insertion order; JSON values are
+  ``text`` holding exactly the JSON the codec wrote (``event::jsonb`` works in queries); times
+  are ``double precision`` unix seconds; ``(recipe, event_key)`` is unique: one run per event.
+  ``id``, ``recipe`` and ``event_key`` use the ``"C"`` collation: byte order, as in SQLite, which
+  the id-prefix lookup and the ``runs --key`` range rely on.
+- ``steps``: one row per action of a run, keyed by ``(run_seq, idx)``.
+- ``state``: the triggers' ``(scope, key) -> value`` positions.
+- ``audit``: decisions people took (replay, resolve).
+- ``schema_version``: one row per schema version applied, with when.
+
+Migrations (``MIGRATIONS[n]`` takes version ``n`` to ``n + 1``) run in one transaction that
+first takes ``pg_advisory_xact_lock(MIGRATION_LOCK)``: a transaction-scoped lock (released by
+the commit, so it is safe behind PgBouncer in transaction mode), which makes two nodes starting
+together migrate one after the other; the second finds the work done.
+
+Parameters are ``%s`` placeholders (psycopg). Statements that depend on the time take it as a
+parameter, so tests need no sleeping.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CLAIM_RUN",
+    "COUNT_BY_RECIPE",
+    "END_HOLD",
+    "INSERT_AUDIT",
+    "INSERT_RUN",
+    "MIGRATIONS",
+    "MIGRATION_LOCK",
+    "PRUNE_RUNS",
+    "PUT_STEP",
+    "RUN_SELECT",
+    "SCHEMA_VERSION",
+    "STEP_SELECT",
+]
+
+#: The schema version this code writes.
+SCHEMA_VERSION = 1
+
+#: The key of the advisory lock migrations take (any constant; "automations" in ASCII, cut).
+MIGRATION_LOCK = 0x6175746F6D6174
+
+_SCHEMA_V1 = """
+CREATE TABLE runs (
+    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id text COLLATE "C" NOT NULL UNIQUE,
+    recipe text COLLATE "C" NOT NULL,
+    trigger text NOT NULL,
+    event_key text COLLATE "C" NOT NULL,
+    event text,
+    created_at double precision NOT NULL,
+    status text NOT NULL,
+    recipe_hash text,
+    "row" text,
+    condition boolean,
+    dry_run boolean NOT NULL DEFAULT false,
+    error text,
+    started_at double precision,
+    finished_at double precision,
+    replay_of text,
+    replayed_as text,
+    UNIQUE (recipe, event_key)
+);
+CREATE INDEX runs_created ON runs (created_at);
+CREATE INDEX runs_recipe ON runs (recipe, seq);
+CREATE INDEX runs_backlog ON runs (recipe, seq) WHERE status IN ('pending', 'running');
+CREATE INDEX runs_status ON runs (status, seq) WHERE status NOT IN ('succeeded', 'skipped');
+CREATE INDEX runs_event_key ON runs (event_key);
+CREATE INDEX runs_schedule_key ON runs (substr(event_key, 22)) WHERE trigger = 'schedule';
+CREATE TABLE steps (
+    run_seq bigint NOT NULL REFERENCES runs (seq),
+    idx integer NOT NULL,
+    step_id text NOT NULL,
+    action text NOT NULL,
+    status text NOT NULL,
+    request text,
+    http_status integer,
+    response_body text,
+    attempts integer NOT NULL DEFAULT 0,
+    duration_ms double precision,
+    error text,
+    error_code text,
+    idempotency_key text,
+    started_at double precision,
+    finished_at double precision,
+    resolution text,
+    PRIMARY KEY (run_seq, idx)
+);
+CREATE INDEX steps_finished ON steps (finished_at);
+CREATE VIEW step_log AS
+    SELECT runs.id AS run_id, steps.* FROM steps JOIN runs ON runs.seq = steps.run_seq;
+CREATE TABLE state (
+    scope text COLLATE "C" NOT NULL,
+    key text COLLATE "C" NOT NULL,
+    value text NOT NULL,
+    PRIMARY KEY (scope, key)
+);
+CREATE TABLE audit (
+    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at double precision NOT NULL,
+    actor text NOT NULL,
+    action text NOT NULL,
+    run_id text,
+    step integer,
+    detail text
+);
+CREATE INDEX audit_run ON audit (run_id) WHERE run_id IS NOT NULL;
+"""
+
+#: ``MIGRATIONS[n]`` takes a database from schema version ``n`` to ``n + 1``.
+MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1,)
+
+# -- migrations ----------------------------------------------------------------------------------
+
+CREATE_VERSION_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_version ("
+    "version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+)
+#: Whether the version table exists (false in a new database), without failing.
+HAS_VERSION_TABLE = "SELECT to_regclass('schema_version') IS NOT NULL"
+CURRENT_VERSION = "SELECT COALESCE(MAX(version), 0) FROM schema_version"
+TAKE_MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(%s)"
+#: The key of the session lock a runner holds while it serves (one runner per database until
+#: runs are claimed with leases): released when its connection closes, even on SIGKILL.
+RUNNER_LOCK = MIGRATION_LOCK + 1
+TRY_RUNNER_LOCK = "SELECT pg_try_advisory_lock(%s)"
+RECORD_VERSION = "INSERT INTO schema_version (version) VALUES (%s)"
+
+# -- runs ------------------------------------------------------------------------------------------
+
+RUN_COLUMNS = (
+    'id, recipe, trigger, event_key, event, created_at, status, recipe_hash, "row", '
+    "condition, dry_run, error, started_at, finished_at, replay_of, replayed_as"
+)
+STEP_COLUMNS = (
+    "idx, step_id, action, status, request, http_status, response_body, attempts, "
+    "duration_ms, error, error_code, idempotency_key, started_at, finished_at, resolution"
+)
+AUDIT_COLUMNS = "at, actor, action, run_id, step, detail"
+_STEP_NAMES = [c.strip() for c in STEP_COLUMNS.split(",")]
+
+RUN_SELECT = f"SELECT seq, {RUN_COLUMNS} FROM runs"
+STEP_SELECT = f"SELECT run_seq, {STEP_COLUMNS} FROM steps"
+STEPS_OF_RUN = f"{STEP_SELECT} WHERE run_seq = %s ORDER BY idx"
+STEPS_OF_RUNS = f"{STEP_SELECT} WHERE run_seq = ANY(%s) ORDER BY run_seq, idx"
+
+INSERT_RUN = (
+    f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ({', '.join(['%s'] * 16)}) "
+    "ON CONFLICT (recipe, event_key) DO NOTHING RETURNING seq"
+)
+# Upsert: the second write of a step (its outcome) updates the row its first (sending) wrote.
+PUT_STEP = (
+    f"INSERT INTO steps (run_seq, {STEP_COLUMNS}) "
+    f"SELECT seq, {', '.join(['%s'] * len(_STEP_NAMES))} FROM runs WHERE id = %s "
+    "ON CONFLICT (run_seq, idx) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _STEP_NAMES[1:])
+)
+RUN_BY_ID = f"{RUN_SELECT} WHERE id = %s"
+#: Inside ``transaction()``: the run's row stays locked until the commit, so a read-check-write
+#: (replay, resolve) from two processes at once runs one after the other, as SQLite's
+#: ``BEGIN IMMEDIATE`` makes it.
+RUN_BY_ID_LOCKED = f"{RUN_BY_ID} FOR UPDATE"
+RUN_BY_EVENT = f"{RUN_SELECT} WHERE recipe = %s AND event_key = %s"
+RUN_BY_EVENT_LOCKED = f"{RUN_BY_EVENT} FOR UPDATE"
+#: The two smallest ids at or after a prefix: the only ones that can start with it.
+IDS_FROM_PREFIX = "SELECT id FROM runs WHERE id >= %s ORDER BY id LIMIT 2"
+RUN_EXISTS = "SELECT 1 FROM runs WHERE id = %s"
+
+#: Claim: mark a pending (or resumed running) run running with the version that runs it;
+#: ``{extra}`` holds ``, column = %s`` for the fields set in the same write. The last column
+#: says whether the run has steps (a fresh run's are not read).
+CLAIM_RUN = (
+    "UPDATE runs SET status = 'running', recipe_hash = %s, "
+    "started_at = COALESCE(started_at, %s){extra} "
+    "WHERE id = %s AND status IN ('pending', 'running') "
+    f"RETURNING seq, {RUN_COLUMNS}, EXISTS (SELECT 1 FROM steps WHERE run_seq = runs.seq)"
+)
+UPDATE_RUN = "UPDATE runs SET {assignments} WHERE id = %s"
+
+UNFINISHED = f"{RUN_SELECT} WHERE status IN ('pending', 'running') ORDER BY seq"
+UNFINISHED_AFTER = (
+    f"{RUN_SELECT} WHERE recipe = %s AND status IN ('pending', 'running') AND "
+    "seq > COALESCE((SELECT seq FROM runs WHERE id = %s), 0) ORDER BY seq LIMIT %s"
+)
+UNFINISHED_COUNTS = (
+    "SELECT recipe, COUNT(*) FROM runs WHERE status IN ('pending', 'running') GROUP BY recipe"
+)
+COUNT_BY_RECIPE = "SELECT recipe, COUNT(*) FROM runs WHERE status = %s GROUP BY recipe"
+LIST_RUNS = f"{RUN_SELECT} WHERE {{where}} ORDER BY seq DESC LIMIT %s"
+COUNT_RUNS = "SELECT COUNT(*) FROM runs WHERE {where}"
+#: ``RunFilter.key`` (``records.key_matches``), each term answered by an index.
+KEY_FILTER = (
+    "(event_key = %s OR (event_key > %s AND event_key < %s AND length(event_key) = %s "
+    "AND right(event_key, 16) ~ '^[0-9a-f]*$') "
+    "OR (trigger = 'schedule' AND substr(event_key, 22) = %s))"
+)
+
+#: Final runs past their retention: failed and unknown ones after the first time, the other
+#: final ones after the second. Steps go first (they reference their run).
+_PRUNABLE = (
+    "(status IN ('failed', 'unknown') AND created_at < %(failed_before)s) OR "
+    "(status = ANY(%(succeeded_statuses)s) AND created_at < %(succeeded_before)s)"
+)
+PRUNE_STEPS = f"DELETE FROM steps WHERE run_seq IN (SELECT seq FROM runs WHERE {_PRUNABLE})"
+PRUNE_RUNS = f"DELETE FROM runs WHERE {_PRUNABLE}"
+
+END_HOLD = (
+    "UPDATE runs SET status = %(status)s, "
+    "error = CASE WHEN %(final)s THEN %(error)s ELSE error END, "
+    "finished_at = CASE WHEN %(final)s THEN %(now)s ELSE finished_at END "
+    "WHERE recipe = %(recipe)s AND status = 'held'"
+)
+
+#: Steps that ended at or after a time (``steps_finished`` index): what ``status`` counts.
+STEPS_DONE_SINCE = (
+    "SELECT runs.recipe, steps.action, runs.id, steps.finished_at FROM steps "
+    "JOIN runs ON runs.seq = steps.run_seq WHERE steps.finished_at >= %s "
+    "AND steps.status NOT IN ('pending', 'sending', 'skipped')"
+)
+
+# -- audit and state -------------------------------------------------------------------------
+
+INSERT_AUDIT = f"INSERT INTO audit ({AUDIT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)"
+AUDIT_LOG = (
+    f"SELECT {AUDIT_COLUMNS} FROM (SELECT seq, {AUDIT_COLUMNS} FROM audit "
+    "WHERE {where} ORDER BY seq DESC LIMIT %s) AS newest ORDER BY seq"
+)
+GET_STATE = "SELECT value FROM state WHERE scope = %s AND key = %s"
+SET_STATE = (
+    "INSERT INTO state (scope, key, value) VALUES (%s, %s, %s) "
+    "ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value"
+)
+ALL_STATE = "SELECT key, value FROM state WHERE scope = %s ORDER BY key"
