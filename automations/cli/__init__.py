@@ -49,6 +49,7 @@ _COMMANDS = {
     "doctor": "doctor",
     "approve": "held",
     "discard": "held",
+    "db": "database",
 }
 
 

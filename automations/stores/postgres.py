@@ -52,7 +52,7 @@ from automations.stores.sqlite_schema import (
     stored_run,
 )
 
-__all__ = ["PostgresStore", "masked_url", "migrate"]
+__all__ = ["PostgresStore", "error_text", "masked_url", "migrate"]
 
 _KEEP_FAILED = ("failed", "unknown")
 _KEEP_SUCCEEDED = [s.value for s in RunStatus if s.is_final and s.value not in _KEEP_FAILED]
@@ -124,7 +124,7 @@ class PostgresStore(Store):
             with psycopg.connect(url, autocommit=True, connect_timeout=connect_timeout_s) as conn:
                 migrate(conn)
         except psycopg.Error as exc:
-            raise StoreError(f"cannot open run store {self.url}: {_reason(exc)}") from exc
+            raise StoreError(f"cannot open run store {self.url}: {error_text(exc)}") from exc
         self._runner_conn: psycopg.Connection[Any] | None = None
         self._connect_timeout_s = connect_timeout_s
         self._dsn = url
@@ -158,7 +158,7 @@ class PostgresStore(Store):
                     with conn.cursor() as cur:
                         yield cur
         except psycopg.Error as exc:
-            raise StoreError(f"run store {self.url}: {_reason(exc)}") from exc
+            raise StoreError(f"run store {self.url}: {error_text(exc)}") from exc
         except PoolTimeout as exc:
             raise StoreError(f"run store {self.url}: no connection: {exc}") from exc
 
@@ -182,7 +182,7 @@ class PostgresStore(Store):
                 finally:
                     self._local.conn = None
         except psycopg.Error as exc:
-            raise StoreError(f"run store {self.url}: {_reason(exc)}") from exc
+            raise StoreError(f"run store {self.url}: {error_text(exc)}") from exc
         except PoolTimeout as exc:
             raise StoreError(f"run store {self.url}: no connection: {exc}") from exc
 
@@ -358,7 +358,7 @@ class PostgresStore(Store):
             )
             row = conn.execute(sql.TRY_RUNNER_LOCK, (sql.RUNNER_LOCK,)).fetchone()
         except psycopg.Error as exc:
-            raise StoreError(f"run store {self.url}: {_reason(exc)}") from exc
+            raise StoreError(f"run store {self.url}: {error_text(exc)}") from exc
         if not row or not row[0]:
             conn.close()
             raise StoreError(
@@ -433,7 +433,7 @@ def _filter_sql(flt: RunFilter) -> tuple[str, list[object]]:
     return (" AND ".join(clauses) or "TRUE"), params
 
 
-def _reason(exc: psycopg.Error) -> str:
+def error_text(exc: psycopg.Error) -> str:
     """The server's message, first line (psycopg's text may repeat the connection target)."""
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]

@@ -237,3 +237,26 @@ SET_STATE = (
     "ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value"
 )
 ALL_STATE = "SELECT key, value FROM state WHERE scope = %s ORDER BY key"
+
+# -- db copy (from a SQLite file) --------------------------------------------------------------
+
+#: A run copied from another store keeps its id; one already there (same id or same event) is
+#: left as it is, so that a copy run again adds only what is new.
+COPY_RUN = (
+    f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ({', '.join(['%s'] * 16)}) "
+    "ON CONFLICT DO NOTHING RETURNING seq"
+)
+COPY_STEP = (
+    f"INSERT INTO steps (run_seq, {STEP_COLUMNS}) VALUES ({', '.join(['%s'] * 16)}) "
+    "ON CONFLICT (run_seq, idx) DO NOTHING"
+)
+COPY_STATE = (
+    "INSERT INTO state (scope, key, value) VALUES (%s, %s, %s) ON CONFLICT (scope, key) DO NOTHING"
+)
+#: An audit entry has no key of its own: one equal in every field is the same entry.
+COPY_AUDIT = (
+    f"INSERT INTO audit ({AUDIT_COLUMNS}) SELECT %(at)s, %(actor)s, %(action)s, %(run_id)s, "
+    "%(step)s, %(detail)s WHERE NOT EXISTS (SELECT 1 FROM audit WHERE at = %(at)s "
+    "AND actor = %(actor)s AND action = %(action)s AND run_id IS NOT DISTINCT FROM %(run_id)s "
+    "AND step IS NOT DISTINCT FROM %(step)s AND detail IS NOT DISTINCT FROM %(detail)s)"
+)
