@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 #: The schema version this code writes.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: The key of the advisory lock migrations take (any constant; "automations" in ASCII, cut).
 MIGRATION_LOCK = 0x6175746F6D6174
@@ -113,8 +113,23 @@ CREATE TABLE audit (
 CREATE INDEX audit_run ON audit (run_id) WHERE run_id IS NOT NULL;
 """
 
+# Version 2: claims with leases (``stores/leases.py``), the ground for several runners on one
+# database. ``order_key`` keeps the runs of one row in order across nodes; ``lease_token`` is
+# the fencing token, incremented by every claim; times are unix seconds like every other time.
+# The partial indexes keep a claim and a rescue on the open runs only, whatever the history.
+_SCHEMA_V2 = """
+ALTER TABLE runs ADD COLUMN order_key text COLLATE "C";
+ALTER TABLE runs ADD COLUMN available_at double precision;
+ALTER TABLE runs ADD COLUMN lease_owner text;
+ALTER TABLE runs ADD COLUMN lease_token bigint NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN lease_expires_at double precision;
+CREATE INDEX runs_ready ON runs (seq) WHERE status = 'pending';
+CREATE INDEX runs_open_order ON runs (order_key, seq) WHERE status IN ('pending', 'running');
+CREATE INDEX runs_leases ON runs (lease_expires_at) WHERE status = 'running';
+"""
+
 #: ``MIGRATIONS[n]`` takes a database from schema version ``n`` to ``n + 1``.
-MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1,)
+MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2)
 
 # -- migrations ----------------------------------------------------------------------------------
 
@@ -260,3 +275,69 @@ COPY_AUDIT = (
     "AND actor = %(actor)s AND action = %(action)s AND run_id IS NOT DISTINCT FROM %(run_id)s "
     "AND step IS NOT DISTINCT FROM %(step)s AND detail IS NOT DISTINCT FROM %(detail)s)"
 )
+
+# -- leases (stores/leases.py) -----------------------------------------------------------------
+#
+# The rules that keep "each run once, no SMS twice" true when several nodes share the runs:
+#
+# 1. A claim takes ready runs oldest first with FOR NO KEY UPDATE SKIP LOCKED inside a
+#    MATERIALIZED CTE (the fence makes LIMIT bound the UPDATE, as in Oban), so two nodes never
+#    take the same run and never wait for each other. NO KEY: it does not conflict with the
+#    KEY SHARE lock a step's foreign key takes.
+# 2. A run whose order key has an earlier open (pending or running) run is not ready: the runs
+#    of one row run one at a time, in the order recorded. A concurrent claimer sees the earlier
+#    run still pending (its claim is not committed) or running, so it skips the later one too.
+# 3. Every claim increments lease_token: the token names one ownership of the run.
+# 4. The sending write before a request that must not be repeated succeeds only for the current
+#    owner and token of a run still running with an unexpired lease; no row back means the lease
+#    was lost and the request must not leave. A final step outcome is never reopened. The run's
+#    row is read FOR SHARE: a rescue (which updates it) waits until the sending mark is
+#    committed, so the next owner always sees it, or the mark waits for the rescue and fails.
+# 5. Renewal extends only leases that have not expired; a rescue returns expired runs to
+#    pending in one guarded statement (never select-then-update: River #1302), so a run that
+#    finished or was renewed meanwhile is re-checked under its row lock and left alone.
+
+CLAIM_READY = (
+    "WITH candidate AS MATERIALIZED ("
+    " SELECT r.seq FROM runs r"
+    " WHERE r.status = 'pending' AND COALESCE(r.available_at, 0) <= %(now)s"
+    " AND (r.order_key IS NULL OR NOT EXISTS ("
+    "  SELECT 1 FROM runs o WHERE o.order_key = r.order_key AND o.seq < r.seq"
+    "  AND o.status IN ('pending', 'running')))"
+    " ORDER BY r.seq LIMIT %(limit)s"
+    " FOR NO KEY UPDATE SKIP LOCKED) "
+    "UPDATE runs SET status = 'running', lease_owner = %(owner)s, "
+    "lease_token = runs.lease_token + 1, lease_expires_at = %(now)s + %(ttl)s, "
+    "started_at = COALESCE(runs.started_at, %(now)s) "
+    "FROM candidate WHERE runs.seq = candidate.seq "
+    + "RETURNING runs.seq, "
+    + ", ".join(f"runs.{c.strip()}" for c in RUN_COLUMNS.split(","))
+    + ", runs.lease_token"
+)
+FENCED_SENDING = (
+    f"INSERT INTO steps (run_seq, {STEP_COLUMNS}) "
+    f"SELECT seq, {', '.join(['%s'] * len(_STEP_NAMES))} FROM runs "
+    "WHERE id = %s AND status = 'running' AND lease_owner = %s AND lease_token = %s "
+    "AND lease_expires_at > %s FOR SHARE "
+    "ON CONFLICT (run_seq, idx) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _STEP_NAMES[1:])
+    + " WHERE steps.status NOT IN ('succeeded', 'unknown') RETURNING run_seq"
+)
+RENEW_LEASES = (
+    "UPDATE runs SET lease_expires_at = %(now)s + %(ttl)s "
+    "WHERE lease_owner = %(owner)s AND status = 'running' AND lease_expires_at > %(now)s "
+    "RETURNING id, lease_token"
+)
+RESCUE_EXPIRED = (
+    "UPDATE runs SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, "
+    "available_at = %(now)s "
+    "WHERE status = 'running' AND lease_expires_at < %(now)s - %(grace)s "
+    "RETURNING id, lease_token"
+)
+RELEASE_LEASE = (
+    "UPDATE runs SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, "
+    "available_at = %(available_at)s "
+    "WHERE id = %(id)s AND status = 'running' AND lease_owner = %(owner)s "
+    "AND lease_token = %(token)s"
+)
+SET_ORDER_KEY = "UPDATE runs SET order_key = %s WHERE id = %s"

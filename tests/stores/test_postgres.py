@@ -142,3 +142,27 @@ def test_one_runner_per_database_until_runs_have_leases() -> None:
             second.hold_runner_lock()
         finally:
             second.close()
+
+
+def test_a_version_1_database_is_upgraded_in_place() -> None:
+    with fresh_schema() as url:
+        with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
+            conn.execute(sql.CREATE_VERSION_TABLE)
+            for statement in sql.MIGRATIONS[0].split(";"):
+                if statement.strip():
+                    conn.execute(statement)  # type: ignore[call-overload]
+            conn.execute(sql.RECORD_VERSION, (1,))
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO runs (id, recipe, trigger, event_key, created_at, status) "
+                "VALUES ('old', 'welcome', 'webhook', 'evt-1', 1.5, 'pending')"
+            )
+        store = PostgresStore(url)
+        try:
+            assert versions(url) == [(1,), (2,)]
+            assert store.get_run("old").event_key == "evt-1"
+        finally:
+            store.close()
+        with psycopg.connect(url) as conn:
+            row = conn.execute("SELECT lease_token, order_key FROM runs").fetchone()
+        assert row == (0, None)
