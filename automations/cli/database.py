@@ -38,7 +38,7 @@ def migrate_command(db: str | None) -> None:
             with psycopg.connect(location, autocommit=True, connect_timeout=10) as conn:
                 before, after = migrate(conn)
         except psycopg.Error as exc:
-            raise StoreError(f"cannot open run store {shown}: {error_text(exc)}") from exc
+            raise StoreError(f"cannot open run store {shown}: {error_text(exc, location)}") from exc
     else:
         before = _sqlite_version(Path(location).expanduser())
         open_store(location).close()

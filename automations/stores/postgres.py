@@ -26,6 +26,7 @@ are not supported yet (no claim leases): see docs/scaling.md.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -35,6 +36,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from automations.errors import StoreError
@@ -60,8 +62,13 @@ _KEEP_SUCCEEDED = [s.value for s in RunStatus if s.is_final and s.value not in _
 
 def masked_url(url: str) -> str:
     """``url`` with its password replaced by ``***``: what messages and logs show."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # not a URL one can parse: show no user part at all
+        scheme, _, rest = url.partition("://")
+        return f"{scheme}://***@{rest.rpartition('@')[2]}" if "@" in rest else url
+    if password is None:
         return url
     netloc = parts.netloc.rsplit("@", 1)
     user = netloc[0].split(":", 1)[0]
@@ -118,16 +125,24 @@ class PostgresStore(Store):
         connect_timeout_s: int = 10,
     ) -> None:
         self.url = masked_url(url)
+        self._dsn = url
         self._clock = clock
         self._local = threading.local()
+        try:
+            # a connect_timeout in the URL wins over the default
+            given = conninfo_to_dict(url).get("connect_timeout")
+            connect_timeout_s = int(given) if given is not None else connect_timeout_s
+        except (psycopg.Error, ValueError, TypeError) as exc:
+            raise StoreError(f"cannot open run store {self.url}: {error_text(exc, url)}") from exc
         try:
             with psycopg.connect(url, autocommit=True, connect_timeout=connect_timeout_s) as conn:
                 migrate(conn)
         except psycopg.Error as exc:
-            raise StoreError(f"cannot open run store {self.url}: {error_text(exc)}") from exc
+            raise StoreError(
+                f"cannot open run store {self.url}: {error_text(exc, self._dsn)}"
+            ) from exc
         self._runner_conn: psycopg.Connection[Any] | None = None
         self._connect_timeout_s = connect_timeout_s
-        self._dsn = url
         self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
             url,
             min_size=1,
@@ -158,7 +173,7 @@ class PostgresStore(Store):
                     with conn.cursor() as cur:
                         yield cur
         except psycopg.Error as exc:
-            raise StoreError(f"run store {self.url}: {error_text(exc)}") from exc
+            raise StoreError(f"run store {self.url}: {error_text(exc, self._dsn)}") from exc
         except PoolTimeout as exc:
             raise StoreError(f"run store {self.url}: no connection: {exc}") from exc
 
@@ -182,7 +197,7 @@ class PostgresStore(Store):
                 finally:
                     self._local.conn = None
         except psycopg.Error as exc:
-            raise StoreError(f"run store {self.url}: {error_text(exc)}") from exc
+            raise StoreError(f"run store {self.url}: {error_text(exc, self._dsn)}") from exc
         except PoolTimeout as exc:
             raise StoreError(f"run store {self.url}: no connection: {exc}") from exc
 
@@ -358,7 +373,7 @@ class PostgresStore(Store):
             )
             row = conn.execute(sql.TRY_RUNNER_LOCK, (sql.RUNNER_LOCK,)).fetchone()
         except psycopg.Error as exc:
-            raise StoreError(f"run store {self.url}: {error_text(exc)}") from exc
+            raise StoreError(f"run store {self.url}: {error_text(exc, self._dsn)}") from exc
         if not row or not row[0]:
             conn.close()
             raise StoreError(
@@ -433,7 +448,15 @@ def _filter_sql(flt: RunFilter) -> tuple[str, list[object]]:
     return (" AND ".join(clauses) or "TRUE"), params
 
 
-def error_text(exc: psycopg.Error) -> str:
-    """The server's message, first line (psycopg's text may repeat the connection target)."""
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
+def error_text(exc: BaseException, url: str) -> str:
+    """The first line of psycopg's message about ``url``, the URL's password masked (libpq
+    quotes a URL it cannot parse whole)."""
+    text = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+    found = _PASSWORD.search(url)
+    if found and found.group(1):
+        text = text.replace(found.group(1), "***")
+    return text
+
+
+#: The password of a URL, even of one ``urlsplit`` cannot parse.
+_PASSWORD = re.compile(r"://[^:/@]*:([^@]*)@")

@@ -85,7 +85,9 @@ def copy_sqlite_to_postgres(
     except sqlite3.Error as exc:
         raise StoreError(f"cannot read run store {source}: {exc}") from exc
     except psycopg.Error as exc:
-        raise StoreError(f"run store {masked_url(destination)}: {error_text(exc)}") from exc
+        raise StoreError(
+            f"run store {masked_url(destination)}: {error_text(exc, destination)}"
+        ) from exc
     finally:
         src.close()
     return counts

@@ -82,6 +82,13 @@ def test_an_unreachable_server_is_a_store_error_without_the_password() -> None:
     assert "s3cret-pw" not in message
 
 
+def test_a_url_libpq_cannot_parse_is_refused_without_its_password() -> None:
+    with pytest.raises(StoreError) as caught:
+        open_store("postgresql://alice:s3cret-pw@[bad/automations")
+    assert str(caught.value).startswith("cannot open run store postgresql://***@[bad/automations:")
+    assert "s3cret-pw" not in str(caught.value)
+
+
 def test_urls_are_shown_with_the_password_masked() -> None:
     assert masked_url("postgresql://bob:pw@db:5432/x?sslmode=require") == (
         "postgresql://bob:***@db:5432/x?sslmode=require"
@@ -89,6 +96,7 @@ def test_urls_are_shown_with_the_password_masked() -> None:
     assert masked_url("postgresql://bob@db/x") == "postgresql://bob@db/x"
     assert display_location("postgres://u:p@h/d") == "postgres://u:***@h/d"
     assert display_location("runs.db") == "runs.db"
+    assert masked_url("postgresql://u:pw@[bad/x") == "postgresql://***@[bad/x"
 
 
 def test_open_store_picks_postgres_for_a_url() -> None:
