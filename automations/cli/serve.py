@@ -237,7 +237,8 @@ def run(
     )
     path = resolve_db(db)
     if dry_run and db is None:
-        path = dry_run_db(path)
+        # a PostgreSQL database from AUTOMATIONS_DB: the dry run records in a local file
+        path = str(dry_run_db(Path("automations.db" if is_postgres_url(path) else path)))
         log.info("dry run: recording in %s (automations runs --db %s)", path, path)
     elif dry_run:
         log.warning(
@@ -256,7 +257,9 @@ def run(
         body_timeout_s=body_timeout,
         max_connections=max_connections,
     )
-    with RunnerLock(path) if str(path) != ":memory:" else contextlib.nullcontext():
+    # PostgreSQL: the store takes its own lock when it opens (``hold_runner_lock``)
+    local = str(path) != ":memory:" and not is_postgres_url(path)
+    with RunnerLock(Path(path)) if local else contextlib.nullcontext():
         sock = _listen(host, port)
         try:
             with asyncio.Runner(loop_factory=runner_factory) as r:

@@ -39,7 +39,7 @@ from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from automations.errors import StoreError
+from automations.errors import StartupError, StoreError
 from automations.ports import Store, check_end_hold
 from automations.records import AuditEntry, RunFilter, RunRecord, RunStatus, StepRecord
 from automations.stores import postgres_sql as sql
@@ -364,7 +364,8 @@ class PostgresStore(Store):
         of its own, until ``close`` (or the process's death closes it). Several runners on one
         database would run the same runs twice until runs are claimed with leases.
 
-        Raises ``StoreError`` when another runner holds it. The lock is a session's: connect
+        Raises ``StartupError`` when another runner holds it (``StoreError`` when the
+        database cannot be reached). The lock is a session's: connect
         the runner to PostgreSQL directly, not through PgBouncer in transaction mode.
         """
         try:
@@ -376,7 +377,7 @@ class PostgresStore(Store):
             raise StoreError(f"run store {self.url}: {error_text(exc, self._dsn)}") from exc
         if not row or not row[0]:
             conn.close()
-            raise StoreError(
+            raise StartupError(
                 f"another runner is using run store {self.url}: one runner per database "
                 "for now (several runners sharing PostgreSQL are not supported yet; see "
                 "docs/scaling.md)"

@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from automations.errors import StoreError
+from automations.errors import StartupError, StoreError
 from automations.stores import display_location, open_store
 from automations.stores import postgres_sql as sql
 from automations.stores.postgres import PostgresStore, masked_url, migrate
@@ -144,7 +144,7 @@ def test_one_runner_per_database_until_runs_have_leases() -> None:
         first, second = PostgresStore(url), PostgresStore(url)
         try:
             first.hold_runner_lock()
-            with pytest.raises(StoreError, match="another runner is using run store"):
+            with pytest.raises(StartupError, match="another runner is using run store"):
                 second.hold_runner_lock()
             first.close()  # the lock goes with its connection (as on SIGKILL)
             second.hold_runner_lock()
