@@ -3,18 +3,16 @@ the old budget of ~12 s failed every run of a longer outage). Virtual time: no r
 
 from __future__ import annotations
 
-import asyncio
 import random
 from typing import Any
 
 import httpx
 import pytest
 
-from automations.connections import Connections, ConnectionSettings
 from automations.errors import AmbiguousSendError, ConfigError, ProviderError
 from automations.outbound import OutboundRequest, SendResult
 from automations.retry import RetryPolicy, parse_budget
-from tests.connections.test_send import ENV, NOW, event, sms
+from tests.connections.test_send import event, run, sms
 from tests.fakes import FakeProvider, VirtualClock
 from tests.fakes.loops import LoopsFake
 from tests.fakes.quo import QuoFake
@@ -24,21 +22,7 @@ TEN_MINUTES = 600.0
 
 
 def send(fake: FakeProvider, req: OutboundRequest, policy: RetryPolicy, **kw: Any) -> SendResult:
-    clock = fake.clock
-    assert isinstance(clock, VirtualClock)
-
-    async def main() -> SendResult:
-        async with Connections(
-            ConnectionSettings.from_env(ENV),
-            transport=httpx.MockTransport(fake.handler),
-            clock=clock,
-            sleep=clock.sleep,
-            now=lambda: NOW,
-            rng=random.Random(8),
-        ) as c:
-            return await c.send(req, policy, **kw)
-
-    return asyncio.run(main())
+    return run(fake, lambda c: c.send(req, policy, **kw), rng=random.Random(8))
 
 
 def test_the_default_budget_rides_out_ten_minutes() -> None:
@@ -53,18 +37,7 @@ def test_a_loops_event_during_a_ten_minute_outage_is_delivered_once(seed: int) -
     fake.outage(START + TEN_MINUTES, 503)
     clock = fake.clock
     assert isinstance(clock, VirtualClock)
-
-    async def main() -> SendResult:
-        async with Connections(
-            ConnectionSettings.from_env(ENV),
-            transport=httpx.MockTransport(fake.handler),
-            clock=clock,
-            sleep=clock.sleep,
-            rng=random.Random(seed),
-        ) as c:
-            return await c.send(event(), RetryPolicy())
-
-    result = asyncio.run(main())
+    result = run(fake, lambda c: c.send(event(), RetryPolicy()), rng=random.Random(seed))
     assert result.status == 200
     assert len(fake.events) == 1
     assert [r.outcome for r in fake.received][-1] == 200

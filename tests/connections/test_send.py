@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import random
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -42,6 +43,7 @@ def run(
     use: Callable[[Connections], Awaitable[T]],
     env: dict[str, str] = ENV,
     clock: VirtualClock | None = None,
+    rng: random.Random | None = None,
 ) -> T:
     clock = clock or fake.clock  # type: ignore[assignment]
     assert isinstance(clock, VirtualClock)
@@ -53,6 +55,7 @@ def run(
             clock=clock,
             sleep=clock.sleep,
             now=lambda: NOW,
+            rng=rng,
         ) as connections:
             return await use(connections)
 
