@@ -75,6 +75,24 @@ def dumps(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode()
 
 
+def webhook_recipe(event: str, path: str = "/hooks/a", *, name: str = "hook") -> str:
+    """A recipe run by a Standard Webhooks delivery to ``path`` signed with HOOK_SECRET: one Loops
+    event named ``event`` to the body's ``email``."""
+    return f"""
+name: {name}
+trigger:
+  webhook:
+    path: {path}
+    verify: {{scheme: standard-webhooks, secret: "${{HOOK_SECRET}}"}}
+actions:
+  - loops.send_event: {{email: /email, eventName: {event}}}
+"""
+
+
+#: The webhook most tests post to: ``/hooks/loops`` runs recipe ``loops-hook``.
+LOOPS_HOOK = webhook_recipe("hooked", "/hooks/loops", name="loops-hook")
+
+
 # -- fakes --------------------------------------------------------------------------------------
 
 

@@ -23,6 +23,7 @@ from tests.acceptance.conftest import (
     background,
     dumps,
     standard_headers,
+    webhook_recipe,
     write_recipe,
 )
 from tests.acceptance.runner_process import WAIT_S
@@ -54,15 +55,7 @@ actions:
   - loops.send_event: {email: /Email, eventName: leadAdded}
 """
 
-HOOK = """
-name: hook
-trigger:
-  webhook:
-    path: /hooks/in
-    verify: {scheme: standard-webhooks, secret: "${HOOK_SECRET}"}
-actions:
-  - loops.send_event: {email: /email, eventName: hooked}
-"""
+HOOK = webhook_recipe("hooked", "/hooks/in")
 
 #: Quo allows 10 requests/s and each row needs 2: rows and webhooks come at about 4/s each.
 PACE_S = 0.25

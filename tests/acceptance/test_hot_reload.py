@@ -11,22 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.acceptance.conftest import Fakes, StartRunner, dumps, standard_headers, write_recipe
+from tests.acceptance.conftest import (
+    Fakes,
+    StartRunner,
+    dumps,
+    standard_headers,
+    webhook_recipe,
+    write_recipe,
+)
 from tests.acceptance.runner_process import RunnerProcess, wait_until
 
 pytestmark = pytest.mark.acceptance
-
-
-def hook(event: str, path: str = "/hooks/a") -> str:
-    return f"""
-    name: hook
-    trigger:
-      webhook:
-        path: {path}
-        verify: {{scheme: standard-webhooks, secret: "${{HOOK_SECRET}}"}}
-    actions:
-      - loops.send_event: {{email: /email, eventName: {event}}}
-    """
 
 
 BROKEN = """
@@ -71,7 +66,7 @@ def _events(fakes: Fakes) -> list[tuple[str, str]]:
 
 
 def test_hot_reload(recipes_dir: Path, start_runner: StartRunner, fakes: Fakes) -> None:
-    recipe = write_recipe(recipes_dir, "hook.yaml", hook("v1"))
+    recipe = write_recipe(recipes_dir, "hook.yaml", webhook_recipe("v1"))
     runner = start_runner(recipes_dir)
     latencies: list[float] = []
     v1 = runner.version("hook")
@@ -80,7 +75,7 @@ def test_hot_reload(recipes_dir: Path, start_runner: StartRunner, fakes: Fakes) 
     # a valid edit takes effect
     _reload(
         runner,
-        lambda: write_recipe(recipes_dir, "hook.yaml", hook("v2")),
+        lambda: write_recipe(recipes_dir, "hook.yaml", webhook_recipe("v2")),
         lambda: runner.version("hook") not in (v1, None),
         latencies,
         "version 2 to load",
@@ -107,7 +102,7 @@ def test_hot_reload(recipes_dir: Path, start_runner: StartRunner, fakes: Fakes) 
     # renaming the path: the old one is gone, the new one serves (and the errors are cleared)
     _reload(
         runner,
-        lambda: write_recipe(recipes_dir, "hook.yaml", hook("v3", "/hooks/b")),
+        lambda: write_recipe(recipes_dir, "hook.yaml", webhook_recipe("v3", "/hooks/b")),
         lambda: runner.version("hook") not in (v2, None),
         latencies,
         "version 3 to load",
@@ -119,7 +114,7 @@ def test_hot_reload(recipes_dir: Path, start_runner: StartRunner, fakes: Fakes) 
     # an editor-style save: write a temporary file, then rename it over the recipe
     def editor_save() -> None:
         tmp = recipes_dir / ".hook.yaml.swp"
-        tmp.write_text(hook("v4", "/hooks/b"), "utf-8")
+        tmp.write_text(webhook_recipe("v4", "/hooks/b"), "utf-8")
         os.replace(tmp, recipe)
 
     v3 = runner.version("hook")
@@ -176,7 +171,7 @@ def test_hot_reload(recipes_dir: Path, start_runner: StartRunner, fakes: Fakes) 
 def test_runs_waiting_for_a_deleted_recipe_run_when_it_is_back(
     recipes_dir: Path, start_runner: StartRunner, fakes: Fakes
 ) -> None:
-    recipe = write_recipe(recipes_dir, "hook.yaml", hook("v1"))
+    recipe = write_recipe(recipes_dir, "hook.yaml", webhook_recipe("v1"))
     runner = start_runner(recipes_dir, "--concurrency", "1")
     fakes.loops.gate.clear()  # the first run holds the only slot
     emails = [f"queued{i}@example.com" for i in range(3)]
@@ -192,7 +187,7 @@ def test_runs_waiting_for_a_deleted_recipe_run_when_it_is_back(
     )
     assert runner.post("/hooks/a", b"{}", standard_headers(b"{}")).status_code == 404
 
-    write_recipe(recipes_dir, "hook.yaml", hook("v2"))
+    write_recipe(recipes_dir, "hook.yaml", webhook_recipe("v2"))
     runner.wait_runs("hook", 3)
     runs = runner.runs()
     assert [r["status"] for r in runs] == ["succeeded"] * 3
@@ -206,7 +201,7 @@ def test_runs_waiting_for_a_deleted_recipe_run_when_it_is_back(
 def test_a_non_utf8_save_keeps_the_recipe_serving_and_a_fix_clears_healthz(
     recipes_dir: Path, start_runner: StartRunner, fakes: Fakes
 ) -> None:
-    recipe = write_recipe(recipes_dir, "hook.yaml", hook("v1"))
+    recipe = write_recipe(recipes_dir, "hook.yaml", webhook_recipe("v1"))
     good = recipe.read_bytes()
     runner = start_runner(recipes_dir)
     v1 = runner.version("hook")

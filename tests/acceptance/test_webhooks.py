@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.acceptance.conftest import (
+    LOOPS_HOOK,
     Fakes,
     StartRunner,
     dumps,
@@ -19,16 +20,6 @@ from tests.acceptance.conftest import (
 )
 
 pytestmark = pytest.mark.acceptance
-
-LOOPS_HOOK = """
-name: loops-hook
-trigger:
-  webhook:
-    path: /hooks/loops
-    verify: {scheme: standard-webhooks, secret: "${HOOK_SECRET}"}
-actions:
-  - loops.send_event: {email: /email, eventName: hooked}
-"""
 
 QUO_HOOK = """
 name: quo-hook

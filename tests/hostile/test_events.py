@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.acceptance.conftest import (
+    LOOPS_HOOK,
     Fakes,
     StartRunner,
     append,
@@ -18,15 +19,6 @@ from tests.acceptance.conftest import (
 
 pytestmark = pytest.mark.acceptance
 
-HOOK = """
-name: loops-hook
-trigger:
-  webhook:
-    path: /hooks/loops
-    verify: {scheme: standard-webhooks, secret: "${HOOK_SECRET}"}
-actions:
-  - loops.send_event: {email: /email, eventName: hooked}
-"""
 TABLE = """
 name: notes
 trigger:
@@ -51,7 +43,7 @@ def test_poison_json_is_400_and_recorded_nowhere(
     start_runner: StartRunner,
     fakes: Fakes,
 ) -> None:
-    write_recipe(recipes_dir, "hook.yaml", HOOK)
+    write_recipe(recipes_dir, "hook.yaml", LOOPS_HOOK)
     runner = start_runner(recipes_dir)
     for name, body in POISON.items():
         res = runner.post("/hooks/loops", body, standard_headers(body))
@@ -72,7 +64,7 @@ def test_a_webhook_over_8_kb_runs_on_all_of_it(
 ) -> None:
     # issue 9: a signed 8,255-byte delivery was answered 202, then ran on a cut copy ("email:
     # got nothing"); the field the recipe reads comes after 8 KB of padding
-    write_recipe(recipes_dir, "hook.yaml", HOOK)
+    write_recipe(recipes_dir, "hook.yaml", LOOPS_HOOK)
     runner = start_runner(recipes_dir)
     body = dumps({"pad": "x" * 8_217, "email": "whole@example.com"})
     assert len(body) == 8_255

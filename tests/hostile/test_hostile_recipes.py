@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.acceptance.conftest import StartRunner, write_recipe
+from tests.acceptance.conftest import StartRunner, webhook_recipe, write_recipe
 
 pytestmark = pytest.mark.acceptance
 
@@ -90,15 +90,7 @@ def test_lint_the_whole_corpus_at_once(tmp_path: Path) -> None:
         assert f"[{code}]" in res.stdout
 
 
-GOOD = """
-name: hook
-trigger:
-  webhook:
-    path: /hooks/a
-    verify: {scheme: standard-webhooks, secret: "${HOOK_SECRET}"}
-actions:
-  - loops.send_event: {email: /email, eventName: hello}
-"""
+GOOD = webhook_recipe("hello")
 
 
 def _peak_rss_mb(pid: int) -> float:

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from tests.acceptance.conftest import (
+    LOOPS_HOOK,
     QUO_HOOK_SECRET,
     StartRunner,
     dumps,
@@ -27,15 +28,6 @@ from tests.acceptance.runner_process import RunnerProcess, wait_until
 
 pytestmark = pytest.mark.acceptance
 
-HOOKS = """
-name: loops-hook
-trigger:
-  webhook:
-    path: /hooks/loops
-    verify: {scheme: standard-webhooks, secret: "${HOOK_SECRET}"}
-actions:
-  - loops.send_event: {email: /email, eventName: hooked}
-"""
 QUO_HOOK = """
 name: quo-hook
 trigger:
@@ -60,7 +52,7 @@ def runner(
     start_runner: StartRunner,
     runner_args: tuple[str, ...],
 ) -> RunnerProcess:
-    write_recipe(recipes_dir, "hooks.yaml", HOOKS)
+    write_recipe(recipes_dir, "hooks.yaml", LOOPS_HOOK)
     write_recipe(recipes_dir, "quo.yaml", QUO_HOOK)
     return start_runner(recipes_dir, *runner_args)
 
@@ -229,7 +221,7 @@ def test_1100_idle_connections_under_a_1024_descriptor_limit(
     recipes_dir: Path,
     start_runner: StartRunner,
 ) -> None:
-    write_recipe(recipes_dir, "hooks.yaml", HOOKS)
+    write_recipe(recipes_dir, "hooks.yaml", LOOPS_HOOK)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and hard < 2400:
         pytest.skip(f"this test needs 2,400 descriptors (ulimit -Hn is {hard})")
