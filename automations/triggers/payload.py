@@ -32,7 +32,7 @@ MAX_DEPTH = 64
 
 _TOO_DEEP = f"the body nests objects or arrays deeper than {MAX_DEPTH} levels"
 # A \u escape in the surrogate range (D800-DFFF): only then can a lone surrogate appear.
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abAB-Fa-f]")
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def _constant(name: str) -> Any:
@@ -58,8 +58,13 @@ def parse_event(data: bytes | str) -> Any:
             raise EventError(f"the body is not UTF-8 (byte {exc.start})") from None
         raw = data
     else:
+        # text from the command line holds the bytes that are not UTF-8 as lone surrogates
+        # (U+DC80-U+DCFF), which no escape check below would see
+        try:
+            raw = data.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise EventError(f"the body is not UTF-8 (character {exc.start})") from None
         text = data
-        raw = data.encode("utf-8", "surrogatepass")
     try:
         value = _DECODE(text)
     except json.JSONDecodeError as exc:
@@ -67,9 +72,7 @@ def parse_event(data: bytes | str) -> Any:
             f"the body is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
         ) from None
     except RecursionError:
-        raise EventError(
-            f"the body nests objects or arrays deeper than {MAX_DEPTH} levels"
-        ) from None
+        raise EventError(_TOO_DEEP) from None
     except ValueError:  # an integer over Python's digit limit
         raise EventError(
             f"the body holds an integer of more than {sys.get_int_max_str_digits()} digits: "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -136,4 +137,12 @@ def test_render_refuses_a_row_json_cannot_carry(cli: Cli) -> None:
     res = cli("render", LEAD, "--row", '{"Email": "a@example.com", "Phone": NaN}')
     assert res.returncode == 2
     assert "NaN is not JSON: send a number, a string or null" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_render_refuses_a_row_that_is_not_utf8(cli: Cli) -> None:
+    row = os.fsdecode(b'{"Email": "a\xff@example.com"}')  # the bytes a Latin-1 terminal sends
+    res = cli("render", LEAD, "--row", row)
+    assert res.returncode == 2
+    assert "the row is not UTF-8 (character 12); pass a JSON object, or @file.json" in res.stderr
     assert "Traceback" not in res.stderr

@@ -68,5 +68,14 @@ def test_text_is_parsed_the_same_way() -> None:
         parse_event("[NaN]")
 
 
+@pytest.mark.parametrize("text", ['{"a": "x\udcff"}', '{"a": "x\ud800"}'])
+def test_text_that_is_not_utf8_is_refused(text: str) -> None:
+    # the command line gives bytes that are not UTF-8 as lone surrogates (U+DC80-U+DCFF): --row
+    # took them, and an SMS or event would carry them as far as the send
+    with pytest.raises(EventError) as caught:
+        parse_event(text)
+    assert str(caught.value) == "the body is not UTF-8 (character 8)"
+
+
 def test_the_digit_limit_is_pythons() -> None:
     assert sys.get_int_max_str_digits() == 4300
