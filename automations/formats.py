@@ -11,6 +11,7 @@ from pathlib import Path
 from automations import __version__
 from automations.diagnostics import Diagnostic, Severity
 from automations.recipes.files import read_for_snippet
+from automations.redact import MASK
 
 __all__ = [
     "FORMATS",
@@ -83,10 +84,35 @@ def _source_line(d: Diagnostic, lines_cache: dict[str, list[str]]) -> str | None
     return lines[d.line - 1] if 0 < d.line <= len(lines) else None
 
 
+#: Findings whose caret points at a secret: their snippet shows it masked (lint's output lands in
+#: CI logs, which more people read than the repository).
+_SECRET_AT_CARET = frozenset({"SEC001"})
+
+
+def _mask_at(src: str, column: int) -> str:
+    """``src`` with the YAML scalar starting at ``column`` (1-based) replaced by ``***``."""
+    start = column - 1
+    if start >= len(src):
+        return src
+    if src[start] in "\"'":
+        close = src.find(src[start], start + 1)
+        end = len(src) if close < 0 else close + 1
+    else:  # a plain scalar runs to a comment, or in a flow mapping or list to , } or ]
+        stops = ",}]" if "{" in src[:start] or "[" in src[:start] else ""
+        end = start
+        while end < len(src) and src[end] not in stops and not src.startswith(" #", end):
+            end += 1
+        while end > start and src[end - 1] in " \t":
+            end -= 1
+    return src[:start] + MASK + src[end:]
+
+
 def _snippet(d: Diagnostic, lines_cache: dict[str, list[str]]) -> str:
     src = _source_line(d, lines_cache)
     if src is None:
         return ""
+    if d.code in _SECRET_AT_CARET:
+        src = _mask_at(src, d.column)
     gutter = f"{d.line:>4} | "
     return f"{gutter}{src}\n{' ' * (len(gutter) - 2)}| {' ' * (d.column - 1)}^\n"
 

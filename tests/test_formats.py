@@ -52,6 +52,30 @@ def test_text_has_location_snippet_and_caret(diags: list[Diagnostic]) -> None:
     assert lines[-1] == "1 error(s), 1 warning(s)"
 
 
+def test_a_pasted_secret_is_masked_in_the_snippet(tmp_path: Path) -> None:
+    f = tmp_path / "s.yaml"
+    f.write_text(
+        "name: s\n"
+        "trigger:\n"
+        '  webhook: {path: /h, verify: {scheme: token, header: X-Token, secret: "sk_live_abc123'
+        'def456ghi789"}}\n'
+        "actions:\n"
+        "  - http.request:\n"
+        "      method: POST\n"
+        '      url: "https://hooks.example/x"\n'
+        "      headers: {Authorization: Bearer sk_live_abc123def456ghi789, X-A: b}\n"
+    )
+    found = [d for d in load_recipe(f, {}).diagnostics if d.code == "SEC001"]
+    assert [(d.line, d.column) for d in found] == [(3, 72), (8, 32)]
+    out = format_text(found)
+    assert "abc123" not in out
+    lines = out.splitlines()
+    assert lines[1] == (
+        "   3 |   webhook: {path: /h, verify: {scheme: token, header: X-Token, secret: ***}}"
+    )
+    assert lines[4] == "   8 |       headers: {Authorization: ***, X-A: b}"
+
+
 def test_json(diags: list[Diagnostic]) -> None:
     data = json.loads(format_json(diags))
     assert data[0] == {
