@@ -49,6 +49,7 @@ RULES: dict[str, str] = {
     "VND003": "Loops event property that is not text, a number or true/false",
     "VND004": "Quo contact source that Quo reserves",
     "IDP001": "action that is not idempotent runs again on updated rows",
+    "VND006": "a Loops contact property written as null is cleared",
     "VND005": "SMS whose fixed text alone is over 1,600 characters",
     "ACT001": "duplicate step id",
     "TBL001": "table columns cannot be read",

@@ -9,6 +9,9 @@ Before sending:
 
 - ``null`` values (an empty column) are left out, at the top level and in ``eventProperties``:
   Loops' schema allows no nulls, and leaving a field out keeps what Loops already has.
+- A contact property the recipe itself sets to ``null`` (``lastName: null`` written in
+  ``loops.update_contact``) is sent as ``null``: Loops documents that as "reset this property".
+  The compiler marks it with ``CLEAR``; the rest of the body is checked against Loops' schema.
 - Text values longer than 500 characters are refused (Loops' documented cap, counted as Loops
   counts: JavaScript string length, so an emoji outside the Basic Multilingual Plane counts 2),
   as is any body Loops' own request schema would refuse.
@@ -29,6 +32,7 @@ from automations.outbound import Connection, OutboundRequest
 from automations.vendor import format_path, require_mapping, require_valid
 
 __all__ = [
+    "CLEAR",
     "DELETE_CONTACT",
     "FIND_CONTACT",
     "MAX_VALUE_CHARS",
@@ -44,6 +48,9 @@ __all__ = [
 
 #: Loops refuses longer string values.
 MAX_VALUE_CHARS = 500
+#: A property the recipe wrote as ``null`` (the compiler's mark; sent as ``null``, which Loops
+#: documents as clearing the property).
+CLEAR = "\x00automations:clear"
 #: Loops' limit for ``Idempotency-Key``.
 MAX_KEY_CHARS = 100
 
@@ -61,7 +68,9 @@ class LoopsUpdateContact:
         self, body: Any, *, run_id: str, step_index: int, phone_region: str
     ) -> OutboundRequest:
         body = require_mapping(self.kind, body)
-        out = _prepared(self.kind, body)
+        cleared = [k for k, v in body.items() if v == CLEAR]
+        out = _prepared(self.kind, {k: v for k, v in body.items() if v != CLEAR})
+        out.update(dict.fromkeys(cleared))
         return OutboundRequest(Connection.LOOPS, "PUT", "/v1/contacts/update", json=out)
 
     def explain_error(self, status: int, body: Any) -> ErrorExplanation:

@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 import fastjsonschema
 
-from automations.actions.loops import loops_length
+from automations.actions.loops import CLEAR, loops_length
 from automations.actions.quo import RESERVED_SOURCES_TEXT, reserved_source
 from automations.conditions import STEP_FIELD, Condition, quote_step_refs
+from automations.diagnostics import Severity
 from automations.model import Action
 from automations.recipes.advice import check_action_text
 from automations.recipes.context import CompileContext
@@ -342,6 +343,26 @@ def _check_refs(
             env_names.add(ref.name)
 
 
+def _clearing_nulls(ctx: CompileContext, path: Path_, tpl: MapTemplate) -> MapTemplate:
+    """A contact property written as ``null`` in ``loops.update_contact`` clears it in Loops:
+    marked ``CLEAR`` (sent as ``null``), and lint says so."""
+    items = []
+    for key, value in tpl.items:
+        if isinstance(value, Literal) and value.value is None and key not in ("email", "userId"):
+            ctx.report(
+                (*path, key),
+                "VND006",
+                f"null clears {key} in Loops (Loops resets a property sent as null); to leave "
+                f"{key} as it is, leave the key out (a /Column that is missing or null is left "
+                "out)",
+                severity=Severity.WARNING,
+                at_key=True,
+            )
+            value = Literal(CLEAR)
+        items.append((key, value))
+    return MapTemplate(tuple(items))
+
+
 def _path_url(tpl: MapTemplate, url: Any) -> MapTemplate:
     """An http.request ``url`` written as a path (``/v1/contacts/{/@find.data[0].id}``, with
     ``connection:``) is a path, not a ``/Column`` reference: whole-value references cannot name
@@ -478,6 +499,8 @@ def compile_actions(
             tpl = parse_template(params, bad_ref)
             if kind == "http.request" and isinstance(tpl, MapTemplate):
                 tpl = _path_url(tpl, params.get("url"))
+            if kind == "loops.update_contact" and isinstance(tpl, MapTemplate):
+                tpl = _clearing_nulls(ctx, path, tpl)
             _check_refs(ctx, path, tpl, known, earlier, env_names)
             _check_secrets(ctx, path, params)
             check_action_text(ctx, path, kind, list(iter_strings(params, path)), tpl, known.names)
