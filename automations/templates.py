@@ -45,6 +45,7 @@ __all__ = [
 
 _ENV_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _INLINE = re.compile(r"\{(//[^{}]*|/[^{}/][^{}]*|/)\}|\$\{(" + _ENV_NAME + r")\}")
+_STEP_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_:-]*")
 _WHOLE_ENV = re.compile(r"\$\{(" + _ENV_NAME + r")\}\Z")
 
 
@@ -186,7 +187,10 @@ def _parse_ref(body: str) -> ColumnRef | StepRef:
         fallback = fb.strip()
     name = body.strip()
     if name.startswith("@"):
-        step, _, path = name[1:].partition(".")
+        # the step id ends where its path begins: ``.field`` or ``[0]`` (a list response)
+        m = _STEP_ID.match(name, 1)
+        step = m.group(0) if m else ""
+        path = name[1 + len(step) :].removeprefix(".")
         if not step:
             raise ValueError("a step reference needs a step id: /@step_id.field")
         return StepRef(step, compile_expression(path) if path else None, fallback)

@@ -133,3 +133,14 @@ def test_a_recipe_test_supplies_earlier_responses(tmp_path: Path) -> None:
         "requests[1]: the step was skipped",
         "requests[2]: expected the step to be skipped",
     )
+
+
+def test_a_step_reference_can_index_a_list_response() -> None:
+    from automations.templates import RenderContext, StepRef, parse_template
+
+    ref = parse_template("/@found[0].userId")
+    assert isinstance(ref, StepRef)
+    assert ref.step == "found"
+    ctx = RenderContext({}, {}, {"found": [{"userId": "u1"}], "lead:find": {"data": [{"id": 7}]}})
+    assert ref.render(ctx) == "u1"
+    assert parse_template("{/@lead:find.data[0].id}").render(ctx) == "7"
