@@ -137,3 +137,23 @@ def test_release_gives_a_run_back_until_a_later_time(store: PostgresStore) -> No
     assert a.release("r1", mine.token, available_at=NOW + 30) is True
     assert b.claim_ready(now=NOW + 29) == []
     assert [c.token for c in b.claim_ready(now=NOW + 30)] == [2]
+
+
+def test_a_rescue_waits_for_a_sending_mark_being_written(store: PostgresStore) -> None:
+    """The mark reads the run FOR SHARE: a rescue racing with it waits for its commit, so the
+    next owner sees the step ``sending`` (and applies the resume rule) instead of sending
+    again beside the old owner."""
+    store.enqueue(make_run("r1"))
+    a, b = Leases(store, "node-a", ttl_s=30), Leases(store, "node-b", ttl_s=30)
+    [mine] = a.claim_ready(now=NOW)
+    rescued: dict[str, int] = {}
+    rescuer = threading.Thread(target=lambda: rescued.update(b.rescue_expired(now=NOW + 31)))
+    with store.transaction():
+        assert a.mark_sending(sending("r1"), mine.token, now=NOW + 29.9) is True
+        rescuer.start()
+        rescuer.join(0.5)
+        assert rescuer.is_alive()  # blocked on the run's row until the mark commits
+    rescuer.join(10)
+    assert rescued == {"r1": 1}
+    [theirs] = b.claim_ready(now=NOW + 31)
+    assert store.get_run(theirs.run.id).steps[0].status is StepStatus.SENDING
