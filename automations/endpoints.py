@@ -11,6 +11,8 @@
                      -> {LOOPS_BASE_URL}/v1/...,  Authorization: Bearer <key>
     Rates            QUO_RATE_LIMIT, LOOPS_RATE_LIMIT ("10", "10/s", "600/min"; default 10/s)
                      AUTOMATIONS_RATE_GUARD_MS (pacing safety margin per second; default 10)
+    Breaker          AUTOMATIONS_PROBE_EVERY_S (seconds between probes of a paused connection;
+                     default 60; see ``breaker.py``)
 
 Quo goes through Maton when ``QUO_API_KEY`` is unset or ``AUTOMATIONS_QUO_VIA=maton``. A key that
 is needed but missing is a ``ConfigError`` naming the variable to set, raised when the first
@@ -94,6 +96,8 @@ class ConnectionSettings:
     loops_rate: float = DEFAULT_RATE
     #: Seconds added to every second of pacing (see ``RateLimiter``).
     rate_guard: float = 0.01
+    #: Seconds between two probes of a connection paused by its breaker.
+    probe_every_s: float = 60.0
     user_agent: str = USER_AGENT
 
     @classmethod
@@ -123,6 +127,16 @@ class ConnectionSettings:
                 f"AUTOMATIONS_RATE_GUARD_MS must be milliseconds from 0 to 999, not {guard_ms!r}",
                 variable="AUTOMATIONS_RATE_GUARD_MS",
             ) from None
+        probe = get("AUTOMATIONS_PROBE_EVERY_S")
+        try:
+            probe_s = float(probe) if probe else 60.0
+            if not 0 < probe_s <= 86400:
+                raise ValueError
+        except ValueError:
+            raise ConfigError(
+                f"AUTOMATIONS_PROBE_EVERY_S must be seconds from 0 to 86400, not {probe!r}",
+                variable="AUTOMATIONS_PROBE_EVERY_S",
+            ) from None
         return cls(
             quo_api_key=get("QUO_API_KEY"),
             quo_base_url=_base_url(env, "QUO_BASE_URL", QUO_BASE_URL),
@@ -135,6 +149,7 @@ class ConnectionSettings:
             quo_rate=parse_rate(get("QUO_RATE_LIMIT"), "QUO_RATE_LIMIT"),
             loops_rate=parse_rate(get("LOOPS_RATE_LIMIT"), "LOOPS_RATE_LIMIT"),
             rate_guard=guard,
+            probe_every_s=probe_s,
         )
 
     @property

@@ -28,7 +28,7 @@ from automations.runner.httpguard import (
 from automations.runner.lock import RunnerLock
 from automations.runner.logs import configure_logging, log_secrets
 from automations.runner.service import Runner, RunnerOptions
-from automations.stores import is_postgres_url, open_store
+from automations.stores import SQLiteStore, is_postgres_url, open_store
 from automations.triggers.webhook import DEFAULT_MAX_BODY
 
 __all__ = ["COMMANDS"]
@@ -87,6 +87,14 @@ async def _serve(
         try:
             assert isinstance(store, PostgresStore)
             store.hold_runner_lock()  # one runner per database until runs have leases
+        except BaseException:
+            store.close()
+            raise
+    elif isinstance(store, SQLiteStore):
+        try:
+            # every event is recorded before it is answered: a store that cannot be written
+            # would answer 500 to every webhook; refuse to start instead, having recorded nothing
+            store.check_writable()
         except BaseException:
             store.close()
             raise

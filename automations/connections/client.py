@@ -205,7 +205,10 @@ class Connections:
         breaker = self._breakers.get(endpoint.limiter_key)
         if breaker is None:
             breaker = self._breakers[endpoint.limiter_key] = Breaker(
-                connection, clock=self._clock, on_change=self._breaker_changed
+                connection,
+                probe_every_s=self.settings.probe_every_s,
+                clock=self._clock,
+                on_change=self._breaker_changed,
             )
         return breaker
 

@@ -16,6 +16,8 @@ that key, not a new one.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -50,6 +52,12 @@ CUT_EVENT = (
     "this run's event was stored cut to 8 KB by an older version of automations, so it cannot "
     "be run as received; have the sender deliver it again (or re-add the row)"
 )
+
+log = logging.getLogger("automations.runner")
+
+#: Backoff of a run's writes that failed (``_Writes.flush``): first delay and cap, seconds.
+FLUSH_BACKOFF_S = 0.5
+FLUSH_BACKOFF_MAX_S = 30.0
 
 T = TypeVar("T")
 
@@ -505,6 +513,11 @@ class _Writes:
     runner), so no transaction is ever left open across an ``await``: another coroutine's write
     (a webhook's inbox entry) can never join it and be taken for durable before it is. A store
     without ``transaction()`` commits every write as before.
+
+    A flush that fails with ``StoreError`` (disk full, a lock held past the busy timeout) is
+    tried again, with backoff, for as long as it takes: what it holds may be the outcome of a
+    request that went out, and only this execution knows it. Given up, the run would be resumed
+    from its ``sending`` mark, and a text that was sent would become ``unknown``.
     """
 
     __slots__ = ("_executor", "_pending")
@@ -517,9 +530,20 @@ class _Writes:
         self._pending.append((fn, args, kwargs))
 
     async def flush(self) -> None:
-        if self._pending:
-            pending, self._pending = self._pending, []
-            await self._executor.io(_apply, self._executor.store, pending)
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        executor = self._executor
+        tries = 0
+        while True:
+            try:
+                await executor.io(_apply, executor.store, pending)
+                return
+            except StoreError as exc:
+                tries += 1
+                delay = min(FLUSH_BACKOFF_MAX_S, FLUSH_BACKOFF_S * 2 ** (tries - 1))
+                log.warning("a run's writes failed (%s); trying again in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
 
 
 def _apply(

@@ -117,6 +117,27 @@ class SQLiteStore(Store):
                 raise
             raise StoreError(f"cannot open run store {self.path}: {exc}") from exc
 
+    def check_writable(self) -> None:
+        """Raise ``StoreError`` unless this process can write the database (a read-only file,
+        folder or file system, or an immutable file). Writes nothing: the test write is rolled
+        back."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO state (scope, key, value) VALUES (?, ?, ?)",
+                        ("automations", "writable", "1"),
+                    )
+                finally:
+                    _rollback(self._db)
+            except sqlite3.Error as exc:
+                raise StoreError(
+                    f"run store {self.path} cannot be written ({exc}): the runner records every "
+                    "event before answering it. Make the file (and its folder) writable for "
+                    "this user, or pass --db with a writable path"
+                ) from exc
+
     def transaction(self) -> AbstractContextManager[None]:
         """A block whose writes (from this thread) commit together, once, when it ends.
 
