@@ -31,7 +31,7 @@ import asyncio
 import enum
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 
 from automations.errors import StoreError
@@ -161,17 +161,26 @@ class Dispatcher:
         """A run was just recorded ``pending``: keep it in memory if its recipe's queue has
         room and nothing of the recipe waits in the store before it; else it is read from the
         store in its turn."""
-        if self.closed or run.id in self._known:
+        self.notify_many([(run, order_key)])
+
+    def notify_many(self, runs: Iterable[tuple[RunRecord, str | None]]) -> None:
+        """``notify`` for runs recorded together (a table scan may record thousands)."""
+        if self.closed:
             return
-        q = self._queue(run.recipe)
-        if q.more or q.reading or q.held >= self.window or self._lane_of(run.recipe) is None:
-            q.more = True
-            q.dirty = q.dirty or q.reading
+        touched: dict[str, _Queue] = {}
+        for run, order_key in runs:
+            if run.id in self._known:
+                continue
+            q = touched.get(run.recipe) or self._queue(run.recipe)
+            touched[run.recipe] = q
+            if q.more or q.reading or q.held >= self.window or self._lane_of(run.recipe) is None:
+                q.more = True
+                q.dirty = q.dirty or q.reading
+                continue
+            q.cursor = run.id
+            self._add(q, run, order_key)
+        for q in touched.values():
             self._schedule(q)
-            return
-        q.cursor = run.id
-        self._add(q, run, order_key)
-        self._schedule(q)
 
     def wake(self, recipe: str) -> None:
         """The store may hold runs of ``recipe`` the dispatcher does not know (at start, or its

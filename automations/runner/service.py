@@ -15,6 +15,7 @@ import asyncio
 import functools
 import logging
 import os
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -122,6 +123,8 @@ class Runner:
         #: Lane names by recipe version (``lane_of``).
         self._lanes: dict[str, str] = {}
         self._backlog_logger: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
         self._stop = asyncio.Event()
         self.reloads = 0
         #: Errors of the last hot reload that failed as a whole (by display file name), until a
@@ -143,6 +146,8 @@ class Runner:
 
     async def start(self) -> None:
         folder = _identity(self.directory)  # the folder these recipes come from
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         self._apply(
             reload(self.recipes, self.directory, self.env, tables=self.tables), initial=True
         )
@@ -190,9 +195,14 @@ class Runner:
         self, items: Sequence[tuple[RunRecord, str | None]]
     ) -> list[tuple[RunRecord, bool]]:
         """Record runs durably in one commit and dispatch the new ones (the trigger sources'
-        callback, on the event loop)."""
+        callback). Called on any thread: the table sources scan on worker threads; the
+        dispatcher hears of the new runs on the event loop."""
         results = self.store.enqueue_many([r for r, _ in items])
-        self._dispatch(results, items)
+        loop = self._loop
+        if loop is None or threading.get_ident() == self._loop_thread:
+            self._dispatch(results, items)
+        else:
+            loop.call_soon_threadsafe(self._dispatch, results, items)
         return results
 
     async def accept_batch(
@@ -209,13 +219,15 @@ class Runner:
         results: Sequence[tuple[RunRecord, bool]],
         items: Sequence[tuple[RunRecord, str | None]],
     ) -> None:
+        ready = []
         for (stored, is_new), (_, key) in zip(results, items, strict=True):
             if not is_new:
                 continue
             if stored.status is RunStatus.PENDING:
-                self.dispatcher.notify(stored, key)
+                ready.append((stored, key))
             elif stored.status is RunStatus.HELD:  # waits for a person (approve / discard)
                 self.held[stored.recipe] = self.held.get(stored.recipe, 0) + 1
+        self.dispatcher.notify_many(ready)
 
     async def _read_backlog(self, recipe: str, after: str | None, limit: int) -> list[RunRecord]:
         return await self.exec_io(self.store.unfinished_after, recipe, after, limit)

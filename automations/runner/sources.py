@@ -36,7 +36,7 @@ __all__ = ["Enqueue", "SourceErrors", "flooded", "run_schedule", "run_table", "t
 log = logging.getLogger("automations.runner")
 
 #: Records runs durably and hands the new ones to the dispatcher; takes (run, order key) pairs
-#: (what it returns is not used here).
+#: (what it returns is not used here). Safe to call from any thread.
 Enqueue = Callable[[Sequence[tuple[RunRecord, str | None]]], object]
 
 #: Told a recipe's source error (``None`` once it is gone): the runner shows it in ``/healthz``.
@@ -122,7 +122,10 @@ async def run_table(
         enqueue(_table_runs(recipe, events, held=held))
         reader.commit(events)
 
-    scan(settled=False)  # the first activation (``activate`` is the same scan)
+    # a scan reads the file and the store: on a thread, so that a large file, a slow disk or a
+    # locked database never holds up the event loop (webhooks, /healthz); ``enqueue`` is safe
+    # to call from there
+    await asyncio.to_thread(scan, False)  # the first activation (``activate`` is the same scan)
     started.set()
     while not spec.path.parent.is_dir():  # a folder that does not exist yet cannot be watched
         await asyncio.sleep(1.0)
@@ -137,9 +140,9 @@ async def run_table(
         yield_on_timeout=True,
     ):
         if not changes:
-            scan(settled=True)
+            await asyncio.to_thread(scan, True)
         elif any(Path(p) == spec.path for _, p in changes):
-            scan(settled=False)
+            await asyncio.to_thread(scan, False)
 
 
 def _fire_row(trigger: ScheduleTrigger, fire: datetime) -> dict[str, str]:
