@@ -148,7 +148,7 @@ async def _serve(
     default=8,
     show_default=True,
     type=click.IntRange(min=1),
-    help="Runs executing at once.",
+    help="Runs executing at once per lane (the provider connections a recipe uses).",
 )
 @click.option(
     "--grace",
