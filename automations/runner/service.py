@@ -224,7 +224,7 @@ class Runner:
             if not is_new:
                 continue
             if stored.status is RunStatus.PENDING:
-                ready.append((stored, key))
+                ready.append((stored, self._notify_key(stored, key)))
             elif stored.status is RunStatus.HELD:  # waits for a person (approve / discard)
                 self.held[stored.recipe] = self.held.get(stored.recipe, 0) + 1
         self.dispatcher.notify_many(ready)
@@ -236,6 +236,14 @@ class Runner:
 
     def _order_key_of(self, run: RunRecord) -> str | None:
         return order_key_for(run, self.recipes.by_name.get(run.recipe))
+
+    def _notify_key(self, run: RunRecord, key: str | None) -> str | None:
+        """The order key of a run just recorded: its source's, unless its recipe upserts (then
+        the upsert's key, as for a run read back from the store)."""
+        recipe = self.recipes.by_name.get(run.recipe)
+        if recipe is not None and any(a.response_as for a in recipe.actions):
+            return order_key_for(run, recipe)
+        return key
 
     def lane_of(self, recipe: str) -> str | None:
         """The dispatch lane of a recipe: the provider connections its actions use, joined by
