@@ -131,8 +131,20 @@ class WebhookIntake:
         except EventError as exc:
             return _rejected(request, 400, str(exc))
         event_key = self._event_key(trigger, request.headers, payload, body)
-        accepted = self.accept(new_run(recipe.name, TriggerKind.WEBHOOK, event_key, payload), None)
-        run, is_new = accepted if isinstance(accepted, tuple) else await accepted
+        try:
+            accepted = self.accept(
+                new_run(recipe.name, TriggerKind.WEBHOOK, event_key, payload), None
+            )
+            run, is_new = accepted if isinstance(accepted, tuple) else await accepted
+        except Exception as exc:  # the store could not record it: nothing was accepted
+            # 503 with Retry-After, not 500: the provider retries the same delivery, and the
+            # event is recorded then (or answered as a duplicate if this commit did land).
+            log.error("webhook %s could not be recorded: %s", trigger.path, exc)
+            return JSONResponse(
+                {"error": "the event could not be recorded now; retry later"},
+                status_code=503,
+                headers={"Retry-After": "5"},
+            )
         if is_new:
             return _answer(run.id, "accepted", 202)
         return _answer(run.id, "duplicate", 200)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Route
 
+from automations.errors import StoreError
 from automations.recipes.compiler import load_recipe_text
 from automations.records import RunRecord
 from automations.stores import MemoryStore
@@ -60,7 +63,10 @@ class AsgiClient:
         return self.request("GET", path, **kw)
 
 
-def _client(max_body: int) -> tuple[AsgiClient, MemoryStore, list[RunRecord]]:
+def _client(
+    max_body: int, faults: list[Exception] | None = None
+) -> tuple[AsgiClient, MemoryStore, list[RunRecord]]:
+    """An intake over a memory store; each of ``faults`` is raised by one recording, in turn."""
     env = {"LOOPS_SECRET": SECRET, "QUO_SECRET": QUO_SECRET, "TOK": "s3cret-token"}
     recipes = {}
     for path, scheme in RECIPES.items():
@@ -71,6 +77,8 @@ def _client(max_body: int) -> tuple[AsgiClient, MemoryStore, list[RunRecord]]:
     dispatched: list[RunRecord] = []
 
     def accept(run: RunRecord, key: str | None) -> tuple[RunRecord, bool]:
+        if faults:
+            raise faults.pop(0)
         stored, new = store.enqueue(run)
         if new:
             dispatched.append(stored)
@@ -234,3 +242,24 @@ def test_poison_json_is_400_and_records_nothing(body: bytes) -> None:
     assert res.status_code == 400
     assert res.json()["error"].startswith(("the body", "NaN", "Infinity", "the number"))
     assert store.count() == 0 and dispatched == []
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [StoreError("disk I/O error"), sqlite3.OperationalError("database is locked")],
+    ids=["store-error", "locked"],
+)
+def test_a_store_fault_is_503_with_retry_after_and_the_retry_is_recorded(
+    fault: Exception, caplog: pytest.LogCaptureFixture
+) -> None:
+    c, store, dispatched = _client(1000, faults=[fault])
+    body = json.dumps({"eventName": "contact.created"}).encode()
+    with caplog.at_level(logging.ERROR, logger="automations"):
+        refused = c.post("/hooks/loops", content=body, headers=_standard(body))
+    assert (refused.status_code, refused.headers["retry-after"]) == (503, "5")
+    assert store.count() == 0
+    assert [r.levelno for r in caplog.records] == [logging.ERROR]
+    assert "could not be recorded" in caplog.records[0].getMessage()
+    retried = c.post("/hooks/loops", content=body, headers=_standard(body))
+    assert retried.status_code == 202
+    assert (store.count(), len(dispatched)) == (1, 1)
