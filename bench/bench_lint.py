@@ -115,7 +115,7 @@ def recipe_text(i: int) -> str:
 name: lead-flow-{i:04d}
 description: Generated recipe {i} for the lint benchmark (table row to Quo and Loops)
 trigger:
-  table: {{path: leads.csv, key: Email, run_on: [added, updated], existing_rows: run}}
+  table: {{path: leads.csv, key: Email, run_on: [added], existing_rows: run}}
 only_run_if: "Phone != null && Phone != '' && Status == 'new'"
 actions:
 """
