@@ -19,6 +19,7 @@ from automations.cli.preview import parse_row_option, require_recipe
 from automations.cli.timeline import run_timeline, runs_table
 from automations.connections import Connections, ConnectionSettings
 from automations.execution.executor import Executor, new_run
+from automations.execution.pauses import paused_connections
 from automations.execution.versions import load_version
 from automations.model import Recipe, ScheduleTrigger, TableTrigger
 from automations.ports import Store
@@ -264,10 +265,11 @@ def show(run_id: str, db: str | None, fmt: str) -> None:
         run = store.get_run(run_id)
         decisions = store.audit_log(run.id)
         condition = _condition_source(store, run) if fmt == "text" else None
+        waiting = _waiting_for(store, run) if fmt == "text" else []
     finally:
         store.close()
     if fmt == "text":
-        click.echo(run_timeline(run, condition, decisions))
+        click.echo(run_timeline(run, condition, decisions, waiting))
         return
     out = run_json(run, full=True)
     out["audit"] = [
@@ -281,6 +283,16 @@ def show(run_id: str, db: str | None, fmt: str) -> None:
         for e in decisions
     ]
     click.echo(json.dumps(out, indent=2, ensure_ascii=False))
+
+
+def _waiting_for(store: Store, run: RunRecord) -> list[str]:
+    """For a pending run: the connections a runner recorded as paused, and since when."""
+    if run.status is not RunStatus.PENDING:
+        return []
+    return [
+        p.text() + (f" (since {_iso(p.since)})" if p.since is not None else "")
+        for p in paused_connections(store).values()
+    ]
 
 
 def _condition_source(store: Store, run: RunRecord) -> str | None:

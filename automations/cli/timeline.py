@@ -118,10 +118,14 @@ def _step_lines(s: StepRecord) -> list[str]:
 
 
 def run_timeline(
-    run: RunRecord, condition: str | None, decisions: Sequence[AuditEntry] = ()
+    run: RunRecord,
+    condition: str | None,
+    decisions: Sequence[AuditEntry] = (),
+    waiting: Sequence[str] = (),
 ) -> str:
     """``show``'s text: the run as it happened, step by step. ``condition`` is the recipe's
-    ``only_run_if`` as the version that ran wrote it (``None``: none, or not known)."""
+    ``only_run_if`` as the version that ran wrote it (``None``: none, or not known);
+    ``waiting`` says what a pending run waits for (a paused connection)."""
     lines = [f"run {run.id}  {run.recipe}  {_status(run)}"]
     when = _time(run.created_at)
     lines.append(f"  event      {run.trigger.value} {run.event_key}  at {when} UTC")
@@ -142,6 +146,7 @@ def run_timeline(
         lines.extend(_step_lines(s))
     if run.error:
         lines.append(f"  error      {first_line(run.error, 200)}")
+    lines.extend(f"  waiting    {why}" for why in waiting)
     took = duration_text(run_duration(run))
     if run.finished_at is not None:
         lines.append(f"  finished   {_time(run.finished_at)} UTC, took {took}")

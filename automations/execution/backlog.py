@@ -13,7 +13,8 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from automations.ports import RunStore
+from automations.execution.pauses import paused_connections
+from automations.ports import Store
 
 __all__ = [
     "Backlog",
@@ -48,8 +49,8 @@ class BacklogLine:
     #: send, if that was later); ``None`` when nothing is queued, or nothing went out in the
     #: last minute (no pace to go by).
     drains_in_s: float | None
-    #: For a connection the runner has paused (its circuit breaker): why. Only the runner knows
-    #: it (``automations status`` reads the store alone).
+    #: For a connection the runner has paused (its circuit breaker): why, as the runner
+    #: recorded it in the store (``execution/pauses.py``).
     paused: str | None = None
 
     @property
@@ -75,7 +76,7 @@ def _eta(queued: int, done: int, seconds: float) -> float | None:
 
 
 def measure_backlog(
-    store: RunStore, now: float, actions: Mapping[str, Sequence[str]] | None = None
+    store: Store, now: float, actions: Mapping[str, Sequence[str]] | None = None
 ) -> Backlog:
     """The backlog at ``now``. ``actions`` gives each recipe's action kinds (from the recipe
     files); without it, the kinds seen in the last minute stand in for them."""
@@ -109,17 +110,25 @@ def measure_backlog(
         )
         for name in names
     )
+    pauses = paused_connections(store)
     connections = tuple(
         BacklogLine(
-            c, requests[c], sent_by_connection[c], _eta(requests[c], sent_by_connection[c], seconds)
+            c,
+            requests[c],
+            sent_by_connection[c],
+            _eta(requests[c], sent_by_connection[c], seconds),
+            pauses[c].reason if c in pauses else None,
         )
-        for c in sorted(set(requests) | set(sent_by_connection))
+        for c in sorted(set(requests) | set(sent_by_connection) | set(pauses))
     )
     return Backlog(recipes, connections)
 
 
 def drain_text(line: BacklogLine) -> str:
-    """``~4m02s``, ``-`` (nothing queued), or ``stalled`` (queued, nothing sent lately)."""
+    """``~4m02s``, ``-`` (nothing queued), ``stalled`` (queued, nothing sent lately), or
+    ``paused: why`` (a runner's circuit breaker paused the connection)."""
+    if line.paused:
+        return f"paused: {line.paused}"
     if line.queued == 0:
         return "-"
     if line.drains_in_s is None:
@@ -157,7 +166,7 @@ def backlog_log_line(backlog: Backlog) -> str:
 
     def pace(line: BacklogLine) -> str:
         if line.paused:
-            return f"paused: {line.paused}"
+            return drain_text(line)
         return "stalled" if line.stalled else f"drains in {drain_text(line)}"
 
     parts = [

@@ -32,6 +32,7 @@ from automations.errors import StoreError
 from automations.execution.backlog import Backlog, backlog_log_line, measure_backlog
 from automations.execution.executor import Executor
 from automations.execution.held import decisions
+from automations.execution.pauses import Pause, clear_pauses, record_pause
 from automations.execution.rows import row_for
 from automations.execution.versions import load_version
 from automations.model import Recipe, ScheduleTrigger, TableTrigger, WebhookTrigger
@@ -139,6 +140,8 @@ class Runner:
         self._decider: asyncio.Task[None] | None = None
         self.health = Health.from_env(env)
         self._health_sections()
+        #: Writes of breaker pauses to the store still in flight (kept so they are not lost).
+        self._pause_writes: set[asyncio.Task[None]] = set()
         #: In a dry run, the variables last reported as not set.
         self._unset: list[str] = []
 
@@ -151,6 +154,7 @@ class Runner:
         self._apply(
             reload(self.recipes, self.directory, self.env, tables=self.tables), initial=True
         )
+        await self.exec_io(clear_pauses, self.store)  # this runner's breakers start closed
         self._decisions = await self.exec_io(decisions, self.store)
         self.held = await self.exec_io(self.store.count_by_recipe, RunStatus.HELD)
         self.backlog = await self.exec_io(self.store.unfinished_counts)
@@ -280,6 +284,20 @@ class Runner:
 
     def _breaker_changed(self, breaker: Breaker) -> None:
         self.dispatcher.refresh()
+        # written for `status` and `show`, which read the store alone (execution/pauses.py)
+        view = breaker.view()
+        pause = Pause(view.connection, view.reason or "paused", view.paused_at)
+        task = asyncio.get_running_loop().create_task(
+            self._record_pause(view.connection, pause if breaker.paused else None)
+        )
+        self._pause_writes.add(task)
+        task.add_done_callback(self._pause_writes.discard)
+
+    async def _record_pause(self, connection: str, pause: Pause | None) -> None:
+        try:
+            await self.exec_io(record_pause, self.store, connection, pause)
+        except Exception as exc:  # the runner's own view (/healthz, its log) still says it
+            log.warning("could not record the %s connection's pause: %s", connection, exc)
 
     # -- runs out ----------------------------------------------------------------------------
 

@@ -160,51 +160,34 @@ class RunnerProcess:
     def post(self, path: str, body: bytes, headers: Mapping[str, str]) -> httpx.Response:
         return self.client.post(self.url(path), content=body, headers=dict(headers))
 
-    def runs(self, *extra: str) -> list[dict[str, Any]]:
-        """``automations runs --format json`` (all of them, newest first)."""
+    def cli(self, *args: str) -> str:
+        """``automations ARGS --db DB`` against this runner's database; its standard output."""
         out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "automations",
-                "runs",
-                "--db",
-                str(self.db),
-                "--format",
-                "json",
-                "--limit",
-                "100000",
-                *extra,
-            ],
+            [sys.executable, "-m", "automations", *args, "--db", str(self.db)],
             env=self.env,
             capture_output=True,
             check=True,
             timeout=WAIT_S,
+            text=True,
         )
-        runs: list[dict[str, Any]] = json.loads(out.stdout)
+        return out.stdout
+
+    def runs(self, *extra: str) -> list[dict[str, Any]]:
+        """``automations runs --format json`` (all of them, newest first)."""
+        runs: list[dict[str, Any]] = json.loads(
+            self.cli("runs", "--format", "json", "--limit", "100000", *extra)
+        )
         return runs
 
     def show(self, run_id: str) -> dict[str, Any]:
         """``automations show RUN_ID`` (every step's request and response)."""
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "automations",
-                "show",
-                run_id,
-                "--format",
-                "json",
-                "--db",
-                str(self.db),
-            ],
-            env=self.env,
-            capture_output=True,
-            check=True,
-            timeout=WAIT_S,
-        )
-        run: dict[str, Any] = json.loads(out.stdout)
+        run: dict[str, Any] = json.loads(self.cli("show", run_id, "--format", "json"))
         return run
+
+    def status(self) -> dict[str, Any]:
+        """``automations status --format json``: the backlog, as any process reads it."""
+        backlog: dict[str, Any] = json.loads(self.cli("status", "--format", "json"))
+        return backlog
 
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """A read-only query of the run database (for waiting; assertions use ``runs``)."""

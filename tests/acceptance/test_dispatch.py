@@ -97,6 +97,11 @@ def test_a_refused_key_pauses_the_connection_and_nothing_fails(
     assert all("not sent: the loops connection is paused" in str(r["error"]) for r in held)
     assert WRONG not in runner.log
     assert runner.log.count("loops connection paused") == 1
+    # other processes see the pause and its reason in the store: status, and show of a run
+    [loops_line] = [c for c in runner.status()["connections"] if c["name"] == "loops"]
+    assert loops_line["paused"] == loops["reason"]
+    waiting = runner.cli("show", runs[0]["id"])
+    assert f"waiting    the loops connection is paused: {loops['reason']} (since " in waiting
 
     # the first probe (one request) is refused again; then the key is fixed at Loops' end and
     # the next probe succeeds: the connection resumes and every run is sent once
@@ -116,6 +121,10 @@ def test_a_refused_key_pauses_the_connection_and_nothing_fails(
     assert _statuses(runner.runs()) == {"succeeded": ROWS}
     assert runner.health()["dispatch"]["connections"]["loops"]["state"] == "closed"
     assert "loops connection resumed" in runner.log
+    wait_until(
+        lambda: all(c["paused"] is None for c in runner.status()["connections"]),
+        "the resumed connection to be recorded",
+    )
 
 
 def test_a_loops_backlog_does_not_hold_up_an_sms(

@@ -11,6 +11,13 @@ from automations.execution.backlog import (
     backlog_table,
     measure_backlog,
 )
+from automations.execution.pauses import (
+    SCOPE,
+    Pause,
+    clear_pauses,
+    paused_connections,
+    record_pause,
+)
 from automations.records import RunStatus, StepStatus
 from automations.stores import MemoryStore
 from tests.stores.factories import T0, make_run, make_step
@@ -97,3 +104,26 @@ def test_without_recipe_files_the_actions_seen_stand_in() -> None:
 
 def test_nothing_waiting_is_not_busy() -> None:
     assert not measure_backlog(MemoryStore(), NOW).busy
+
+
+def test_a_pause_recorded_by_a_runner_is_seen_by_any_reader_until_it_resumes() -> None:
+    store = history()
+    reason = "answered 401 (authentication failed); Loops rejected the API key"
+    record_pause(store, "loops", Pause("loops", reason, NOW - 5))
+    record_pause(store, "quo", None)  # a resume of a connection that was never paused
+    paused = {c.name: c.paused for c in measure_backlog(store, NOW, ACTIONS).connections}
+    assert paused == {"loops": reason, "quo": None}
+    assert "paused: " + reason in "\n".join(backlog_table(measure_backlog(store, NOW, ACTIONS)))
+    assert paused_connections(store) == {"loops": Pause("loops", reason, NOW - 5)}
+    record_pause(store, "loops", None)
+    assert paused_connections(store) == {}
+    record_pause(store, "quo", Pause("quo", "answered 402", None))
+    clear_pauses(store)  # a runner starting: its breakers are closed
+    assert paused_connections(store) == {}
+    assert all(c.paused is None for c in measure_backlog(store, NOW, ACTIONS).connections)
+
+
+def test_an_unreadable_pause_mark_still_says_paused() -> None:
+    store = MemoryStore()
+    store.set_state(SCOPE, [("quo", "not json")])
+    assert paused_connections(store) == {"quo": Pause("quo", "paused (reason unreadable)", None)}
