@@ -333,7 +333,12 @@ class Executor:
             # Once "sending" is recorded the request may have left: unknown, for a person.
             why = red.text(f"the send failed unexpectedly ({_reason(exc)})")
             if marked:
-                why += "; it may or may not have reached the provider: check, then replay"
+                # replay refuses a run with an unknown step until a person resolves it
+                why += (
+                    "; it may or may not have reached the provider: check whether it went "
+                    f"through, then `automations resolve {step.run_id} {step.step_id} sent` "
+                    "(or `not-sent`, and replay)"
+                )
             status = StepStatus.UNKNOWN if marked else StepStatus.FAILED
             return self._put(prog, step, status=status, error=why, duration_ms=_ms(started))
         return self._put(

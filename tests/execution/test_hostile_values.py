@@ -96,7 +96,8 @@ def test_an_unexpected_error_after_sending_is_unknown(harness: Harness, tmp_path
     assert step.status is StepStatus.UNKNOWN
     assert step.error == (
         "the send failed unexpectedly (RuntimeError: transport bug); it may or may not have "
-        "reached the provider: check, then replay"
+        f"reached the provider: check whether it went through, then `automations resolve "
+        f"{run.id} sms sent` (or `not-sent`, and replay)"
     )
     assert harness.store.unfinished() == []
 
