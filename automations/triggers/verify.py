@@ -15,13 +15,13 @@ Schemes (see ``VerifyScheme`` and specs/README.md in the repository):
   (several comma-separated entries allowed) over ``"<ts ms>.<body>"``, keyed by the base64-decoded
   signing secret.
 - ``token``: the header the recipe names carries the secret itself.
+- ``none``: everything is accepted (lint warns).
 
 A signature header may list at most ``MAX_SIGNATURES`` entries (providers send one, or two or
 three while a secret is being rotated); a longer list is refused before any HMAC is computed.
 Each HMAC over the body is computed once per distinct signed message (one for Standard
 Webhooks; one per distinct timestamp for OpenPhone), however many entries repeat it. Without
 these bounds one request with a 1 MB body and 60,000 entries held the event loop for 41 s.
-- ``none``: everything is accepted (lint warns).
 """
 
 from __future__ import annotations
