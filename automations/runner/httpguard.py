@@ -40,9 +40,13 @@ from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from automations.throttled_log import ThrottledLog
+
 __all__ = ["DEFAULT_LIMITS", "HttpLimits", "fit_to_descriptors", "guarded_protocol"]
 
 log = logging.getLogger("automations.runner")
+#: 431s are caused from outside: logged, but never faster than a bounded rate.
+refusals = ThrottledLog(log)
 
 #: How long a refused connection's incoming bytes are read and dropped after the answer, so the
 #: client reads the answer instead of a reset.
@@ -147,7 +151,11 @@ class _GuardedHttpTools(HttpToolsProtocol):
                 self._head_bytes = limit
                 super().data_received(data[:room])  # the head may end inside these bytes
             if self._in_head:
-                log.warning("refused a request whose head is over %d bytes (431)", limit)
+                refusals.warning(
+                    "oversized request heads",
+                    "refused a request whose head is over %d bytes (431)",
+                    limit,
+                )
                 self._give_up(
                     _response(
                         _TOO_LARGE,

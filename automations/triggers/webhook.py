@@ -24,6 +24,7 @@ from automations.errors import ConfigError, EventError, SignatureError
 from automations.execution.executor import new_run
 from automations.model import Recipe, WebhookTrigger
 from automations.records import RunRecord, TriggerKind
+from automations.throttled_log import ThrottledLog
 from automations.triggers.payload import parse_event
 from automations.triggers.verify import default_event_id, verify_webhook
 
@@ -47,21 +48,6 @@ class _TooLarge(Exception):
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
-
-
-def _rejected(request: Request, status: int, reason: str) -> JSONResponse:
-    """Answer ``status`` with ``reason``, and log the rejection for the operator (a delivery the
-    provider will retry, or someone probing). ``reason`` never holds a secret: signature errors
-    name the header at fault, never its value or the expected one."""
-    client = request.scope.get("client")
-    log.warning(
-        "webhook %r rejected with %d: %s%s",
-        request.scope["path"],
-        status,
-        reason,
-        f" (from {client[0]})" if client else "",
-    )
-    return _error(status, reason)
 
 
 def _answer(run_id: str, status: str, code: int) -> Response:
@@ -88,20 +74,22 @@ class WebhookIntake:
         self.accept = accept
         self.max_body = max_body
         self.tolerance_s = tolerance_s
+        #: Rejections are caused from outside: logged, never faster than a bounded rate.
+        self.rejections = ThrottledLog(log)
 
     async def handle(self, request: Request) -> Response:
         path: str = request.scope["path"]  # request.url would parse the whole URL
         recipe = self.lookup(path)
         if recipe is None:
-            return _rejected(request, 404, f"no recipe serves {path}")
+            return self._reject(request, 404, f"no recipe serves {path}")
         if request.method != "POST":
             return JSONResponse({"error": "use POST"}, status_code=405, headers={"Allow": "POST"})
         try:
             body = await self._read(request)
         except _TooLarge:
-            return _rejected(request, 413, f"body larger than {self.max_body} bytes")
+            return self._reject(request, 413, f"body larger than {self.max_body} bytes")
         except ClientDisconnect:  # gone (or cut off by the body timeout): nothing recorded
-            return _rejected(request, 400, "the client went away before its body arrived")
+            return self._reject(request, 400, "the client went away before its body arrived")
         trigger = recipe.trigger
         assert isinstance(trigger, WebhookTrigger)
         secret = self.env.get(trigger.secret_env) if trigger.secret_env else None
@@ -115,7 +103,7 @@ class WebhookIntake:
                 tolerance_s=self.tolerance_s,
             )
         except SignatureError as exc:
-            return _rejected(request, 401, str(exc))
+            return self._reject(request, 401, str(exc))
         except ConfigError as exc:
             # the runner lacks (or cannot use) the secret: the operator is told what to set; the
             # caller only that it cannot be taken now (the provider will retry)
@@ -129,7 +117,7 @@ class WebhookIntake:
         try:
             payload = parse_event(body)
         except EventError as exc:
-            return _rejected(request, 400, str(exc))
+            return self._reject(request, 400, str(exc))
         event_key = self._event_key(trigger, request.headers, payload, body)
         try:
             accepted = self.accept(
@@ -148,6 +136,21 @@ class WebhookIntake:
         if is_new:
             return _answer(run.id, "accepted", 202)
         return _answer(run.id, "duplicate", 200)
+
+    def _reject(self, request: Request, status: int, reason: str) -> JSONResponse:
+        """Answer ``status`` with ``reason``, and log the rejection for the operator (a delivery the
+        provider will retry, or someone probing). ``reason`` never holds a secret: signature errors
+        name the header at fault, never its value or the expected one."""
+        client = request.scope.get("client")
+        self.rejections.warning(
+            "webhook rejections",
+            "webhook %r rejected with %d: %s%s",
+            request.scope["path"],
+            status,
+            reason,
+            f" (from {client[0]})" if client else "",
+        )
+        return _error(status, reason)
 
     async def _read(self, request: Request) -> bytes:
         declared = request.headers.get("content-length")

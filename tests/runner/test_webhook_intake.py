@@ -263,3 +263,18 @@ def test_a_store_fault_is_503_with_retry_after_and_the_retry_is_recorded(
     retried = c.post("/hooks/loops", content=body, headers=_standard(body))
     assert retried.status_code == 202
     assert (store.count(), len(dispatched)) == (1, 1)
+
+
+def test_a_flood_of_forged_deliveries_is_logged_at_a_bounded_rate(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    c, store, _ = _client(1000)
+    body = b'{"a": 1}'
+    forged = _standard(body)
+    forged["webhook-signature"] = "v1,AAAA" + forged["webhook-signature"][7:]
+    with caplog.at_level(logging.WARNING, logger="automations"):
+        answers = [c.post("/hooks/loops", content=body, headers=forged) for _ in range(60)]
+    assert [a.status_code for a in answers] == [401] * 60
+    assert store.count() == 0
+    rejected = [r for r in caplog.records if "rejected with 401" in r.getMessage()]
+    assert len(rejected) == 20  # ThrottledLog's default bound per 10 s
