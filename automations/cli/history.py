@@ -27,7 +27,7 @@ from automations.records import RunFilter, RunRecord, RunStatus, TriggerKind
 from automations.stores import is_postgres_url, open_store
 from automations.triggers.table import find_row
 
-__all__ = ["COMMANDS", "db_option", "open_existing", "resolve_db"]
+__all__ = ["COMMANDS", "db_option", "echo_outcome", "exit_for", "open_existing", "resolve_db"]
 
 db_option = click.option(
     "--db",
@@ -114,7 +114,7 @@ def _parse_since(value: str | None) -> float | None:
     return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
 
 
-def _echo_outcome(run: RunRecord) -> None:
+def echo_outcome(run: RunRecord) -> None:
     click.echo(
         f"run {run.id} {run.recipe}: {run.status.value}" + (" (dry run)" if run.dry_run else "")
     )
@@ -138,7 +138,7 @@ async def _execute(store: Store, run: RunRecord, recipe: Any, dry_run: bool) -> 
         return await executor.execute(stored, recipe, dry_run=dry_run)
 
 
-def _exit_for(run: RunRecord) -> None:
+def exit_for(run: RunRecord) -> None:
     sys.exit(0 if run.status in (RunStatus.SUCCEEDED, RunStatus.SKIPPED) else 1)
 
 
@@ -179,8 +179,8 @@ def exec_command(
         final = asyncio.run(_execute(store, run, loaded.recipe, dry_run))
     finally:
         store.close()
-    _echo_outcome(final)
-    _exit_for(final)
+    echo_outcome(final)
+    exit_for(final)
 
 
 def _table_row(recipe: Recipe, key: str) -> dict[str, Any]:

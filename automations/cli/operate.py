@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from automations.cli import friendly_errors
-from automations.cli.history import _echo_outcome, _exit_for, db_option, open_existing
+from automations.cli.history import db_option, echo_outcome, exit_for, open_existing
 from automations.cli.preview import require_recipe
 from automations.connections import Connections, ConnectionSettings
 from automations.errors import StoreError
@@ -78,8 +78,8 @@ def replay(
     finally:
         store.close()
     click.echo(f"replay of {original.id}:")
-    _echo_outcome(final)
-    _exit_for(final)
+    echo_outcome(final)
+    exit_for(final)
 
 
 @click.command("resolve")
