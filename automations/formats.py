@@ -68,6 +68,7 @@ RULES: dict[str, str] = {
     "SEC002": "webhook without verification",
     "TST001": "test file without its recipe",
     "IO001": "file cannot be read",
+    "IO002": "recipe or test file outside the recipes directory",
     "LIM001": "aliases expand too far",
     "LIM002": "nesting too deep",
     "LIM003": "recipe file too large",
@@ -108,7 +109,13 @@ def _mask_at(src: str, column: int) -> str:
     return src[:start] + MASK + src[end:]
 
 
+#: Findings about a file that may not be read: no snippet, which would read it.
+_NOT_READ = frozenset({"IO002"})
+
+
 def _snippet(d: Diagnostic, lines_cache: dict[str, list[str]]) -> str:
+    if d.code in _NOT_READ:
+        return ""
     src = _source_line(d, lines_cache)
     if src is None:
         return ""

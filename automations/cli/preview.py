@@ -19,26 +19,40 @@ from automations.execution.preview import preview, run_recipe_test
 from automations.formats import format_text
 from automations.junit import CaseResult, SuiteResult, junit_xml
 from automations.recipes.compiler import LoadResult, load_directory, load_recipe
+from automations.recipes.files import read_regular_file
 from automations.triggers.payload import parse_event
+from automations.triggers.webhook import DEFAULT_MAX_BODY
 
 __all__ = ["COMMANDS", "parse_row_option", "require_recipe"]
+
+
+def _read_row_file(name: str) -> str:
+    """The text of ``@name`` (``-``: standard input): a regular file of at most
+    ``DEFAULT_MAX_BODY`` bytes, the limit of a webhook's body, so a FIFO or ``/dev/zero`` is
+    refused at once."""
+    if name == "-":
+        data: bytes | str = sys.stdin.buffer.read(DEFAULT_MAX_BODY + 1)
+    else:
+        data = read_regular_file(Path(name), DEFAULT_MAX_BODY)
+    if isinstance(data, str):
+        raise click.BadParameter(f"cannot read {name}: {data}", param_hint="--row")
+    if len(data) > DEFAULT_MAX_BODY:
+        raise click.BadParameter(
+            f"{'standard input' if name == '-' else name} is larger than "
+            f"{DEFAULT_MAX_BODY // 1024 // 1024} MiB, the limit for an event (a webhook's body)",
+            param_hint="--row",
+        )
+    return data.decode("utf-8")
 
 
 def parse_row_option(value: str) -> dict[str, Any]:
     """``--row '{"Email": ...}'`` or ``--row @file.json`` (``@-`` reads standard input): a JSON
     object, as a row or a webhook's body is (a list or a string would render every column as
-    null: an SMS to nobody, a contact with no fields)."""
+    null: an SMS to nobody, a contact with no fields). A file is read as an event is: a regular
+    file of at most 1 MiB."""
     try:
-        if value.startswith("@"):
-            name = value[1:]
-            text = sys.stdin.read() if name == "-" else Path(name).read_text("utf-8")
-        else:
-            text = value
+        text = _read_row_file(value[1:]) if value.startswith("@") else value
         row = parse_event(text)
-    except OSError as exc:
-        raise click.BadParameter(
-            f"cannot read {value[1:]}: {exc.strerror}", param_hint="--row"
-        ) from exc
     except UnicodeDecodeError as exc:
         raise click.BadParameter(
             f"{value[1:]} is not UTF-8 (byte {exc.start})", param_hint="--row"

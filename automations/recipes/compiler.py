@@ -25,7 +25,7 @@ from automations.recipes.advice import (
     text_comparisons,
 )
 from automations.recipes.context import CompileContext
-from automations.recipes.files import read_recipe_file
+from automations.recipes.files import outside_directory, read_recipe_file
 from automations.recipes.structure import check_structure, did_you_mean
 from automations.recipes.testfiles import TEST_SUFFIXES, recipe_tests, sibling_tests
 from automations.recipes.triggers import KnownColumns, compile_expr, compile_trigger
@@ -39,6 +39,7 @@ __all__ = [
     "display_name",
     "internal_error",
     "iter_recipe_files",
+    "link_name",
     "load_directory",
     "load_recipe",
     "load_recipe_text",
@@ -72,6 +73,11 @@ def content_hash(text: str) -> str:
 def display_name(path: Path) -> str:
     """The path as a user should see it: relative to the working directory when inside it."""
     return _display_name(path, Path(os.path.realpath(path)))
+
+
+def link_name(path: Path) -> str:
+    """``path`` as a user should see it, a link named as itself (not as what it points to)."""
+    return _display_name(path, Path(os.path.abspath(path)))
 
 
 def _display_name(path: Path, resolved: Path) -> str:
@@ -223,12 +229,14 @@ def load_recipe_text(
     source: Path | None = None,
     with_tests: bool = True,
     tables: TableAccess | None = None,
+    within: Path | None = None,
 ) -> LoadResult:
     """Compile recipe ``text``. ``file`` is the name used in diagnostics; relative table paths
     resolve against ``base_dir``. A ``NAME.test.yaml`` beside ``source`` is read and checked
     unless ``with_tests`` is false (the runner has no use for tests); its findings are reported
     but do not stop the recipe from compiling. ``tables`` says where table files may be
-    (default: inside ``base_dir``; the runner and lint pass the recipes directory)."""
+    (default: inside ``base_dir``; the runner and lint pass the recipes directory). The test
+    file must resolve inside ``within`` (default: ``source``'s folder)."""
     env = os.environ if env is None else env
     doc = parse_yaml(text, file)
     if tables is None:
@@ -279,7 +287,8 @@ def load_recipe_text(
     tests = recipe_tests(ctx, raw.get("tests"))
     file_diags: list[Diagnostic] = []  # a test file's findings: reported, not the recipe's own
     if source is not None and with_tests and "tests" not in raw:
-        tests, file_diags = sibling_tests(source, ctx, display_name)
+        folder = source.parent if within is None else within
+        tests, file_diags = sibling_tests(source, ctx, display_name, Path(os.path.realpath(folder)))
     # a schema's words at the place of an unquoted {/Column} or a $NAME: said better there
     taught = {(d.line, d.column) for d in ctx.diagnostics if d.code in _TEACHES and d.is_error}
     if taught:
@@ -393,17 +402,34 @@ def _env_position(ctx: CompileContext, name: str) -> tuple[int, int]:
 
 
 def load_recipe(
-    path: Path, env: Mapping[str, str] | None = None, *, tables: TableAccess | None = None
+    path: Path,
+    env: Mapping[str, str] | None = None,
+    *,
+    tables: TableAccess | None = None,
+    within: Path | None = None,
 ) -> LoadResult:
-    """Compile the recipe file at ``path`` (tables inside its folder, unless ``tables``)."""
+    """Compile the recipe file at ``path`` (tables inside its folder, unless ``tables``). With
+    ``within`` (a resolved directory: the one ``path`` was found in), the recipe and its test
+    file are read only if they resolve inside it (``IO002``); without, its test file must
+    resolve inside the recipe's own folder."""
     source = Path(os.path.realpath(path))  # Path.resolve() without its extra stat()
+    if within is not None:
+        refused = outside_directory(path, within, link_name(path), "recipe file", real=source)
+        if refused is not None:
+            return LoadResult(refused.file, None, (refused,))
     name = _display_name(path, source)
     text = read_recipe_file(path, name)
     if isinstance(text, Diagnostic):
         return LoadResult(name, None, (text,))
     try:
         return load_recipe_text(
-            text, name, base_dir=path.parent, env=env, source=source, tables=tables
+            text,
+            name,
+            base_dir=path.parent,
+            env=env,
+            source=source,
+            tables=tables,
+            within=source.parent if within is None else within,
         )
     except Exception as exc:  # a bug in one file's checks must not stop lint of the others
         return LoadResult(name, None, (internal_error(name, exc),))
@@ -478,8 +504,20 @@ def load_directory(
                 return found
         return TableAccess.for_recipes(f.parent, env, outside)
 
+    def walked(f: Path) -> Path | None:
+        # a file found by walking a directory must resolve inside it; one named is read
+        full = os.path.abspath(f)
+        if full in named:
+            return None
+        for root, real in resolved.items():
+            if full.startswith(root.rstrip(os.sep) + os.sep):
+                return real
+        return None
+
+    named = {os.path.abspath(p) for p in paths if not p.is_dir()}
+    resolved = {root: Path(os.path.realpath(root)) for root in roots}
     results = [
-        load_recipe(f, env, tables=access(f))
+        load_recipe(f, env, tables=access(f), within=walked(f))
         if recipe_of_tests(f) is not None
         else _orphan_tests(f)
         for f in iter_recipe_files(paths)

@@ -5,6 +5,11 @@ A recipe path that is a FIFO would block the reader for ever and one that is a d
 ``fstat`` says it is a regular file, and never more than one byte past the limit. Line endings
 are read as ``Path.read_text`` reads them (``\\r\\n`` and ``\\r`` become ``\\n``), so a recipe
 version's hash does not depend on which reader read it.
+
+A recipe or test file found by walking a directory must resolve (symlinks followed) inside that
+directory (``outside_directory``, ``IO002``): a link committed into the recipes folder must not
+make lint print, or the runner run, a file from elsewhere on the machine. The same bounded reader
+serves ``--row @file`` (``read_regular_file``).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from pathlib import Path
 from automations.diagnostics import Diagnostic, Severity
 from automations.recipes.yamllimits import MAX_RECIPE_BYTES
 
-__all__ = ["read_for_snippet", "read_recipe_file"]
+__all__ = ["outside_directory", "read_for_snippet", "read_recipe_file", "read_regular_file"]
 
 _KIND = {
     stat.S_IFIFO: "a FIFO (named pipe)",
@@ -27,8 +32,9 @@ _KIND = {
 }
 
 
-def _read_bytes(path: Path, limit: int) -> bytes | str:
-    """Up to ``limit + 1`` bytes of the regular file at ``path``, or why it cannot be read."""
+def read_regular_file(path: Path, limit: int) -> bytes | str:
+    """Up to ``limit + 1`` bytes of the regular file at ``path`` (more than ``limit``: it is too
+    large), or why it cannot be read (opened without blocking, so a FIFO never hangs)."""
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(path, flags)
@@ -62,7 +68,7 @@ def read_recipe_file(path: Path, name: str) -> str | Diagnostic:
     """The text of the recipe file at ``path``, or the diagnostic (reported as file ``name``)
     saying why it cannot be used: unreadable or not a regular file (``IO001``), over
     ``MAX_RECIPE_BYTES`` (``LIM003``), not UTF-8 (``IO001`` at the first bad byte)."""
-    data = _read_bytes(path, MAX_RECIPE_BYTES)
+    data = read_regular_file(path, MAX_RECIPE_BYTES)
     if isinstance(data, str):
         return Diagnostic(name, 1, 1, Severity.ERROR, "IO001", f"cannot read the file: {data}")
     if len(data) > MAX_RECIPE_BYTES:
@@ -92,9 +98,30 @@ def read_recipe_file(path: Path, name: str) -> str | Diagnostic:
         )
 
 
+def outside_directory(
+    path: Path, directory: Path, name: str, what: str, *, real: Path | None = None
+) -> Diagnostic | None:
+    """``IO002`` (reported as file ``name``) when ``path`` resolves, symlinks followed, outside
+    ``directory`` (already resolved); ``real`` is ``path`` resolved, when the caller has it;
+    ``what`` says which file it is ("recipe file", "test file")."""
+    found = os.path.realpath(path) if real is None else str(real)
+    base = str(directory)
+    if found == base or found.startswith(base.rstrip(os.sep) + os.sep):
+        return None
+    return Diagnostic(
+        name,
+        1,
+        1,
+        Severity.ERROR,
+        "IO002",
+        f"{what} {path.name} is not read: it resolves to {found}, outside the recipes "
+        "directory; move the file into it (or pass the directory that holds it)",
+    )
+
+
 def read_for_snippet(path: Path) -> str | None:
     """The file's text to show beside a diagnostic (bad bytes shown as U+FFFD), or ``None``."""
-    data = _read_bytes(path, MAX_RECIPE_BYTES)
+    data = read_regular_file(path, MAX_RECIPE_BYTES)
     if isinstance(data, str) or len(data) > MAX_RECIPE_BYTES:
         return None
     return _universal_newlines(data.decode("utf-8", "replace"))

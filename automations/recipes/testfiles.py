@@ -15,7 +15,7 @@ from typing import Any
 from automations.diagnostics import Diagnostic
 from automations.model import RecipeTest
 from automations.recipes.context import CompileContext
-from automations.recipes.files import read_recipe_file
+from automations.recipes.files import outside_directory, read_recipe_file
 from automations.recipes.structure import check_test_file
 from automations.recipes.yamlsource import Path_, parse_yaml
 
@@ -55,16 +55,21 @@ def recipe_tests(ctx: CompileContext, raw: Any, at: Path_ = ("tests",)) -> tuple
 
 
 def sibling_tests(
-    path: Path, ctx: CompileContext, name_for: Callable[[Path], str]
+    path: Path, ctx: CompileContext, name_for: Callable[[Path], str], within: Path
 ) -> tuple[tuple[RecipeTest, ...], list[Diagnostic]]:
     """The tests of ``NAME.test.yaml`` (or ``.yml``) beside the recipe file ``path``, and the
-    findings about that file (named by ``name_for``)."""
+    findings about that file (named by ``name_for``). A test file that resolves outside
+    ``within`` (a resolved directory) is not read: ``IO002``."""
     # string operations, not Path ones: this runs for every recipe file
     text = str(path)
     stem = text[: len(text) - len(path.suffix)]
     for suffix in TEST_SUFFIXES:
         if os.path.isfile(stem + suffix):
             sib = Path(stem + suffix)
+            link = os.path.normpath(os.path.join(name_for(path.parent), sib.name))
+            refused = outside_directory(sib, within, link, "test file")
+            if refused is not None:
+                return (), [refused]
             name = name_for(sib)
             source = read_recipe_file(sib, name)
             if isinstance(source, Diagnostic):

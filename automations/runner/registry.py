@@ -6,7 +6,9 @@ changed file with errors keeps the last good version (its diagnostics are report
 file's recipe is dropped. A file that cannot be read (not UTF-8, too large, not a regular file)
 or whose loading raises anything at all is a changed file with errors: it is reported and its last
 good version keeps running. A file saved back to its running version reports that version's
-diagnostics again, so errors of a broken edit in between do not linger.
+diagnostics again, so errors of a broken edit in between do not linger. A file that resolves
+(symlinks followed) outside the directory is not read at all (``IO002``, an error on that file):
+no version of it runs.
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ from automations.recipes.compiler import (
     display_name,
     internal_error,
     iter_recipe_files,
+    link_name,
     load_recipe_text,
 )
-from automations.recipes.files import read_recipe_file
+from automations.recipes.files import outside_directory, read_recipe_file
 from automations.triggers.table_files import TableAccess
 
 __all__ = ["Load", "RecipeSet", "reload"]
@@ -128,8 +131,13 @@ def reload(
     chosen: dict[str, Recipe] = {}
     diags: dict[str, tuple[Diagnostic, ...]] = {}
     running: dict[str, tuple[Diagnostic, ...]] = {}
+    within = Path(os.path.realpath(directory))
     for f in iter_recipe_files([directory]):
         file = str(f.resolve())
+        refused = outside_directory(f, within, link_name(f), "recipe file", real=Path(file))
+        if refused is not None:
+            diags[refused.file] = (refused,)
+            continue
         text = read_recipe_file(f, display_name(Path(file)))
         if isinstance(text, str):
             texts[file] = text
