@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -140,3 +141,22 @@ def test_billion_laughs_saved_over_a_recipe_keeps_the_last_good_version(tmp_path
     second = reload(first, tmp_path, {})
     assert second.webhook("/a") is first.by_name["a"]
     assert _codes(second) == {"a.yaml": [("LIM001", 4, 56)]}
+
+
+def test_a_recipe_linked_from_outside_is_an_error_and_the_others_run(tmp_path: Path) -> None:
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    _write(recipes, "a.yaml", "a", "/a")
+    (tmp_path / "private.yaml").write_text(HOOK.format(name="private", path="/private"))
+    os.symlink("../private.yaml", recipes / "private.yaml")
+    found = reload(RecipeSet(), recipes, {})
+    assert set(found.by_name) == {"a"}
+    assert found.webhook("/private") is None
+    assert _codes(found) == {"a.yaml": [("SEC002", 3, 40)], "private.yaml": [("IO002", 1, 1)]}
+    assert list(found.errors()) == [f"{recipes}/private.yaml"]
+    # the link replaced by the file itself: it loads on the next reload
+    (recipes / "private.yaml").unlink()
+    (tmp_path / "private.yaml").rename(recipes / "private.yaml")
+    again = reload(found, recipes, {})
+    assert set(again.by_name) == {"a", "private"}
+    assert again.errors() == {}
