@@ -37,7 +37,8 @@ def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (recipes / "good.yaml").write_text(HOOK.format(name="good"))
     outside = tmp_path / "outside"
     outside.mkdir()
-    (outside / "private.yaml").write_text(SECRET_LINE + "\n" + HOOK.format(name="private").split("\n", 1)[1])
+    rest = HOOK.format(name="private").split("\n", 1)[1]
+    (outside / "private.yaml").write_text(SECRET_LINE + "\n" + rest)
     (outside / "private.test.yaml").write_text(TESTS)
     return recipes
 
