@@ -71,7 +71,7 @@ def test_a_recipe_linked_from_outside_is_not_read(tree: Path) -> None:
 
 
 def test_a_linked_directory_pointing_outside_is_not_read(tree: Path) -> None:
-    os.symlink("../outside", tree / "shared")
+    os.symlink("../outside", tree / "linked")
     results = load_directory([tree], {})
     # Python before 3.13 does not walk into a linked directory; later ones must refuse it
     assert all(r.recipe is None or r.recipe.name == "good" for r in results)
