@@ -26,11 +26,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import socket
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from processes import process, wait_ready
 
 HOST = "127.0.0.1"
 STARTUP_S = 120.0
@@ -124,36 +123,6 @@ def serve_vendor(port: int) -> None:
 # -- orchestration ------------------------------------------------------------------------------
 
 
-@contextmanager
-def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=log.parent)
-        try:
-            yield proc
-        finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(5)
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"{url} exited:\n{log.read_text()[-2000:]}")
-        try:
-            if httpx.get(url + "/healthz", timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"{url} did not start in {STARTUP_S:g} s:\n{log.read_text()[-2000:]}")
-
-
 def arrivals(vendor: str) -> dict[str, Any]:
     result: dict[str, Any] = httpx.get(vendor + "/arrivals", timeout=10).json()
     return result
@@ -209,9 +178,9 @@ class Bench:
         args = [sys.executable, "-m", "automations", "run", str(where / "recipes")]
         args += ["--db", str(where / "runs.db"), "--port", str(port)]
         log = where / "runner.log"
-        with process(args, self.env, log) as proc:
+        with process(args, self.env, log, stop_s=20) as proc:
             url = f"http://{HOST}:{port}"
-            wait_ready(url, proc, log)
+            wait_ready(url, proc, log, STARTUP_S)
             yield url, proc, where
 
     def head_of_line(self, name: str, backlog: int, recipes: dict[str, str], post: str) -> float:
@@ -294,8 +263,10 @@ def orchestrate(opts: argparse.Namespace) -> int:
         bench = Bench(Path(tmp), opts)
         vendor_log = Path(tmp) / "vendor.log"
         args = [sys.executable, str(Path(__file__).resolve()), "--role", "vendor"]
-        with process([*args, "--port", str(bench.vendor_port)], bench.env, vendor_log) as v:
-            wait_ready(bench.vendor, v, vendor_log)
+        with process(
+            [*args, "--port", str(bench.vendor_port)], bench.env, vendor_log, stop_s=20
+        ) as v:
+            wait_ready(bench.vendor, v, vendor_log, STARTUP_S)
             print(f"dispatch on {HOST}, python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
             if opts.only in (None, "sms"):
                 report("500 Loops rows queued: webhook 202 -> its SMS", bench.sms(), 1.0)

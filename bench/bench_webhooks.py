@@ -37,7 +37,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import socket
 import sqlite3
 import statistics
@@ -45,12 +44,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+from processes import process, wait_ready
 
 from automations.triggers.verify import sign_standard
 
@@ -284,38 +282,6 @@ async def steady(url: str, tag: str, rate: float, seconds: float) -> dict[str, A
 # -- orchestration -----------------------------------------------------------------------------
 
 
-@contextmanager
-def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("wb") as out:
-        # started in the log's folder: ``python -m`` puts its working directory first on
-        # sys.path, and a checkout there would shadow the ``automations`` being measured
-        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=log.parent)
-        try:
-            yield proc
-        finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(5)
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"{url} exited:\n{log.read_text()[-2000:]}")
-        try:
-            if httpx.get(url + "/healthz", timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"{url} did not start in {STARTUP_S:g} s:\n{log.read_text()[-2000:]}")
-
-
 def this_script(role: str, *args: str) -> list[str]:
     return [sys.executable, str(Path(__file__).resolve()), "--role", role, *args]
 
@@ -365,8 +331,8 @@ def throughput(folder: Path, env: dict[str, str], opts: argparse.Namespace) -> b
             "runner": f"http://{HOST}:{runner_port}",
             "bare": f"http://{HOST}:{bare_port}",
         }
-        wait_ready(targets["runner"], runner, runner_log)
-        wait_ready(targets["bare"], bare, bare_log)
+        wait_ready(targets["runner"], runner, runner_log, STARTUP_S)
+        wait_ready(targets["bare"], bare, bare_log, STARTUP_S)
         procs = {"runner": runner, "bare": bare}
         for r in range(opts.rounds + 1):  # round 0 warms both up and is not counted
             count = opts.count if r else max(500, opts.count // 10)
@@ -454,8 +420,8 @@ def latency(folder: Path, env: dict[str, str], opts: argparse.Namespace) -> bool
         process(this_script("fake", "--port", str(fake_port)), env, fake_log) as fake,
         process(runner_args(folder, db, runner_port, dry_run=False), live_env, runner_log) as run,
     ):
-        wait_ready(fake_url, fake, fake_log)
-        wait_ready(runner_url, run, runner_log)
+        wait_ready(fake_url, fake, fake_log, STARTUP_S)
+        wait_ready(runner_url, run, runner_log, STARTUP_S)
         load = this_script("steady", "--url", runner_url, "--tag", "live")
         load += ["--rate", str(opts.rate), "--seconds", str(opts.seconds)]
         cpu = cpu_seconds(run), cpu_seconds(fake)
