@@ -7,7 +7,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 # The folder beside the checkout that a user's clone does not have, spelled any way a path could.
-OUTSIDE = re.compile(r"\.\./shared|shared/vendor|[\"']shared[\"']")
+# Its name is built from pieces so that this file, which names the rule, does not match it.
+_NAME = "sha" + "red"
+OUTSIDE = re.compile(rf"\.\./{_NAME}|{_NAME}/vendor|[\"']{_NAME}[\"']")
 
 
 def test_no_file_reads_outside_the_repository() -> None:
@@ -17,7 +19,6 @@ def test_no_file_reads_outside_the_repository() -> None:
         for path in (REPO / folder).rglob("*")
         if path.is_file()
         and path.suffix in {".py", ".json", ".yaml", ".yml", ".toml", ".sh", ".txt"}
-        and path != Path(__file__).resolve()
         and OUTSIDE.search(path.read_text("utf-8", errors="replace"))
     ]
     assert offenders == []
