@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import click
 
 from automations.cli import friendly_errors
@@ -26,6 +28,19 @@ def _nothing_held(store: Store, recipe: str) -> None:
         click.echo(f"held runs wait for: {listed}")
 
 
+def _end_held(db: str | None, recipe: str, end: Callable[[Store, str], int]) -> int:
+    """``end`` (approve or discard) the runs held for ``recipe``; when there are none, say
+    which recipes do have held runs."""
+    store = open_existing(db)
+    try:
+        n = end(store, recipe)
+        if not n:
+            _nothing_held(store, recipe)
+    finally:
+        store.close()
+    return n
+
+
 @click.command()
 @_recipe_option
 @db_option
@@ -33,14 +48,7 @@ def _nothing_held(store: Store, recipe: str) -> None:
 def approve(recipe: str, db: str | None) -> None:
     """Release the runs held for RECIPE by its flood_limit: they run (a running runner picks
     them up within a second; otherwise the next start does)."""
-    store = open_existing(db)
-    try:
-        n = approve_held(store, recipe)
-        if not n:
-            _nothing_held(store, recipe)
-    finally:
-        store.close()
-    if n:
+    if n := _end_held(db, recipe, approve_held):
         click.echo(f"approved {n} held run(s) of {recipe}: they run now")
 
 
@@ -50,14 +58,7 @@ def approve(recipe: str, db: str | None) -> None:
 @friendly_errors
 def discard(recipe: str, db: str | None) -> None:
     """End the runs held for RECIPE as `discarded`: never sent, kept in the audit."""
-    store = open_existing(db)
-    try:
-        n = discard_held(store, recipe)
-        if not n:
-            _nothing_held(store, recipe)
-    finally:
-        store.close()
-    if n:
+    if n := _end_held(db, recipe, discard_held):
         click.echo(f"discarded {n} held run(s) of {recipe}: nothing was sent")
 
 

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import httpx
 
-from automations.connections import Connections, ConnectionSettings
+from automations.connections import Connections
 from automations.execution.render import render_action
 from automations.outbound import Connection
 from automations.recipes.compiler import load_recipe_text
 from automations.retry import RetryPolicy
-from tests.fakes import VirtualClock
+from tests.fakes.connections import with_connections
 
 RECIPE = """
 name: h
@@ -77,21 +76,17 @@ def test_a_connection_supplies_base_url_key_maton_route_and_pacing(tmp_path: Pat
         seen.append(request)
         return httpx.Response(200, json={"data": [], "totalItems": 0, "nextPageToken": None})
 
-    async def send(env: dict[str, str]) -> int:
-        clock = VirtualClock()
-        async with Connections(
-            ConnectionSettings.from_env(env),
-            transport=httpx.MockTransport(handler),
-            clock=clock,
-            sleep=clock.sleep,
-        ) as conns:
-            for _ in range(12):
-                await conns.send(req, RetryPolicy(max_attempts=1))
-            limiter = conns.limiter_for(Connection.QUO)
-            assert limiter is not None
-            return limiter.released
+    async def twelve(conns: Connections) -> int:
+        for _ in range(12):
+            await conns.send(req, RetryPolicy(max_attempts=1))
+        limiter = conns.limiter_for(Connection.QUO)
+        assert limiter is not None
+        return limiter.released
 
-    assert asyncio.run(send({"QUO_API_KEY": "quo-key"})) == 12
+    def send(env: dict[str, str]) -> int:
+        return with_connections(handler, twelve, env)
+
+    assert send({"QUO_API_KEY": "quo-key"}) == 12
     direct = seen[0]
     assert str(direct.url) == (
         "https://api.openphone.com/v1/contacts?externalIds=a%2Bb%26c%40x.com"
@@ -99,7 +94,7 @@ def test_a_connection_supplies_base_url_key_maton_route_and_pacing(tmp_path: Pat
     )
     assert direct.headers["authorization"] == "quo-key"
     seen.clear()
-    assert asyncio.run(send({"MATON_API_KEY": "m", "MATON_CONNECTION": "c1"})) == 12
+    assert send({"MATON_API_KEY": "m", "MATON_CONNECTION": "c1"}) == 12
     via = seen[0]
     assert via.url.path == "/quo/v1/contacts"
     assert via.url.host == "gateway.maton.ai"

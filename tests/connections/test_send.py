@@ -19,6 +19,7 @@ from automations.errors import AmbiguousSendError, ConfigError, ProviderError
 from automations.outbound import Connection, OutboundRequest, SendResult
 from automations.retry import RetryPolicy
 from tests.fakes import TIMEOUT_AFTER_RECEIPT, FakeProvider, VirtualClock
+from tests.fakes.connections import with_connections
 from tests.fakes.loops import LoopsFake
 from tests.fakes.quo import QuoFake
 
@@ -47,19 +48,7 @@ def run(
 ) -> T:
     clock = clock or fake.clock  # type: ignore[assignment]
     assert isinstance(clock, VirtualClock)
-
-    async def main() -> T:
-        async with Connections(
-            ConnectionSettings.from_env(env),
-            transport=httpx.MockTransport(fake.handler),
-            clock=clock,
-            sleep=clock.sleep,
-            now=lambda: NOW,
-            rng=rng,
-        ) as connections:
-            return await use(connections)
-
-    return asyncio.run(main())
+    return with_connections(fake.handler, use, env, clock=clock, now=lambda: NOW, rng=rng)
 
 
 def send(
@@ -216,17 +205,10 @@ def test_an_idempotent_http_request_is_retried_after_a_server_error(method: str)
         seen.append(request.method)
         return next(answers)
 
-    async def main() -> SendResult:
-        clock = VirtualClock()
-        async with Connections(
-            ConnectionSettings.from_env(ENV),
-            transport=httpx.MockTransport(handler),
-            clock=clock,
-            sleep=clock.sleep,
-        ) as c:
-            return await c.send(_http(method), POLICY)
+    async def use(c: Connections) -> SendResult:
+        return await c.send(_http(method), POLICY)
 
-    assert asyncio.run(main()).attempts == 3
+    assert with_connections(handler, use, ENV).attempts == 3
     assert seen == [method] * 3
 
 
@@ -240,18 +222,11 @@ def test_a_post_is_retried_only_with_an_idempotency_key() -> None:
             count += 1
             return next(answers)
 
-        async def main() -> None:
-            clock = VirtualClock()
-            async with Connections(
-                ConnectionSettings.from_env(ENV),
-                transport=httpx.MockTransport(handler),
-                clock=clock,
-                sleep=clock.sleep,
-            ) as c:
-                with contextlib.suppress(AmbiguousSendError):
-                    await c.send(req, POLICY)
+        async def use(c: Connections) -> None:
+            with contextlib.suppress(AmbiguousSendError):
+                await c.send(req, POLICY)
 
-        asyncio.run(main())
+        with_connections(handler, use, ENV)
         return count
 
     assert attempts(_http("POST", json={})) == 1
