@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import time
 
+from automations.execution.resolve import current_actor
 from automations.ports import Store
-from automations.records import RunStatus
+from automations.records import AuditEntry, RunStatus
 
 __all__ = ["DECIDED", "DISCARD_NOTE", "approve", "decisions", "discard"]
 
@@ -49,8 +50,13 @@ def decisions(store: Store) -> int:
 def _decide(
     store: Store, recipe: str, status: RunStatus, now: float | None, note: str | None
 ) -> int:
+    at = time.time() if now is None else now
     with store.transaction():
-        n = store.end_hold(recipe, status, now=time.time() if now is None else now, error=note)
+        n = store.end_hold(recipe, status, now=at, error=note)
         if n:
             store.set_state(DECIDED[0], [(DECIDED[1], str(decisions(store) + 1))])
+            # the decision itself, beside replay and resolve: who ended which holds, and when
+            action = "approve" if status is RunStatus.PENDING else "discard"
+            detail = {"recipe": recipe, "runs": n}
+            store.add_audit(AuditEntry(at, current_actor(), action, detail=detail))
     return n

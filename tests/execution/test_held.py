@@ -49,3 +49,19 @@ def test_discard_ends_held_runs_never_to_run(store: MemoryStore | SQLiteStore) -
     assert (run.status, run.error, run.finished_at) == (RunStatus.DISCARDED, DISCARD_NOTE, T0 + 60)
     assert approve(store, "leads") == 0  # discarded is final
     assert store.count(RunStatus.DISCARDED) == 3
+
+
+def test_each_decision_is_audited_once_with_its_recipe_and_count(
+    store: MemoryStore | SQLiteStore,
+) -> None:
+    _hold(store, 3)
+    _hold(store, 2, recipe="other")
+    assert approve(store, "leads", now=T0 + 10) == 3
+    assert discard(store, "other", now=T0 + 20) == 2
+    assert approve(store, "leads", now=T0 + 30) == 0  # nothing decided: nothing audited
+    entries = sorted(store.audit_log(), key=lambda e: e.at)
+    assert [(e.at, e.action, e.run_id, e.detail) for e in entries] == [
+        (T0 + 10, "approve", None, {"recipe": "leads", "runs": 3}),
+        (T0 + 20, "discard", None, {"recipe": "other", "runs": 2}),
+    ]
+    assert all(e.actor for e in entries)
