@@ -6,7 +6,8 @@
   Decisions people take on runs (replay, resolve) are kept in the same store as
   ``AuditEntry``s: who, when, what.
 - ``StateStore`` (same adapters): small persisted values the triggers need across restarts
-  (a table's seen keys and content hashes, a schedule's last fire time).
+  (a table's position and, per row key, the hash of what the recipe reads, looked up a batch
+  of keys at a time: ``triggers.table_state``; a schedule's last fire time).
 
 Every adapter has an in-memory version, and one contract test suite runs over all of them.
 Methods are synchronous: SQLite calls take microseconds, and keeping them synchronous makes
@@ -167,6 +168,18 @@ class StateStore(ABC):
 
     @abstractmethod
     def all_state(self, scope: str) -> dict[str, str]: ...
+
+    def get_states(self, scope: str, keys: Sequence[str]) -> dict[str, str]:
+        """The values of those of ``keys`` that are set in ``scope`` (the others are left out),
+        in one query per call whatever the scope holds: how a keyed scan looks up one batch of
+        rows among millions of keys without loading them (``triggers.table_state``). Stores
+        override this default, which asks for each key in turn."""
+        found = {}
+        for key in dict.fromkeys(keys):
+            value = self.get_state(scope, key)
+            if value is not None:
+                found[key] = value
+        return found
 
 
 class Store(RunStore, StateStore):

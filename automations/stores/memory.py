@@ -265,6 +265,11 @@ class MemoryStore(Store):
         with self._lock:
             self._t.state.setdefault(scope, {}).update(values)
 
+    def get_states(self, scope: str, keys: Sequence[str]) -> dict[str, str]:
+        with self._lock:
+            values = self._t.state.get(scope, {})
+            return {key: values[key] for key in keys if key in values}
+
     def all_state(self, scope: str) -> dict[str, str]:
         with self._lock:
             return dict(sorted(self._t.state.get(scope, {}).items()))

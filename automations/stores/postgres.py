@@ -402,6 +402,14 @@ class PostgresStore(Store):
             with self._cursor(atomic=True) as cur:
                 cur.executemany(sql.SET_STATE, values)
 
+    def get_states(self, scope: str, keys: Sequence[str]) -> dict[str, str]:
+        unique = list(dict.fromkeys(keys))
+        if not unique:
+            return {}
+        with self._cursor() as cur:
+            rows = cur.execute(sql.GET_STATES, (scope, unique)).fetchall()
+        return {str(k): str(v) for k, v in rows}
+
     def all_state(self, scope: str) -> dict[str, str]:
         with self._cursor() as cur:
             rows = cur.execute(sql.ALL_STATE, (scope,)).fetchall()

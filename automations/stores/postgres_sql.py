@@ -251,6 +251,8 @@ SET_STATE = (
     "INSERT INTO state (scope, key, value) VALUES (%s, %s, %s) "
     "ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value"
 )
+#: The values of one batch of keys (a keyed table scan): the primary key answers each.
+GET_STATES = "SELECT key, value FROM state WHERE scope = %s AND key = ANY(%s)"
 ALL_STATE = "SELECT key, value FROM state WHERE scope = %s ORDER BY key"
 
 # -- db copy (from a SQLite file) --------------------------------------------------------------

@@ -391,6 +391,22 @@ class SQLiteStore(Store):
                 ((scope, key, value) for key, value in items),
             )
 
+    def get_states(self, scope: str, keys: Sequence[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        unique = list(dict.fromkeys(keys))
+        with self._guard:
+            # the primary key (scope, key) answers each lookup; IN lists stay under SQLite's
+            # limit on bound parameters
+            for start in range(0, len(unique), _IN_CHUNK):
+                part = unique[start : start + _IN_CHUNK]
+                marks = ", ".join("?" * len(part))
+                rows = self._db.execute(
+                    f"SELECT key, value FROM state WHERE scope = ? AND key IN ({marks})",
+                    (scope, *part),
+                ).fetchall()
+                found.update((str(k), str(v)) for k, v in rows)
+        return found
+
     def all_state(self, scope: str) -> dict[str, str]:
         with self._guard:
             rows = self._db.execute(

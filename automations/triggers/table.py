@@ -16,7 +16,8 @@ How the file is read:
   rows whose key was seen before are compared by hash, so nothing re-runs by accident.
 - Only complete records count (see ``table_records``); a half-written last line waits.
 
-What counts as a change: per key, the state holds a 16-hex-digit hash of the columns the recipe
+What counts as a change (``table_state``, shared with the database tables): per key, the state
+holds a 16-hex-digit hash of the columns the recipe
 reads (``TableSpec.reads``: its key, references, conditions and ``columns:``; the whole row when
 it reads ``@``) and a revision number, ``"<hash>.<revision>"``. A change in another column, a new
 column, a reordered or renamed unread column leave the hash alone: nothing runs. Each change of
@@ -34,7 +35,8 @@ without ``reads``) is read as revision 0 and compared the old way once, in a ful
 unchanged since are migrated silently; only rows changed while the runner was down run.
 
 State layout in the scope: ``meta`` (JSON: format version, key column, projection, reads, offset,
-line, prefix hash, CSV header) and one ``k<generation>:<key>`` entry per key. Changing the
+line, prefix hash, CSV header) and one ``k<generation>:<key>`` entry per key, looked up in the
+store batch by batch (never loaded whole: a million keys stay in the store). Changing the
 recipe's key column starts a new generation: a fresh first activation. Changing what the recipe
 reads (or the projection) re-records every hash without runs.
 """
@@ -45,14 +47,15 @@ import hashlib
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from automations.errors import TableFileError
-from automations.model import ExistingRows, TableSpec
+from automations.model import TableSpec
 from automations.ports import StateStore
 from automations.triggers.table_files import TableAccess, open_table, read_bounded
 from automations.triggers.table_records import RawRecord, TableProblem, parse_chunk, table_format
+from automations.triggers.table_state import KeyedRow, RowRules, RowStates, TableEvent
 
 __all__ = ["TableEvent", "TableProblem", "TableReader", "find_row"]
 
@@ -61,22 +64,6 @@ _META_VERSION = 2
 #: ``meta["reads"]`` of state written before this version knew what a recipe reads.
 _LEGACY = "legacy"
 _READ_CHUNK = 1 << 20
-
-
-@dataclass(frozen=True, slots=True)
-class TableEvent:
-    """One row to run: new (``dedupe_key == key``) or changed in a column the recipe reads
-    (``dedupe_key == f"{key}@<16 hex digits of its hash and revision>"``, ``updated`` true)."""
-
-    key: str
-    #: The row (projected to ``TableSpec.columns`` when set). CSV values are strings.
-    row: dict[str, Any]
-    #: SHA-256 (hex) of the row's canonical JSON.
-    content_hash: str
-    dedupe_key: str
-    #: 1-based line of the row's first physical line in the file.
-    line: int
-    updated: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +80,7 @@ class _Pending:
 
     dedupe_keys: list[str]
     changes: dict[str, str]
+    gen: int
     meta: dict[str, Any]
     stat: tuple[int, ...]
     settled: bool
@@ -101,7 +89,6 @@ class _Pending:
 @dataclass(slots=True)
 class _Committed:
     meta: dict[str, Any] | None = None
-    seen: dict[str, str] = field(default_factory=dict)
     stat: tuple[int, ...] | None = None
     settled: bool = False
 
@@ -177,11 +164,11 @@ class TableReader:
             meta.get("columns") != projection or reads not in (_LEGACY, self._reads)
         )
         if activated:
-            gen, seen = int(meta["gen"]), committed.seen
+            gen = int(meta["gen"])
             whole = quiet or reads == _LEGACY  # re-read it all: every key gets the new hash
             start = _Position() if whole else _position_from(meta)
         else:
-            gen, seen, start = int(meta.get("gen", -1)) + 1, {}, _Position()
+            gen, start = int(meta.get("gen", -1)) + 1, _Position()
         try:
             records, position = self._read_records(start, settled)
         except TableFileError as exc:
@@ -198,7 +185,10 @@ class TableReader:
                 "reads (renamed or removed?); nothing runs for this recipe until the header "
                 "has it again",
             )
-        events, changes = self._diff(records, seen, activating=not activated, quiet=quiet)
+        rows = self._row_states(gen)
+        keyed = self._keyed(records)
+        compared = rows.compare(keyed, activating=not activated, quiet=quiet)
+        events, changes = compared.events, compared.changes
         self.problems.sort(key=lambda problem: problem.line)
         meta.update(
             v=_META_VERSION,
@@ -212,7 +202,7 @@ class TableReader:
             header=list(position.header) if position.header is not None else None,
         )
         dedupe_keys = [event.dedupe_key for event in events]
-        self._pending = _Pending(dedupe_keys, changes, meta, stat, settled)
+        self._pending = _Pending(dedupe_keys, changes, gen, meta, stat, settled)
         if not events:
             self.commit(events)
         return events
@@ -242,31 +232,21 @@ class TableReader:
         if [event.dedupe_key for event in events] != pending.dedupe_keys:
             raise ValueError("commit() must be given exactly the events of the latest scan()")
         committed = self._load()
-        gen = pending.meta["gen"]
-        if committed.meta is None or committed.meta.get("gen") != gen:
-            committed.seen = {}
         if pending.changes or pending.meta != committed.meta:
-            items = [(_META, json.dumps(pending.meta, separators=(",", ":")))]
-            items.extend((f"k{gen}:{key}", digest) for key, digest in pending.changes.items())
-            self._state.set_state(self.scope, items)
+            meta = json.dumps(pending.meta, separators=(",", ":"))
+            self._row_states(pending.gen).record(pending.changes, [(_META, meta)])
         committed.meta = pending.meta
-        committed.seen.update(pending.changes)
         committed.stat = pending.stat
         committed.settled = pending.settled
         self._pending = None
 
     def _load(self) -> _Committed:
         if self._committed is None:
-            stored = self._state.all_state(self.scope)
+            # only the position: the marks of the rows are looked up batch by batch
+            stored = self._state.get_state(self.scope, _META)
             committed = _Committed()
-            if _META in stored:
-                committed.meta = json.loads(stored[_META])
-                prefix = f"k{committed.meta['gen']}:"
-                committed.seen = {
-                    name[len(prefix) :]: value
-                    for name, value in stored.items()
-                    if name.startswith(prefix)
-                }
+            if stored is not None:
+                committed.meta = json.loads(stored)
             self._committed = committed
         return self._committed
 
@@ -326,57 +306,17 @@ class TableReader:
             data = read_bounded(handle, path, limit)
             return data, _Position(), hashlib.blake2b(digest_size=16)
 
-    def _diff(
-        self, records: list[RawRecord], seen: dict[str, str], *, activating: bool, quiet: bool
-    ) -> tuple[list[TableEvent], dict[str, str]]:
-        """Events and state changes for ``records`` against ``seen``. ``quiet``: the projection
-        changed, so changed hashes are recorded without update events."""
-        spec = self.spec
-        latest: dict[str, tuple[RawRecord, dict[str, Any]]] = {}
+    def _row_states(self, gen: int) -> RowStates:
+        return RowStates(self._state, self.scope, gen, self._reads, RowRules.of(self.spec))
+
+    def _keyed(self, records: list[RawRecord]) -> list[KeyedRow]:
+        """The records with a usable key, projected; the others are ``problems``."""
+        keyed = []
         for record in records:
-            key = _key_of(record, spec.key, self.problems)
-            if key is None:
-                continue
-            row = _project(record.values, spec.columns)
-            latest.pop(key, None)  # the last version wins, in the order of last versions
-            latest[key] = (record, row)
-        events: list[TableEvent] = []
-        changes: dict[str, str] = {}
-        run_existing = spec.existing_rows is ExistingRows.RUN
-        for key, (record, row) in latest.items():
-            digest = self._digest(row)
-            old = seen.get(key)
-            if old is None:
-                changes[key] = f"{digest}.0"
-                if run_existing if activating else spec.run_on_added:
-                    events.append(TableEvent(key, row, _content_hash(row), key, record.line))
-                continue
-            old_digest, dot, rev_text = old.partition(".")
-            revision = int(rev_text) if dot and rev_text.isdigit() else 0
-            # state from before revisions holds the hash of the whole (projected) row
-            unchanged = old_digest == (digest if dot else _content_hash(row)[:16])
-            if unchanged or quiet or not spec.run_on_updated:
-                value = f"{digest}.{revision}"
-                if value != old:
-                    changes[key] = value
-                continue
-            revision += 1
-            changes[key] = f"{digest}.{revision}"
-            dedupe = f"{key}@{_revision_id(digest, revision)}"
-            events.append(TableEvent(key, row, _content_hash(row), dedupe, record.line, True))
-        return events, changes
-
-    def _digest(self, row: dict[str, Any]) -> str:
-        """16 hex digits of the hash of what the recipe reads of ``row``."""
-        if self._reads is None:
-            return _content_hash(row)[:16]
-        return _content_hash({name: row.get(name) for name in self._reads})[:16]
-
-
-def _revision_id(digest: str, revision: int) -> str:
-    """An updated row's event identity: its hash and revision, as 16 hex digits (the form the
-    runner's order key expects)."""
-    return hashlib.blake2b(f"{digest}.{revision}".encode(), digest_size=8).hexdigest()
+            key = _key_of(record, self.spec.key, self.problems)
+            if key is not None:
+                keyed.append(KeyedRow(key, _project(record.values, self.spec.columns), record.line))
+        return keyed
 
 
 def find_row(spec: TableSpec, key: str) -> dict[str, Any] | None:
@@ -427,11 +367,3 @@ def _project(values: dict[str, Any], columns: tuple[str, ...] | None) -> dict[st
     if columns is None:
         return values
     return {name: values.get(name) for name in columns}
-
-
-# One encoder for every row: ``json.dumps`` with options builds a new one per call.
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def _content_hash(row: dict[str, Any]) -> str:
-    return hashlib.sha256(_CANONICAL.encode(row).encode("utf-8")).hexdigest()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from automations.errors import StoreError
+from automations.ports import StateStore
 from automations.records import AuditEntry, RunFilter, RunRecord, RunStatus, StepStatus
 from automations.stores import MemoryStore, PostgresStore, SQLiteStore
 from automations.stores.codec import JSON_TEXT_LIMIT, TRUNCATED_KEY, dump_json
@@ -637,3 +638,37 @@ def test_state_get_set_all(store: Store) -> None:
 def test_state_set_from_a_generator(store: Store) -> None:
     store.set_state("s", ((f"k{i}", str(i)) for i in range(3)))
     assert store.all_state("s") == {"k0": "0", "k1": "1", "k2": "2"}
+
+
+def test_get_states_answers_one_batch_of_keys(store: Store) -> None:
+    store.set_state("table:a", ((f"k0:{i}", f"h{i}.0") for i in range(1200)))
+    store.set_state("table:b", [("k0:5", "other")])
+    wanted = ["k0:5", "k0:1199", "k0:absent", "k0:5", *(f"k0:{i}" for i in range(600, 1100))]
+    found = store.get_states("table:a", wanted)
+    assert len(found) == 502
+    assert found["k0:5"] == "h5.0"
+    assert found["k0:1199"] == "h1199.0"
+    assert "k0:absent" not in found
+    assert store.get_states("table:a", []) == {}
+    assert store.get_states("table:none", ["k0:5"]) == {}
+
+
+def test_get_states_default_asks_key_by_key() -> None:
+    """The port's default (for a StateStore that does not override it) answers the same."""
+
+    class Minimal(StateStore):
+        def __init__(self) -> None:
+            self.values: dict[tuple[str, str], str] = {}
+
+        def get_state(self, scope: str, key: str) -> str | None:
+            return self.values.get((scope, key))
+
+        def set_state(self, scope: str, items: Iterable[tuple[str, str]]) -> None:
+            self.values.update(((scope, k), v) for k, v in items)
+
+        def all_state(self, scope: str) -> dict[str, str]:
+            return {k: v for (s, k), v in self.values.items() if s == scope}
+
+    state = Minimal()
+    state.set_state("t", [("a", "1"), ("b", "2")])
+    assert state.get_states("t", ["b", "c", "b"]) == {"b": "2"}
