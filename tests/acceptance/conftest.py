@@ -168,6 +168,25 @@ def fakes() -> Iterator[Fakes]:
 StartRunner = Callable[..., RunnerProcess]
 
 
+def runner_env(
+    fakes: Fakes, *, keys: bool = True, env: Mapping[str, str | None] | None = None
+) -> dict[str, str]:
+    """A runner's environment: this one without variables that would change what it talks to,
+    the fakes' URLs and keys, the secrets of the test recipes, then ``env`` (None: unset)."""
+    full = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
+    full |= fakes.env(keys=keys) | {
+        "QUO_FROM": QUO_FROM,
+        "HOOK_SECRET": HOOK_SECRET,
+        "QUO_HOOK_SECRET": QUO_HOOK_SECRET,
+    }
+    for name, value in (env or {}).items():
+        if value is None:
+            full.pop(name, None)
+        else:
+            full[name] = value
+    return full
+
+
 @pytest.fixture
 def recipes_dir(tmp_path: Path) -> Path:
     directory = tmp_path / "recipes"
@@ -185,17 +204,7 @@ def start_runner(tmp_path: Path, fakes: Fakes) -> Iterator[StartRunner]:
     def start(
         directory: Path, *args: str, keys: bool = True, env: Mapping[str, str | None] | None = None
     ) -> RunnerProcess:
-        full = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
-        full |= fakes.env(keys=keys) | {
-            "QUO_FROM": QUO_FROM,
-            "HOOK_SECRET": HOOK_SECRET,
-            "QUO_HOOK_SECRET": QUO_HOOK_SECRET,
-        }
-        for name, value in (env or {}).items():  # None: unset
-            if value is None:
-                full.pop(name, None)
-            else:
-                full[name] = value
+        full = runner_env(fakes, keys=keys, env=env)
         logs = tmp_path / "logs"
         logs.mkdir(exist_ok=True)
         runner = RunnerProcess(
