@@ -105,7 +105,7 @@ async def _serve(
             build_app(runner, max_body=max_body),
             host=host,
             port=port,
-            http=guarded_protocol(fit_to_descriptors(limits)),
+            http=guarded_protocol(fit_to_descriptors(limits), runner.metrics.intake_rejected),
             log_level="warning",
             access_log=False,
             lifespan="off",

@@ -14,6 +14,7 @@ import httpx
 
 from automations.actions import ErrorExplainer, explainer_for
 from automations.breaker import Breaker, refuses_key
+from automations.connections.observer import NO_ANSWER, NOT_REACHED, SendObserver
 from automations.connections.outcome import Call
 from automations.connections.signals import hold_for
 from automations.connections.wire import (
@@ -26,7 +27,7 @@ from automations.connections.wire import (
 from automations.endpoints import ConnectionSettings, Endpoint, mask_headers
 from automations.errors import ConfigError, ConnectionPausedError, ProviderError
 from automations.outbound import Connection, OutboundRequest, SendResult
-from automations.ratelimit import RateLimiter
+from automations.ratelimit import RateLimiter, Slot
 from automations.retry import RetryPolicy
 
 __all__ = ["DEFAULT_TIMEOUT", "Connections"]
@@ -48,7 +49,8 @@ class Connections:
     Pass ``client`` to share an existing ``httpx.AsyncClient`` (it is not closed here), or
     ``transport`` (``httpx.MockTransport`` in tests) for a client created on first use and closed
     by ``aclose``. ``clock``, ``sleep``, ``now`` and ``rng`` drive pacing and backoff; tests
-    inject fakes. One ``Connections`` belongs to one event loop.
+    inject fakes. ``observer`` hears of every answer, retry and wait for a slot (``/metrics``).
+    One ``Connections`` belongs to one event loop.
     """
 
     def __init__(
@@ -62,6 +64,7 @@ class Connections:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         rng: random.Random | None = None,
+        observer: SendObserver | None = None,
     ) -> None:
         if client is not None and transport is not None:
             raise ValueError("pass either client or transport, not both")
@@ -74,6 +77,8 @@ class Connections:
         self._sleep = sleep
         self._now = now
         self._rng = rng or random.Random()
+        #: Hears of answers, retries and waits for a slot (a no-op unless set).
+        self.observer = observer or SendObserver()
         self._limiters: dict[str, RateLimiter] = {}
         self._breakers: dict[str, Breaker] = {}
         #: Called with a breaker whenever it pauses or resumes (the dispatcher listens).
@@ -302,7 +307,9 @@ class Connections:
             explain or explainer_for(req.connection, req.path, gateway=_via_gateway(endpoint)),
         )
         client = self._http()
-        slot = await limiter.acquire() if limiter else None
+        seen = self.observer
+        name = req.connection.value
+        slot = await self._acquire(limiter, name) if limiter else None
         # Durations and the max_total budget start at the first slot, not in the queue for it.
         started = self._clock()
         previous_delay: float | None = None
@@ -311,7 +318,7 @@ class Connections:
         while True:
             attempt += 1
             if attempt > 1 and limiter is not None:
-                slot = await limiter.acquire()
+                slot = await self._acquire(limiter, name)
             extensions = {"trace": report_sending(slot)} if slot else {}
             try:
                 # the bytes are built before "sending" is recorded: a body JSON cannot carry
@@ -334,14 +341,17 @@ class Connections:
             except _NOT_SENT as exc:
                 reason = f"could not be reached ({type(exc).__name__})"
                 unsent = True
+                seen.unanswered(name, NOT_REACHED)
             except _UNSENDABLE as exc:
                 raise call.failure(f"could not be sent ({exc})", attempt, None) from None
             except httpx.RequestError as exc:  # it left, but no complete answer came back
+                seen.unanswered(name, NO_ANSWER)
                 if not req.resend_safe:
                     raise call.ambiguous(exc, attempt, self._ms(started)) from None
                 reason = f"gave no answer ({type(exc).__name__})"
             else:
                 status = response.status_code
+                seen.answered(name, status)
                 hold = hold_for(response, now=self._now(), unix_now=self._now().timestamp())
                 if hold is not None and limiter is not None:
                     # the provider's own pacing signal holds the whole connection (every request
@@ -369,8 +379,21 @@ class Connections:
                 if pending is not None:
                     await pending
                 unmarked = True
+            seen.retrying(name, _retry_reason(last, unsent))
             await self._sleep(delay)
             previous_delay = delay
+
+    async def _acquire(self, limiter: RateLimiter, connection: str) -> Slot:
+        """The limiter's next slot, the wait for it told to the observer."""
+        seen = self.observer
+        started = self._clock()
+        seen.waiting(connection, 1)
+        try:
+            slot = await limiter.acquire()
+        finally:
+            seen.waiting(connection, -1)
+        seen.waited(connection, self._clock() - started)
+        return slot
 
     def _request(
         self,
@@ -401,6 +424,13 @@ class Connections:
 
     def _ms(self, started: float) -> float:
         return round((self._clock() - started) * 1000.0, 3)
+
+
+def _retry_reason(answer: httpx.Response | None, unsent: bool) -> str:
+    """Why an attempt is tried again, as a fixed word: the status, or that none came."""
+    if answer is not None:
+        return str(answer.status_code)
+    return NOT_REACHED if unsent else NO_ANSWER
 
 
 def _refusal(exc: ProviderError) -> str:

@@ -120,6 +120,9 @@ class Executor:
         self._redactors: dict[str, Redactor] = {}
         self._shorts: dict[str, frozenset[str]] = {}
         self._remembered: set[str] = set()
+        #: Called with each run this executor ended (final and durable; not a deferred run,
+        #: nor one found final already): the runner's metrics count them.
+        self.finished: list[Callable[[RunRecord], None]] = []
 
     def _short(self, recipe: Recipe) -> frozenset[str]:
         """The variables ``recipe`` substitutes whose values are too short to mask in free
@@ -143,6 +146,9 @@ class Executor:
         writes = _Writes(self)
         final = await self._execute(run, recipe, dry_run, writes)
         await writes.flush()
+        if writes.ended:
+            for listener in self.finished:
+                listener(final)
         return final
 
     async def _execute(
@@ -452,6 +458,7 @@ class Executor:
 
     def _finish(self, prog: _Progress, status: RunStatus, error: str | None) -> RunRecord:
         now = self.clock()
+        prog.writes.ended = True
         prog.writes.add(
             self.store.update_run, prog.run.id, status=status, error=error, finished_at=now
         )
@@ -525,10 +532,12 @@ class _Writes:
     from its ``sending`` mark, and a text that was sent would become ``unknown``.
     """
 
-    __slots__ = ("_executor", "_pending")
+    __slots__ = ("_executor", "_pending", "ended")
 
     def __init__(self, executor: Executor) -> None:
         self._executor = executor
+        #: The run was ended (``_finish``) by this execution.
+        self.ended = False
         self._pending: list[tuple[Callable[..., object], tuple[Any, ...], dict[str, Any]]] = []
 
     def add(self, fn: Callable[..., object], *args: Any, **kwargs: Any) -> None:

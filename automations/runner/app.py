@@ -19,7 +19,11 @@ _ALL = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 def build_app(runner: Runner, *, max_body: int = DEFAULT_MAX_BODY) -> Starlette:
     inbox = GroupCommit(runner.accept_batch)
     intake = WebhookIntake(
-        lambda path: runner.recipes.webhook(path), runner.env, inbox.accept, max_body=max_body
+        lambda path: runner.recipes.webhook(path),
+        runner.env,
+        inbox.accept,
+        max_body=max_body,
+        on_reject=runner.metrics.intake_rejected,
     )
 
     async def healthz(request: Request) -> Response:
@@ -29,6 +33,7 @@ def build_app(runner: Runner, *, max_body: int = DEFAULT_MAX_BODY) -> Starlette:
 
     async def hook(request: Request) -> Response:
         if runner.dispatcher.closed:
+            runner.metrics.intake_rejected("shutting_down")
             return JSONResponse({"error": "shutting down; retry later"}, status_code=503)
         runner.pressure.note()
         return await intake.handle(request)

@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -103,6 +104,8 @@ class _GuardedHttpTools(HttpToolsProtocol):
     waiting: ClassVar[dict[_GuardedHttpTools, None]]
     #: Connections answered and closing, still reading what their client sends (see ``_close``).
     lingering: ClassVar[int]
+    #: Told of each refusal: ``header_size`` (431), ``timeout`` (408), ``busy`` (503).
+    on_refusal: ClassVar[Callable[[str], None]]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -119,10 +122,12 @@ class _GuardedHttpTools(HttpToolsProtocol):
         if len(cls.open) >= cls.limits.max_connections:
             oldest = next(iter(cls.waiting), None)
             if oldest is None:
+                cls.on_refusal("busy")
                 self._discarding = True  # never parsed: only answered and closed
                 transport.write(_BUSY)
                 self._close(transport, linger=True)
                 return
+            cls.on_refusal("timeout")
             oldest._give_up(_TIMEOUT)
         cls.open.add(self)
         super().connection_made(transport)
@@ -151,6 +156,7 @@ class _GuardedHttpTools(HttpToolsProtocol):
                 self._head_bytes = limit
                 super().data_received(data[:room])  # the head may end inside these bytes
             if self._in_head:
+                type(self).on_refusal("header_size")
                 refusals.warning(
                     "oversized request heads",
                     "refused a request whose head is over %d bytes (431)",
@@ -213,6 +219,7 @@ class _GuardedHttpTools(HttpToolsProtocol):
         self._timer = None
         cycle = self.cycle
         if self._in_head or cycle is None or not cycle.response_started:
+            type(self).on_refusal("timeout")
             self._give_up(_TIMEOUT)
         else:
             self.transport.close()
@@ -248,14 +255,26 @@ class _GuardedHttpTools(HttpToolsProtocol):
         self.loop.call_later(LINGER_S, transport.close)
 
 
-def guarded_protocol(limits: HttpLimits) -> type[HttpToolsProtocol]:
+def guarded_protocol(
+    limits: HttpLimits, on_refusal: Callable[[str], None] | None = None
+) -> type[HttpToolsProtocol]:
     """A protocol class for ``uvicorn.Config(http=...)`` enforcing ``limits`` (one per server:
-    it counts that server's connections)."""
+    it counts that server's connections); ``on_refusal`` is told why each refusal happened."""
     return type(
         "GuardedHttpTools",
         (_GuardedHttpTools,),
-        {"limits": limits, "open": set(), "waiting": {}, "lingering": 0},
+        {
+            "limits": limits,
+            "open": set(),
+            "waiting": {},
+            "lingering": 0,
+            "on_refusal": staticmethod(on_refusal or _ignore),
+        },
     )
+
+
+def _ignore(reason: str) -> None:
+    return None
 
 
 def fit_to_descriptors(limits: HttpLimits) -> HttpLimits:

@@ -35,6 +35,7 @@ from automations.execution.held import decisions
 from automations.execution.pauses import Pause, clear_pauses, record_pause
 from automations.execution.rows import row_for
 from automations.execution.versions import load_version
+from automations.metrics import instrument
 from automations.model import Recipe, ScheduleTrigger, TableTrigger, WebhookTrigger
 from automations.outbound import Connection
 from automations.ports import Store
@@ -144,6 +145,8 @@ class Runner:
         self._pause_writes: set[asyncio.Task[None]] = set()
         #: In a dry run, the variables last reported as not set.
         self._unset: list[str] = []
+        #: ``/metrics``: counters hooked to the connections, the executor and the intake.
+        self.metrics = instrument(self)
 
     # -- lifecycle ---------------------------------------------------------------------------
 

@@ -49,7 +49,7 @@ __all__ = [
 ]
 
 #: The schema version this code writes (``PRAGMA user_version``).
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # The comments inside the CREATE statements are kept by SQLite: ``.schema`` shows them.
 # Indexes serve list_runs newest first: all runs (runs_created), by recipe (runs_recipe), by
@@ -145,8 +145,16 @@ CREATE INDEX runs_event_key ON runs (event_key);
 CREATE INDEX runs_schedule_key ON runs (substr(event_key, 22)) WHERE trigger = 'schedule';
 """
 
+# Version 5: the runs waiting for a person (``held`` by a flood brake, stopped ``unknown``), by
+# status then recipe: ``count_by_recipe`` of those (the runner at start and on decisions,
+# ``/metrics`` at every scrape) reads a few index entries instead of scanning a million runs
+# (1.3 s -> well under 1 ms). Runs enter it only when they end that way: the intake pays nothing.
+_SCHEMA_V5 = """
+CREATE INDEX runs_attention ON runs (status, recipe) WHERE status IN ('held', 'unknown');
+"""
+
 #: ``MIGRATIONS[n]`` takes a database from schema version ``n`` to ``n + 1``.
-MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4)
+MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4, _SCHEMA_V5)
 
 #: The columns of ``runs`` (but ``seq``) in the order ``run_params`` gives their values.
 RUN_COLUMNS = (

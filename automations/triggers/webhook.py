@@ -46,6 +46,10 @@ class _TooLarge(Exception):
     pass
 
 
+def _ignore(reason: str) -> None:
+    return None
+
+
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
@@ -68,6 +72,7 @@ class WebhookIntake:
         *,
         max_body: int = DEFAULT_MAX_BODY,
         tolerance_s: float = 300.0,
+        on_reject: Callable[[str], None] | None = None,
     ) -> None:
         self.lookup = lookup
         self.env = env
@@ -76,20 +81,25 @@ class WebhookIntake:
         self.tolerance_s = tolerance_s
         #: Rejections are caused from outside: logged, never faster than a bounded rate.
         self.rejections = ThrottledLog(log)
+        #: Told why each request was refused (a fixed word: ``metrics.REJECTION_REASONS``).
+        self.on_reject = on_reject or _ignore
 
     async def handle(self, request: Request) -> Response:
         path: str = request.scope["path"]  # request.url would parse the whole URL
         recipe = self.lookup(path)
         if recipe is None:
-            return self._reject(request, 404, f"no recipe serves {path}")
+            return self._reject(request, 404, f"no recipe serves {path}", "not_found")
         if request.method != "POST":
+            self.on_reject("method")
             return JSONResponse({"error": "use POST"}, status_code=405, headers={"Allow": "POST"})
         try:
             body = await self._read(request)
         except _TooLarge:
-            return self._reject(request, 413, f"body larger than {self.max_body} bytes")
+            return self._reject(request, 413, f"body larger than {self.max_body} bytes", "size")
         except ClientDisconnect:  # gone (or cut off by the body timeout): nothing recorded
-            return self._reject(request, 400, "the client went away before its body arrived")
+            return self._reject(
+                request, 400, "the client went away before its body arrived", "disconnected"
+            )
         trigger = recipe.trigger
         assert isinstance(trigger, WebhookTrigger)
         secret = self.env.get(trigger.secret_env) if trigger.secret_env else None
@@ -103,7 +113,7 @@ class WebhookIntake:
                 tolerance_s=self.tolerance_s,
             )
         except SignatureError as exc:
-            return self._reject(request, 401, str(exc))
+            return self._reject(request, 401, str(exc), "signature")
         except ConfigError as exc:
             # the runner lacks (or cannot use) the secret: the operator is told what to set; the
             # caller only that it cannot be taken now (the provider will retry)
@@ -113,11 +123,12 @@ class WebhookIntake:
                 exc,
                 trigger.secret_env or "the webhook secret",
             )
+            self.on_reject("not_configured")
             return _error(503, "webhook verification is not configured on this runner")
         try:
             payload = parse_event(body)
         except EventError as exc:
-            return self._reject(request, 400, str(exc))
+            return self._reject(request, 400, str(exc), "bad_body")
         event_key = self._event_key(trigger, request.headers, payload, body)
         try:
             accepted = self.accept(
@@ -128,6 +139,7 @@ class WebhookIntake:
             # 503 with Retry-After, not 500: the provider retries the same delivery, and the
             # event is recorded then (or answered as a duplicate if this commit did land).
             log.error("webhook %s could not be recorded: %s", trigger.path, exc)
+            self.on_reject("store")
             return JSONResponse(
                 {"error": "the event could not be recorded now; retry later"},
                 status_code=503,
@@ -137,10 +149,12 @@ class WebhookIntake:
             return _answer(run.id, "accepted", 202)
         return _answer(run.id, "duplicate", 200)
 
-    def _reject(self, request: Request, status: int, reason: str) -> JSONResponse:
-        """Answer ``status`` with ``reason``, and log the rejection for the operator (a delivery the
-        provider will retry, or someone probing). ``reason`` never holds a secret: signature errors
-        name the header at fault, never its value or the expected one."""
+    def _reject(self, request: Request, status: int, reason: str, kind: str) -> JSONResponse:
+        """Answer ``status`` with ``reason``, count it as ``kind``, and log the rejection for the
+        operator (a delivery the provider will retry, or someone probing). ``reason`` never holds
+        a secret: signature errors name the header at fault, never its value or the expected
+        one."""
+        self.on_reject(kind)
         client = request.scope.get("client")
         self.rejections.warning(
             "webhook rejections",

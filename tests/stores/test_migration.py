@@ -48,7 +48,17 @@ def test_a_version_1_database_is_upgraded_in_place(tmp_path: Path) -> None:
     by_key = store.list_runs(RunFilter(key="evt-402"))
     store.close()
 
-    assert rows(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(4,)]
+    assert rows(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(5,)]
+    # version 5: held and unknown runs counted from their own index, not a scan of every run
+    plan = rows(
+        path,
+        "EXPLAIN QUERY PLAN SELECT recipe, COUNT(*) FROM runs WHERE status = 'unknown' "
+        "AND status IN ('held', 'unknown') GROUP BY recipe",
+    )
+    assert "COVERING INDEX runs_attention" in str(plan)
+    store = SQLiteStore(path)
+    assert store.count_by_recipe(RunStatus.UNKNOWN) == {"lead": 1}
+    store.close()
     # version 4: the runs of one event are found by key (an index search)
     assert [r.event_key for r in by_key] == ["evt-402"]
     assert {"runs_event_key", "runs_schedule_key"} <= {
