@@ -1,5 +1,5 @@
 """How much is waiting, how fast it goes out, and when it will be done: ``automations status``
-and the runner's backlog line.
+(the runner's own progress line is ``progress.py``).
 
 Read from the store alone (any process can ask): the runs waiting per recipe, the steps that
 ended in the last minute, and from those two an estimate of when each backlog drains. Per
@@ -19,7 +19,6 @@ from automations.ports import Store
 __all__ = [
     "Backlog",
     "BacklogLine",
-    "backlog_log_line",
     "backlog_table",
     "connection_of",
     "drain_text",
@@ -158,26 +157,3 @@ def backlog_table(backlog: Backlog) -> list[str]:
             out.append("(none)")
         out.append("")
     return out[:-1]
-
-
-def backlog_log_line(backlog: Backlog) -> str:
-    """The runner's periodic line while something waits: every recipe and connection with a
-    queue, its pace and its estimate."""
-
-    def pace(line: BacklogLine) -> str:
-        if line.paused:
-            return drain_text(line)
-        return "stalled" if line.stalled else f"drains in {drain_text(line)}"
-
-    parts = [
-        f"{line.name} {line.queued:,} queued, {line.sent_last_minute:,} sent in the last "
-        f"minute, {pace(line)}"
-        for line in backlog.recipes
-        if line.queued
-    ]
-    conns = [
-        f"{line.name} {line.queued:,} requests queued, {line.sent_last_minute:,}/min, {pace(line)}"
-        for line in backlog.connections
-        if line.queued
-    ]
-    return "backlog: " + "; ".join(parts) + (" | connections: " + "; ".join(conns) if conns else "")

@@ -17,8 +17,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +29,10 @@ from automations.breaker import Breaker
 from automations.connections import Connections
 from automations.diagnostics import Diagnostic, Severity
 from automations.errors import StoreError
-from automations.execution.backlog import Backlog, backlog_log_line, measure_backlog
 from automations.execution.executor import Executor
 from automations.execution.held import decisions
 from automations.execution.pauses import Pause, clear_pauses, record_pause
+from automations.execution.progress import BacklogProgress
 from automations.execution.rows import row_for
 from automations.execution.versions import load_version
 from automations.metrics import instrument
@@ -75,7 +75,7 @@ class RunnerOptions:
     prune_every_s: float = 3600.0
     #: How often the backlog shown in ``/healthz`` is counted.
     backlog_every_s: float = 5.0
-    #: While runs wait, the backlog (queued, sent in the last minute, when it drains) is logged
+    #: While runs wait, each recipe's backlog progress (sent of how many, time left) is logged
     #: this often.
     backlog_log_every_s: float = 10.0
     #: Directories outside the recipes directory that table files may be in.
@@ -459,32 +459,37 @@ class Runner:
             await asyncio.wait_for(asyncio.gather(*waits), timeout=30)
 
     async def _report_backlog_forever(self) -> None:
-        """Every ``backlog_log_every_s`` while runs wait: one line with each recipe's and each
-        connection's queue, pace and drain estimate (``automations status`` reads the same)."""
+        """Every ``backlog_log_every_s`` while runs wait: one line per recipe with runs waiting,
+        how many of its backlog went out and when the rest will (``execution/progress.py``)."""
+        progress = BacklogProgress()
         while True:
             await asyncio.sleep(self.options.backlog_log_every_s)
             try:
-                backlog = await self.exec_io(self.backlog_report)
-            except Exception:  # a busy or closing store: the next report will do
-                log.debug("backlog report skipped", exc_info=True)
+                queued = await self.exec_io(self.store.unfinished_counts)
+            except Exception:  # a busy or closing store: the next count will do
+                log.debug("backlog count skipped", exc_info=True)
                 continue
-            if backlog.busy:
-                log.info("%s", backlog_log_line(backlog))
+            for line in progress.update(time.monotonic(), queued, self.held_by(queued)):
+                log.info("%s", line)
 
-    def backlog_report(self) -> Backlog:
-        """The backlog now, counted with the loaded recipes' actions; a connection its circuit
-        breaker paused says so, and why."""
-        actions = {r.name: [a.kind for a in r.actions] for r in self.recipes.by_name.values()}
-        backlog = measure_backlog(self.store, time.time(), actions)
+    def held_by(self, recipes: Iterable[str]) -> dict[str, str]:
+        """Why runs of ``recipes`` cannot go on now, for those that cannot: their recipe is not
+        loaded, or a connection they use is paused (its circuit breaker, and why)."""
         paused = {
             b.connection.value: b.reason or "paused"
             for b in self.connections.breakers()
             if b.paused
         }
-        if not paused:
-            return backlog
-        lines = tuple(replace(line, paused=paused.get(line.name)) for line in backlog.connections)
-        return replace(backlog, connections=lines)
+        out = {}
+        for recipe in recipes:
+            lane = self.lane_of(recipe)
+            if lane is None:
+                out[recipe] = "waiting: the recipe is not loaded"
+                continue
+            reasons = [paused[c] for c in lane.split("+") if c in paused]
+            if reasons:
+                out[recipe] = "paused: " + "; ".join(reasons)
+        return out
 
     def _source_error(self, name: str, error: str | None) -> None:
         if error is None:

@@ -1,4 +1,4 @@
-"""``automations status`` and the runner's backlog line: queued, sent in the last minute, and
+"""``automations status``: queued, sent in the last minute, and
 when the backlog drains at that pace."""
 
 from __future__ import annotations
@@ -7,7 +7,6 @@ import dataclasses
 
 from automations.execution.backlog import (
     BacklogLine,
-    backlog_log_line,
     backlog_table,
     measure_backlog,
 )
@@ -61,7 +60,7 @@ def test_queues_pace_and_estimates() -> None:
     assert backlog.busy
 
 
-def test_the_table_and_the_log_line() -> None:
+def test_the_table() -> None:
     backlog = measure_backlog(history(), NOW, ACTIONS)
     assert backlog_table(backlog) == [
         "RECIPE                            QUEUED runs  SENT LAST MIN  DRAINS IN",
@@ -74,11 +73,6 @@ def test_the_table_and_the_log_line() -> None:
         "stalled: nothing sent in the last minute",
         "quo                                        12              4  ~2m30s",
     ]
-    assert backlog_log_line(backlog) == (
-        "backlog: leads 6 queued, 4 sent in the last minute, drains in ~2m30s; "
-        "signups 3 queued, 0 sent in the last minute, stalled | connections: "
-        "loops 3 requests queued, 0/min, stalled; quo 12 requests queued, 4/min, drains in ~2m30s"
-    )
 
 
 def test_the_pace_is_taken_over_the_time_there_were_sends() -> None:

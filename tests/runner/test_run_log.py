@@ -1,5 +1,6 @@
-"""The runner's log: its backlog every ``backlog_log_every_s`` while runs wait (nothing when none
-wait), and a line per run outcome with the run's id, at WARNING when someone should look."""
+"""The runner's log: each recipe's backlog progress every ``backlog_log_every_s`` while runs wait
+(nothing when none wait), and a line per run outcome with the run's id, at WARNING when someone
+should look."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from automations.connections import Connections, ConnectionSettings
-from automations.execution.backlog import backlog_log_line
+from automations.execution.progress import BacklogProgress
 from automations.records import RunRecord, RunStatus
 from automations.runner.registry import RecipeSet, reload
 from automations.runner.service import Runner, RunnerOptions
@@ -47,16 +48,16 @@ def test_a_waiting_backlog_is_logged_with_its_estimate(
     (tmp_path / "recipes").mkdir()
     with caplog.at_level(logging.INFO, logger="automations"):
         _run_for(tmp_path / "recipes", tmp_path / "runs.db", 0.4)
-    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("backlog:")]
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("gone:")]
     assert len(lines) >= 2
-    assert set(lines) == {"backlog: gone 2 queued, 0 sent in the last minute, stalled"}
+    assert set(lines) == {"gone: 0 of 2 sent, waiting: the recipe is not loaded"}
 
 
 def test_no_backlog_no_line(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     (tmp_path / "recipes").mkdir()
     with caplog.at_level(logging.INFO, logger="automations"):
         _run_for(tmp_path / "recipes", tmp_path / "runs.db", 0.2)
-    assert not [r for r in caplog.records if r.getMessage().startswith("backlog:")]
+    assert not [r for r in caplog.records if " sent, " in r.getMessage()]
 
 
 class _Outcome:
@@ -116,7 +117,7 @@ def test_json_lines_about_a_run_carry_its_whole_id() -> None:
     assert (line["run_id"], line["message"]) == ("0123456789abcdef0123456789abcdef", "run x waits")
 
 
-def test_a_paused_connection_says_so_in_the_backlog(tmp_path: Path) -> None:
+def test_a_paused_connection_says_so_in_the_progress_line(tmp_path: Path) -> None:
     """The runner knows what the store does not: a connection its breaker paused."""
     from automations.outbound import Connection
 
@@ -137,11 +138,9 @@ def test_a_paused_connection_says_so_in_the_backlog(tmp_path: Path) -> None:
             breaker = conns.breaker_for(Connection.QUO)
             assert breaker is not None
             breaker.refused(402, "Quo answered 402: the account is out of credit", probe=False)
-            return backlog_log_line(runner.backlog_report())
+            [line] = BacklogProgress().update(0.0, {"sms": 3}, runner.held_by(["sms"]))
+            return line
 
     line = asyncio.run(go())
     store.close()
-    assert line == (
-        "backlog: sms 3 queued, 0 sent in the last minute, stalled | connections: quo 3 "
-        "requests queued, 0/min, paused: Quo answered 402: the account is out of credit"
-    )
+    assert line == "sms: 0 of 3 sent, paused: Quo answered 402: the account is out of credit"
