@@ -68,7 +68,7 @@ def serve(db: Path, port: int) -> None:
     """The child process: ``/metrics`` over ``db`` as the console serves it (and ``/healthz``)."""
     store = SQLiteStore(db)
     metrics = busy_metrics(store)
-    handler = metrics_endpoint(metrics.registry, token=TOKEN, loopback=False)
+    handler = metrics_endpoint(metrics.registry, token=TOKEN)
 
     async def healthz(request: Request) -> Response:
         return Response("ok")

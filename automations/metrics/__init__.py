@@ -44,12 +44,11 @@ def instrument(
     metrics = RunnerMetrics(process=process)
     runner.connections.observer = metrics
     runner.executor.finished.append(metrics.run_finished)
-    metrics.registry.register(
-        StoreCollector(
-            store or runner.store,
-            lambda: {r.name: [a.kind for a in r.actions] for r in runner.recipes.by_name.values()},
-        )
+    metrics.store_gauges = StoreCollector(
+        store or runner.store,
+        lambda: {r.name: [a.kind for a in r.actions] for r in runner.recipes.by_name.values()},
     )
+    metrics.registry.register(metrics.store_gauges)
     metrics.registry.register(
         RunnerCollector(
             in_flight=lambda: runner.dispatcher.in_flight,

@@ -40,9 +40,10 @@ class StoreCollector(Collector):
             "automations_store_up", "1 when the store answered this scrape's counts, else 0."
         )
         try:
-            queued = self._store.unfinished_counts()
-            held = self._store.count_by_recipe(RunStatus.HELD)
-            unknown = self._store.count_by_recipe(RunStatus.UNKNOWN)
+            store = self.store
+            queued = store.unfinished_counts()
+            held = store.count_by_recipe(RunStatus.HELD)
+            unknown = store.count_by_recipe(RunStatus.UNKNOWN)
         except StoreError as exc:
             log.debug("metrics: the store did not answer: %s", exc)
             up.add_metric([], 0)

@@ -1,10 +1,11 @@
 """``GET /metrics``: the registry in the Prometheus text format, on the console's listener.
 
-Who may read it: on a loopback listener (the default, 127.0.0.1), anyone who can reach it, as
-the console's pages; on any other address, only a request with
-``Authorization: Bearer <token>`` (the console's token, compared in constant time), which is
-what Prometheus sends with ``authorization: {credentials: ...}`` in its scrape config, or one
-the console itself lets in (``also``: its signed session cookie). Anything else is answered 401
+Who may read it follows the console's rule (``console/auth.py``): without a console token the
+console listens on loopback only (and answers only to a loopback ``Host``), and ``/metrics`` is
+open to whoever can reach it there; with ``AUTOMATIONS_UI_TOKEN`` set, on any address, only a
+request with ``Authorization: Bearer <token>`` (compared in constant time: what Prometheus sends
+with ``authorization: {credentials: ...}`` in its scrape config) or one the console lets in
+(``also``: its signed session cookie, for a person in a browser). Anything else is answered 401
 with ``WWW-Authenticate: Bearer`` and no metric.
 
 The collectors read the store, so the exposition is built on a worker thread: a locked database
@@ -41,14 +42,13 @@ def metrics_endpoint(
     registry: CollectorRegistry,
     *,
     token: str | None,
-    loopback: bool,
     also: Callable[[Request], bool] | None = None,
 ) -> Callable[[Request], Awaitable[Response]]:
-    """The ``/metrics`` handler for a listener bound to a loopback address (``loopback``) or
-    not; ``token`` is the console's token (``None`` when unset)."""
+    """The ``/metrics`` handler; ``token`` is the console's token (``None`` when unset: the
+    console is then on loopback only, and so is this)."""
 
     async def metrics(request: Request) -> Response:
-        if not loopback and not (
+        if token is not None and not (
             bearer_matches(request.headers.get("authorization"), token)
             or (also is not None and also(request))
         ):

@@ -19,6 +19,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from automations.connections.observer import SendObserver
+from automations.metrics.collectors import StoreCollector
 from automations.records import RunRecord, RunStatus
 
 __all__ = ["REJECTION_REASONS", "RunnerMetrics"]
@@ -115,6 +116,8 @@ class RunnerMetrics(SendObserver):
         )
         for reason in REJECTION_REASONS:  # every reason shows, at 0 until it happens
             self.rejections.labels(reason)
+        #: The gauges read from the store at scrape time (``instrument`` registers them).
+        self.store_gauges: StoreCollector | None = None
 
     # -- the executor ------------------------------------------------------------------------
 

@@ -79,9 +79,9 @@ async def with_runner(
                 store.close()
 
 
-def console(runner: Runner, *, loopback: bool, token: str | None) -> httpx.AsyncClient:
+def console(runner: Runner, *, token: str | None) -> httpx.AsyncClient:
     """A client of a console app serving ``/metrics`` as the console mounts it."""
-    handler = metrics_endpoint(runner.metrics.registry, token=token, loopback=loopback)
+    handler = metrics_endpoint(runner.metrics.registry, token=token)
     app = Starlette(routes=[Route("/metrics", handler, methods=["GET"])])
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://console")
 
@@ -105,7 +105,7 @@ def test_three_runs_are_three_in_the_scrape_with_the_requests_behind_them(
         codes.append((await hooks.get("/hooks/x")).status_code)
         codes.append((await hooks.post("/nowhere", content=b"{}")).status_code)
         await asyncio.wait_for(runner.dispatcher.wait_idle(), 10)
-        async with console(runner, loopback=True, token=None) as c:
+        async with console(runner, token=None) as c:
             answer = await c.get("/metrics")
         seen.update(codes=codes, answer=answer, text=answer.text)
 
@@ -142,7 +142,7 @@ def test_no_secret_and_no_address_appears_in_the_metrics(tmp_path: Path) -> None
         await post(hooks, "ada.lovelace@example.com")
         await post(hooks, "+15555550123@example.com", token="wrong-" + HOOK_TOKEN)
         await asyncio.wait_for(runner.dispatcher.wait_idle(), 10)
-        async with console(runner, loopback=False, token=CONSOLE_TOKEN) as c:
+        async with console(runner, token=CONSOLE_TOKEN) as c:
             answer = await c.get("/metrics", headers={"Authorization": f"Bearer {CONSOLE_TOKEN}"})
         seen.update(text=answer.text, base_url=env["LOOPS_BASE_URL"])
 
@@ -158,27 +158,27 @@ def test_no_secret_and_no_address_appears_in_the_metrics(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize(
-    ("loopback", "token", "authorization", "status"),
+    ("token", "authorization", "status"),
     [
-        (True, None, None, 200),  # loopback: open, as the console's pages
-        (True, CONSOLE_TOKEN, None, 200),
-        (False, CONSOLE_TOKEN, f"Bearer {CONSOLE_TOKEN}", 200),
-        (False, CONSOLE_TOKEN, f"bearer  {CONSOLE_TOKEN}", 200),
-        (False, CONSOLE_TOKEN, None, 401),
-        (False, CONSOLE_TOKEN, "Bearer wrong", 401),
-        (False, CONSOLE_TOKEN, f"Basic {CONSOLE_TOKEN}", 401),
-        (False, CONSOLE_TOKEN, "Bearer ", 401),
-        (False, None, "Bearer ", 401),  # no token configured: nothing unlocks it
+        (None, None, 200),  # no token: the console is on loopback only, and so is this
+        (None, "Bearer anything", 200),
+        (CONSOLE_TOKEN, f"Bearer {CONSOLE_TOKEN}", 200),
+        (CONSOLE_TOKEN, f"bearer  {CONSOLE_TOKEN}", 200),
+        (CONSOLE_TOKEN, None, 401),
+        (CONSOLE_TOKEN, "Bearer wrong", 401),
+        (CONSOLE_TOKEN, f"Basic {CONSOLE_TOKEN}", 401),
+        (CONSOLE_TOKEN, "Bearer ", 401),
+        (CONSOLE_TOKEN, CONSOLE_TOKEN, 401),  # no scheme
     ],
 )
-def test_off_loopback_only_the_bearer_token_reads_the_metrics(
-    tmp_path: Path, loopback: bool, token: str | None, authorization: str | None, status: int
+def test_with_a_console_token_only_the_bearer_token_reads_the_metrics(
+    tmp_path: Path, token: str | None, authorization: str | None, status: int
 ) -> None:
     seen: dict[str, Any] = {}
 
     async def use(runner: Runner, hooks: httpx.AsyncClient, env: Any) -> None:
         headers = {} if authorization is None else {"Authorization": authorization}
-        async with console(runner, loopback=loopback, token=token) as c:
+        async with console(runner, token=token) as c:
             seen["answer"] = await c.get("/metrics", headers=headers)
 
     asyncio.run(with_runner(tmp_path, use, LoopsFake(keys={LOOPS_KEY})))
@@ -194,7 +194,7 @@ def test_openmetrics_is_served_to_a_scraper_that_asks_for_it(tmp_path: Path) -> 
     seen: dict[str, Any] = {}
 
     async def use(runner: Runner, hooks: httpx.AsyncClient, env: Any) -> None:
-        async with console(runner, loopback=True, token=None) as c:
+        async with console(runner, token=None) as c:
             seen["answer"] = await c.get(
                 "/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"}
             )
