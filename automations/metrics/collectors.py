@@ -29,10 +29,11 @@ log = logging.getLogger("automations.runner")
 class StoreCollector(Collector):
     """Queue depth, held and unknown runs, from ``store`` at each scrape. ``actions()`` gives
     each loaded recipe's action kinds (``quo.send_sms``...), from which the queue is also
-    counted in requests per connection."""
+    counted in requests per connection. ``store`` may be replaced: the console reads through a
+    connection of its own, so a scrape never waits on the runner's."""
 
     def __init__(self, store: RunStore, actions: Callable[[], Mapping[str, Sequence[str]]]) -> None:
-        self._store = store
+        self.store = store
         self._actions = actions
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
