@@ -189,3 +189,8 @@ class Store(RunStore, StateStore):
         """Group writes into one commit (a no-op where every write is already atomic). Never wrap
         a send in one: writes inside are durable only when the block ends."""
         return nullcontext()
+
+    def notify_pending(self) -> None:
+        """Tell the other nodes sharing this store that runs wait unclaimed (a wake-up hint:
+        PostgreSQL ``NOTIFY``, delivered when the current transaction commits; ``stores/wakeup``
+        listens). A no-op where one process owns the store."""

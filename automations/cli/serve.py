@@ -210,6 +210,13 @@ async def _serve(
     type=click.Path(file_okay=False, path_type=Path),
     help="A directory outside DIRECTORY that table files may be in (repeatable).",
 )
+@click.option(
+    "--poll-only",
+    is_flag=True,
+    envvar="AUTOMATIONS_POLL_ONLY",
+    help="On PostgreSQL, find waiting runs by polling alone (every second), without LISTEN: "
+    "for PgBouncer in transaction mode.",
+)
 @friendly_errors
 def run(
     directory: Path,
@@ -227,6 +234,7 @@ def run(
     keep_failed: float,
     log_format: str,
     tables_outside: tuple[Path, ...],
+    poll_only: bool,
 ) -> None:
     """Run the recipes in DIRECTORY: serve webhooks, watch tables, fire schedules; reload
     recipes when their files change. SIGTERM or Ctrl-C stops cleanly (exit 0).
@@ -242,6 +250,7 @@ def run(
         keep_succeeded_s=keep_succeeded * 86400,
         keep_failed_s=keep_failed * 86400,
         tables_outside=tables_outside,
+        poll_only=poll_only,
     )
     path = resolve_db(db)
     if dry_run and db is None:

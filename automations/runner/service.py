@@ -48,6 +48,7 @@ from automations.runner.inbox import IntakePressure
 from automations.runner.registry import RecipeSet, reload
 from automations.runner.sources import run_schedule, run_table
 from automations.stores.thread import StoreThread
+from automations.stores.wakeup import wakeup_for
 from automations.triggers.table_files import TableAccess
 
 __all__ = ["Runner", "RunnerOptions"]
@@ -83,6 +84,8 @@ class RunnerOptions:
     #: How often the runner looks for held runs a person approved or discarded (another
     #: process: ``automations approve``).
     decisions_every_s: float = 1.0
+    #: Never LISTEN for wake-ups on PostgreSQL (PgBouncer in transaction mode): poll only.
+    poll_only: bool = False
 
 
 class Runner:
@@ -104,6 +107,9 @@ class Runner:
         self.intake_io = StoreThread("store-intake")
         self.executor = Executor(store, connections, env, io=self.exec_io, defer_refused=True)
         self.pressure = IntakePressure()
+        #: Wakes a claim loop when runs wait unclaimed: a NOTIFY from any node on PostgreSQL
+        #: (unless ``poll_only``), else this process's own ``set()`` (``stores/wakeup.py``).
+        self.wakeup = wakeup_for(store, poll_only=options.poll_only)
         self.dispatcher = Dispatcher(
             self._execute,
             self._read_backlog,
@@ -154,6 +160,7 @@ class Runner:
         folder = _identity(self.directory)  # the folder these recipes come from
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
+        await self.wakeup.start()
         self._apply(
             reload(self.recipes, self.directory, self.env, tables=self.tables), initial=True
         )
@@ -189,6 +196,7 @@ class Runner:
         if self._watcher is not None:
             tasks.append(self._watcher)
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.wakeup.aclose()
         finished = await self.dispatcher.drain(self.options.grace_s, finish_queued=False)
         if not finished:
             log.warning("stopped with runs in flight; they resume on the next start")
@@ -205,6 +213,9 @@ class Runner:
         callback). Called on any thread: the table sources scan on worker threads; the
         dispatcher hears of the new runs on the event loop."""
         results = self.store.enqueue_many([r for r, _ in items])
+        if any(new and run.status is RunStatus.PENDING for run, new in results):
+            # committed: wake the other nodes (a hint; no-op on a store of one process)
+            self.store.notify_pending()
         loop = self._loop
         if loop is None or threading.get_ident() == self._loop_thread:
             self._dispatch(results, items)

@@ -201,6 +201,10 @@ class PostgresStore(Store):
         except PoolTimeout as exc:
             raise StoreError(f"run store {self.url}: no connection: {exc}") from exc
 
+    def notify_pending(self) -> None:
+        with self._cursor() as cur:
+            cur.execute(sql.NOTIFY_PENDING)
+
     # -- RunStore ------------------------------------------------------------------------------
 
     def enqueue(self, run: RunRecord) -> tuple[RunRecord, bool]:

@@ -343,3 +343,16 @@ RELEASE_LEASE = (
     "AND lease_token = %(token)s"
 )
 SET_ORDER_KEY = "UPDATE runs SET order_key = %s WHERE id = %s"
+
+# -- wake-ups (stores/wakeup.py) -------------------------------------------------------------
+#
+# A hint only: sent in the transaction that recorded runs no node claimed, delivered at its
+# commit to every listening node. NOTIFY takes a database-wide lock at commit to order the
+# queue, so it is sent for runs left unclaimed only (a node claims its own webhooks' runs).
+
+#: The channel runs waiting unclaimed are announced on.
+CHANNEL = "automations_runs"
+NOTIFY_PENDING = f"NOTIFY {CHANNEL}"
+LISTEN_PENDING = f"LISTEN {CHANNEL}"
+#: A listener quiet for a while checks that its connection is still there.
+LISTENER_CHECK = "SELECT 1"
