@@ -70,7 +70,8 @@ class Endpoint:
     headers: tuple[tuple[str, str], ...] = field(repr=False)
     #: The environment variable holding the key (for "check QUO_API_KEY" advice).
     variable: str
-    #: Identifies the key without revealing it: requests with one key share one limiter.
+    #: Identifies the key and where it is sent without revealing the key (a hash of both):
+    #: requests with one key share one limiter, on every node when pacing is shared.
     limiter_key: str
     #: Requests per second.
     rate: float
@@ -195,7 +196,7 @@ class ConnectionSettings:
                 self.loops_base_url,
                 (("Authorization", f"Bearer {key}"), ua),
                 "LOOPS_API_KEY",
-                _limiter_key("loops", key),
+                _limiter_key("loops", self.loops_base_url, key),
                 self.loops_rate,
             )
         if (
@@ -219,7 +220,7 @@ class ConnectionSettings:
                 self.maton_base_url + "/quo",  # Maton routes by the first path segment
                 tuple(headers),
                 "MATON_API_KEY",
-                _limiter_key("maton", key),
+                _limiter_key("maton", self.maton_base_url, key),
                 self.quo_rate,
             )
         if connection is Connection.QUO:
@@ -230,7 +231,7 @@ class ConnectionSettings:
                 self.quo_base_url,
                 (("Authorization", key), ua),
                 "QUO_API_KEY",
-                _limiter_key("quo", key),
+                _limiter_key("quo", self.quo_base_url, key),
                 self.quo_rate,
             )
         return None
@@ -301,5 +302,8 @@ def _require(value: str | None, variable: str, context: str) -> str:
     return value
 
 
-def _limiter_key(prefix: str, key: str) -> str:
-    return f"{prefix}:{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+def _limiter_key(prefix: str, base_url: str, key: str) -> str:
+    """``prefix:`` and a hash of the host and the key: a key sent to two hosts (a sandbox and
+    production) is paced apart; the key itself never shows (it names a row in PostgreSQL)."""
+    digest = hashlib.sha256(f"{base_url}\n{key}".encode()).hexdigest()[:24]
+    return f"{prefix}:{digest}"

@@ -8,6 +8,12 @@
 - ``StateStore`` (same adapters): small persisted values the triggers need across restarts
   (a table's position and, per row key, the hash of what the recipe reads, looked up a batch
   of keys at a time: ``triggers.table_state``; a schedule's last fire time).
+- ``RateGate`` (``automations/stores/rate_gate.py``): the slot book of each provider key shared
+  by every node that sends with it (GCRA, one row per key in PostgreSQL).
+- ``Pacer`` (``automations/ratelimit.py`` in one process, ``automations/connections/pacing.py``
+  across nodes through a ``RateGate``): paces the requests of one provider key.
+- ``Leaders`` (``automations/stores/leaders.py``): named leader leases with a term, so one node
+  does the work that needs doing once (schedules, table scans, pruning).
 
 Every adapter has an in-memory version, and one contract test suite runs over all of them.
 Methods are synchronous: SQLite calls take microseconds, and keeping them synchronous makes
@@ -19,6 +25,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
+from typing import TYPE_CHECKING
 
 from automations.records import (
     AuditEntry,
@@ -29,7 +36,18 @@ from automations.records import (
     StepStatus,
 )
 
-__all__ = ["RunStore", "StateStore", "Store", "check_end_hold"]
+if TYPE_CHECKING:
+    from automations.ratelimit import Slot
+
+__all__ = [
+    "Leaders",
+    "Pacer",
+    "RateGate",
+    "RunStore",
+    "StateStore",
+    "Store",
+    "check_end_hold",
+]
 
 
 class RunStore(ABC):
@@ -194,3 +212,84 @@ class Store(RunStore, StateStore):
         """Tell the other nodes sharing this store that runs wait unclaimed (a wake-up hint:
         PostgreSQL ``NOTIFY``, delivered when the current transaction commits; ``stores/wakeup``
         listens). A no-op where one process owns the store."""
+
+
+class RateGate(ABC):
+    """Where the next request slot of each provider key is decided, for every node at once.
+
+    GCRA with no burst, backed by a sliding window: a key's slots are ``interval_s`` apart, each
+    taken by one request, a slot not taken when its time comes is gone (an idle key saves
+    nothing up), and a slot is never less than ``count * interval_s`` after the one ``count``
+    places before it, as that one really went (``report_late``). ``key`` is the connection's
+    limiter key (a hash of its credential and host, never the credential). ``now`` (unix
+    seconds) is for tests; by default the gate's own clock decides (the database server's: one
+    clock for all nodes). Raises ``StoreError`` when the gate cannot be reached: then nothing
+    may be sent."""
+
+    @abstractmethod
+    def reserve(
+        self, key: str, interval_s: float, count: int, *, now: float | None = None
+    ) -> tuple[float, int]:
+        """Take ``key``'s next free slot. Returns the seconds from now until it (0 when it is
+        now) and its number (for ``report_late``)."""
+
+    @abstractmethod
+    def report_late(self, key: str, number: int, late_s: float) -> None:
+        """Slot ``number`` of ``key`` went ``late_s`` seconds after its time: the slots that
+        follow it in the window keep their distance from when it really went."""
+
+    @abstractmethod
+    def hold(self, key: str, seconds: float, *, now: float | None = None) -> None:
+        """Start no slot of ``key`` before ``seconds`` from now (the provider said so:
+        ``Retry-After``, a used-up window); a shorter hold never shortens a longer one."""
+
+
+class Pacer(ABC):
+    """Paces the requests of one provider key: ``acquire`` waits for the next slot, ``hold``
+    releases nothing for a while. Callers are served in the order they called."""
+
+    #: Requests per ``per`` seconds at most.
+    rate: float
+
+    @abstractmethod
+    async def acquire(self) -> Slot:
+        """Wait for this caller's slot."""
+
+    @abstractmethod
+    def hold(self, seconds: float) -> None:
+        """Release nothing for ``seconds`` from now (a provider's pacing signal)."""
+
+    @property
+    @abstractmethod
+    def released(self) -> int:
+        """How many slots were handed out here."""
+
+
+class Leaders(ABC):
+    """Named leader leases: at most one owner per name at a time, with a term that grows by one
+    at each change of owner (a fencing token). ``now`` (unix seconds) is for tests; by default
+    the leases' own clock decides (the database server's)."""
+
+    @abstractmethod
+    def acquire(
+        self, name: str, owner: str, ttl_s: float, *, now: float | None = None
+    ) -> int | None:
+        """Lead ``name`` for ``ttl_s`` seconds: taken when free or expired, renewed when
+        ``owner`` holds it. Returns the term, or ``None`` while another owner holds it."""
+
+    @abstractmethod
+    def renew(
+        self, name: str, owner: str, term: int, ttl_s: float, *, now: float | None = None
+    ) -> bool:
+        """Extend ``owner``'s unexpired lease of ``name`` in ``term`` by ``ttl_s`` from now;
+        ``False`` when it is not held so (lost, expired, another term)."""
+
+    @abstractmethod
+    def release(self, name: str, owner: str) -> bool:
+        """Give up ``owner``'s lease of ``name`` now (another node may take it at once);
+        ``False`` when ``owner`` did not hold it. The term is kept: the next owner's is
+        higher."""
+
+    @abstractmethod
+    def leader(self, name: str, *, now: float | None = None) -> tuple[str, int] | None:
+        """``(owner, term)`` of the unexpired lease of ``name``, if any."""

@@ -32,6 +32,8 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
+from automations.ports import Pacer
+
 __all__ = ["RateLimiter", "Slot"]
 
 Clock = Callable[[], float]
@@ -52,7 +54,7 @@ class Slot:
         self.at = max(self.at, self._clock())
 
 
-class RateLimiter:
+class RateLimiter(Pacer):
     """Paces ``acquire()`` callers to at most ``rate`` per ``per`` seconds, evenly spaced.
 
     ``guard`` (seconds) is added to every window of ``per`` seconds as a safety margin for jitter

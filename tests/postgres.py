@@ -79,7 +79,7 @@ def emptied_store_url() -> str:
         _shared["url"] = url
         _shared["schema"] = schema
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("TRUNCATE runs, steps, state, audit RESTART IDENTITY")
+        conn.execute("TRUNCATE runs, steps, state, audit, rate_limits, leaders RESTART IDENTITY")
     return url
 
 

@@ -17,7 +17,7 @@ import click
 from automations.cli import friendly_errors
 from automations.cli.preview import parse_row_option, require_recipe
 from automations.cli.timeline import run_timeline, runs_table
-from automations.connections import Connections, ConnectionSettings
+from automations.connections import Connections, ConnectionSettings, pacing_for
 from automations.execution.executor import Executor, new_run
 from automations.execution.pauses import paused_connections
 from automations.execution.versions import load_version
@@ -132,7 +132,8 @@ def echo_outcome(run: RunRecord) -> None:
 
 
 async def _execute(store: Store, run: RunRecord, recipe: Any, dry_run: bool) -> RunRecord:
-    async with Connections(ConnectionSettings.from_env(os.environ)) as conns:
+    settings = ConnectionSettings.from_env(os.environ)
+    async with Connections(settings, pacing=pacing_for(store)) as conns:
         executor = Executor(store, conns, os.environ)
         stored, _ = store.enqueue(run)
         return await executor.execute(stored, recipe, dry_run=dry_run)

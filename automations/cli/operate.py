@@ -16,7 +16,7 @@ import click
 from automations.cli import friendly_errors
 from automations.cli.history import db_option, echo_outcome, exit_for, open_existing
 from automations.cli.preview import require_recipe
-from automations.connections import Connections, ConnectionSettings
+from automations.connections import Connections, ConnectionSettings, pacing_for
 from automations.errors import StoreError
 from automations.execution.executor import Executor
 from automations.execution.replay import check_replayable
@@ -65,7 +65,8 @@ def replay(
         assert recipe is not None
 
         async def go() -> RunRecord:
-            async with Connections(ConnectionSettings.from_env(os.environ)) as conns:
+            settings = ConnectionSettings.from_env(os.environ)
+            async with Connections(settings, pacing=pacing_for(store)) as conns:
                 return await replay_run(
                     Executor(store, conns, os.environ),
                     original,

@@ -16,7 +16,7 @@ import uvicorn
 
 from automations.cli import friendly_errors
 from automations.cli.history import db_option, resolve_db
-from automations.connections import Connections, ConnectionSettings
+from automations.connections import Connections, ConnectionSettings, pacing_for
 from automations.errors import StartupError
 from automations.runner.app import build_app
 from automations.runner.httpguard import (
@@ -99,7 +99,7 @@ async def _serve(
             store.close()
             raise
     env = dict(os.environ)
-    async with Connections(ConnectionSettings.from_env(env)) as conns:
+    async with Connections(ConnectionSettings.from_env(env), pacing=pacing_for(store)) as conns:
         runner = Runner(directory, store, conns, env, options)
         config = uvicorn.Config(
             build_app(runner, max_body=max_body),

@@ -1,7 +1,8 @@
 """The one way out to the network: provider settings, pacing, retries.
 
 ``ConnectionSettings.from_env`` reads which provider endpoints and API keys to use. ``Connections``
-owns one ``httpx.AsyncClient`` and one ``RateLimiter`` per API key, and ``send`` carries an
+owns one ``httpx.AsyncClient`` and one pacer per API key (``pacing``: in this process, or shared
+by every node through PostgreSQL), and ``send`` carries an
 ``OutboundRequest`` to a ``SendResult`` or a ``ProviderError``:
 
     attempt := wait for the key's rate-limiter slot, send (reporting when it left)
@@ -27,13 +28,15 @@ Every answer is read for the vendor's pacing signal (``signals``: ``Retry-After`
 
 The package by role: ``client`` (``Connections``: pacing, the retry loop), ``wire`` (the request
 bytes of one attempt, reading answers), ``outcome`` (results and errors, secrets masked),
-``signals`` (the vendors' pacing headers); where each connection sends is
+``signals`` (the vendors' pacing headers), ``pacing`` (one rate limit per key across nodes);
+where each connection sends is
 ``automations.endpoints``.
 """
 
 from __future__ import annotations
 
 from automations.connections.client import Connections
+from automations.connections.pacing import Pacing, pacing_for
 from automations.connections.wire import read_body
 from automations.endpoints import (
     ConnectionSettings,
@@ -47,8 +50,10 @@ __all__ = [
     "ConnectionSettings",
     "Connections",
     "Endpoint",
+    "Pacing",
     "mask_headers",
     "mask_url",
+    "pacing_for",
     "parse_rate",
     "read_body",
 ]

@@ -16,6 +16,7 @@ from automations.actions import ErrorExplainer, explainer_for
 from automations.breaker import Breaker, refuses_key
 from automations.connections.observer import NO_ANSWER, NOT_REACHED, SendObserver
 from automations.connections.outcome import Call
+from automations.connections.pacing import Pacing
 from automations.connections.signals import hold_for
 from automations.connections.wire import (
     NoCookies,
@@ -27,7 +28,8 @@ from automations.connections.wire import (
 from automations.endpoints import ConnectionSettings, Endpoint, mask_headers
 from automations.errors import ConfigError, ConnectionPausedError, ProviderError
 from automations.outbound import Connection, OutboundRequest, SendResult
-from automations.ratelimit import RateLimiter, Slot
+from automations.ports import Pacer
+from automations.ratelimit import Slot
 from automations.retry import RetryPolicy
 
 __all__ = ["DEFAULT_TIMEOUT", "Connections"]
@@ -65,6 +67,7 @@ class Connections:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         rng: random.Random | None = None,
         observer: SendObserver | None = None,
+        pacing: Pacing | None = None,
     ) -> None:
         if client is not None and transport is not None:
             raise ValueError("pass either client or transport, not both")
@@ -79,7 +82,10 @@ class Connections:
         self._rng = rng or random.Random()
         #: Hears of answers, retries and waits for a slot (a no-op unless set).
         self.observer = observer or SendObserver()
-        self._limiters: dict[str, RateLimiter] = {}
+        #: Makes each key's pacer: local to this process, or shared by every node through
+        #: PostgreSQL (``pacing.py``); closed with these connections.
+        self.pacing = pacing or Pacing()
+        self._limiters: dict[str, Pacer] = {}
         self._breakers: dict[str, Breaker] = {}
         #: Called with a breaker whenever it pauses or resumes (the dispatcher listens).
         self.breaker_listeners: list[Callable[[Breaker], None]] = []
@@ -118,10 +124,11 @@ class Connections:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the HTTP client if this object created it."""
+        """Close the HTTP client if this object created it, and the pacing's gate thread."""
         if self._owns_client and self._client is not None:
             await self._client.aclose()
             self._client = None
+        self.pacing.close()
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
@@ -136,7 +143,7 @@ class Connections:
             self._client = client
         return self._client
 
-    def limiter_for(self, connection: Connection) -> RateLimiter | None:
+    def limiter_for(self, connection: Connection) -> Pacer | None:
         """The rate limiter requests of ``connection`` wait on (``None`` for ``HTTP``).
 
         Raises ``ConfigError`` when the connection's API key is not configured.
@@ -153,15 +160,16 @@ class Connections:
             endpoint = self._endpoints[connection] = self.settings.endpoint(connection)
             return endpoint
 
-    def _limiter(self, endpoint: Endpoint) -> RateLimiter:
+    def _limiter(self, endpoint: Endpoint) -> Pacer:
         limiter = self._limiters.get(endpoint.limiter_key)
         if limiter is None:
-            limiter = RateLimiter(
+            limiter = self.pacing.pacer(
+                endpoint.limiter_key,
                 endpoint.rate,
-                1.0,
                 guard=self.settings.rate_guard,
                 clock=self._clock,
                 sleep=self._sleep,
+                name=endpoint.name,
             )
             self._limiters[endpoint.limiter_key] = limiter
         return limiter
@@ -383,7 +391,7 @@ class Connections:
             await self._sleep(delay)
             previous_delay = delay
 
-    async def _acquire(self, limiter: RateLimiter, connection: str) -> Slot:
+    async def _acquire(self, limiter: Pacer, connection: str) -> Slot:
         """The limiter's next slot, the wait for it told to the observer."""
         seen = self.observer
         started = self._clock()

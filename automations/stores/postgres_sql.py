@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 #: The schema version this code writes.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: The key of the advisory lock migrations take (any constant; "automations" in ASCII, cut).
 MIGRATION_LOCK = 0x6175746F6D6174
@@ -128,8 +128,27 @@ CREATE INDEX runs_open_order ON runs (order_key, seq) WHERE status IN ('pending'
 CREATE INDEX runs_leases ON runs (lease_expires_at) WHERE status = 'running';
 """
 
+# Version 3: what several nodes share besides the runs. ``rate_limits``: the next free slot of
+# each provider key (``stores/rate_gate.py``), UNLOGGED: a slot book needs no WAL, and one lost
+# in a crash restarts empty, which paces correctly from the next request on. ``leaders``: named
+# leader leases with a term (``stores/leaders.py``).
+_SCHEMA_V3 = """
+CREATE UNLOGGED TABLE rate_limits (
+    key text COLLATE "C" PRIMARY KEY,
+    tat double precision NOT NULL,
+    seq bigint NOT NULL,
+    recent double precision[] NOT NULL
+);
+CREATE TABLE leaders (
+    name text COLLATE "C" PRIMARY KEY,
+    owner text NOT NULL,
+    term bigint NOT NULL,
+    expires_at double precision NOT NULL
+);
+"""
+
 #: ``MIGRATIONS[n]`` takes a database from schema version ``n`` to ``n + 1``.
-MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2)
+MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3)
 
 # -- migrations ----------------------------------------------------------------------------------
 
@@ -356,3 +375,81 @@ NOTIFY_PENDING = f"NOTIFY {CHANNEL}"
 LISTEN_PENDING = f"LISTEN {CHANNEL}"
 #: A listener quiet for a while checks that its connection is still there.
 LISTENER_CHECK = "SELECT 1"
+
+
+# -- the shared rate limit (stores/rate_gate.py) ------------------------------------------------
+#
+# GCRA with no burst, one row per provider key (its limiter key: a hash, never the credential),
+# backed by a sliding window. ``tat`` is the key's next free slot (unix seconds), ``seq`` the
+# number of the last slot taken, ``recent`` the times of the last ``count`` slots, oldest first.
+# A reservation takes a slot in one statement, under the row's lock:
+#
+#     slot = greatest(tat, now, recent[-count] + count * interval)
+#     tat = slot + interval; seq += 1; recent = (recent + [slot])[-count:]
+#
+# Concurrent reservations of one key queue on that row lock for a moment and get consecutive
+# slots; nothing is read and written back in two statements. In steady state the window term
+# changes nothing (slots are ``interval`` apart); it moves a slot when one of the ``count``
+# before it went late and said so (REPORT_LATE adds its lateness to its entry): then no
+# ``count + 1`` requests ever fall within ``count * interval`` seconds, whoever sent them.
+# ``now`` is the server's clock_timestamp() (one clock for every node, whatever their own say)
+# unless a test passes it. A hold moves the next free slot to at least now + the hold.
+
+_NOW = (
+    "COALESCE(%(now)s::double precision, extract(epoch FROM clock_timestamp())::double precision)"
+)
+_SLOT = (
+    "greatest(r.tat, (SELECT t FROM clock), CASE WHEN cardinality(r.recent) >= %(count)s "
+    "THEN r.recent[cardinality(r.recent) + 1 - %(count)s] + %(count)s * %(interval)s END)"
+)
+
+RESERVE_SLOT = (
+    f"WITH clock AS MATERIALIZED (SELECT {_NOW} AS t) "
+    "INSERT INTO rate_limits AS r (key, tat, seq, recent) "
+    "SELECT %(key)s, clock.t + %(interval)s, 1, ARRAY[clock.t] FROM clock "
+    f"ON CONFLICT (key) DO UPDATE SET tat = {_SLOT} + %(interval)s, seq = r.seq + 1, "
+    f"recent = (r.recent || {_SLOT})"
+    "[greatest(1, cardinality(r.recent) + 2 - %(count)s):] "
+    "RETURNING r.recent[cardinality(r.recent)] - (SELECT t FROM clock), r.seq"
+)
+REPORT_LATE = (
+    "UPDATE rate_limits SET recent[cardinality(recent) - (seq - %(number)s)] = "
+    "recent[cardinality(recent) - (seq - %(number)s)] + %(late)s "
+    "WHERE key = %(key)s AND seq - %(number)s < cardinality(recent) AND %(number)s <= seq"
+)
+HOLD_SLOTS = (
+    f"WITH clock AS MATERIALIZED (SELECT {_NOW} AS t) "
+    "INSERT INTO rate_limits AS r (key, tat, seq, recent) "
+    "SELECT %(key)s, clock.t + %(hold)s, 0, '{}' FROM clock "
+    "ON CONFLICT (key) DO UPDATE SET tat = greatest(r.tat, excluded.tat)"
+)
+
+# -- leader leases (stores/leaders.py) ----------------------------------------------------------
+#
+# One row per name, never a session advisory lock (PgBouncer in transaction mode does not keep
+# a session's lock, and a lock carries no term). Taking a lease is one upsert: it succeeds when
+# the row is new, expired, or the caller's already; the term grows by one whenever the owner
+# changes, so (owner, term) names one leadership and a stale leader's writes can be told apart.
+# A release expires the row instead of deleting it, so the next owner's term is still higher.
+
+ACQUIRE_LEADER = (
+    f"WITH clock AS MATERIALIZED (SELECT {_NOW} AS t) "
+    "INSERT INTO leaders AS l (name, owner, term, expires_at) "
+    "SELECT %(name)s, %(owner)s, 1, clock.t + %(ttl)s FROM clock "
+    "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, "
+    "term = CASE WHEN l.owner = excluded.owner THEN l.term ELSE l.term + 1 END, "
+    "expires_at = excluded.expires_at "
+    "WHERE l.owner = excluded.owner OR l.expires_at <= (SELECT t FROM clock) "
+    "RETURNING term"
+)
+RENEW_LEADER = (
+    f"WITH clock AS MATERIALIZED (SELECT {_NOW} AS t) "
+    "UPDATE leaders SET expires_at = (SELECT t FROM clock) + %(ttl)s "
+    "WHERE name = %(name)s AND owner = %(owner)s AND term = %(term)s "
+    "AND expires_at > (SELECT t FROM clock)"
+)
+RELEASE_LEADER = (
+    "UPDATE leaders SET expires_at = -1 WHERE name = %(name)s AND owner = %(owner)s "
+    "AND expires_at > -1"
+)
+CURRENT_LEADER = f"SELECT owner, term FROM leaders WHERE name = %(name)s AND expires_at > {_NOW}"
