@@ -45,8 +45,10 @@ from automations.records import RunRecord, RunStatus, TriggerKind
 from automations.runner.dispatch import Dispatcher, Outcome
 from automations.runner.health import Health, HealthSection, relative_to
 from automations.runner.inbox import IntakePressure
+from automations.runner.lead import Lead
 from automations.runner.registry import RecipeSet, reload
 from automations.runner.sources import run_schedule, run_table
+from automations.stores.leaders import leaders_for
 from automations.stores.thread import StoreThread
 from automations.stores.wakeup import wakeup_for
 from automations.triggers.table_files import TableAccess
@@ -86,6 +88,9 @@ class RunnerOptions:
     decisions_every_s: float = 1.0
     #: Never LISTEN for wake-ups on PostgreSQL (PgBouncer in transaction mode): poll only.
     poll_only: bool = False
+    #: How long a node's lead (schedules, table watching, pruning) lasts unless renewed; it is
+    #: renewed every third of it. A node that stops renewing is replaced after this long.
+    leader_ttl_s: float = 15.0
 
 
 class Runner:
@@ -110,6 +115,11 @@ class Runner:
         #: Wakes a claim loop when runs wait unclaimed: a NOTIFY from any node on PostgreSQL
         #: (unless ``poll_only``), else this process's own ``set()`` (``stores/wakeup.py``).
         self.wakeup = wakeup_for(store, poll_only=options.poll_only)
+        #: Which node fires schedules, watches tables and prunes: the one holding the lead
+        #: (always this one on a store one process owns). Correctness never rests on it: runs
+        #: are unique by (recipe, event key); it saves doing the work twice.
+        self.lead = Lead(leaders_for(store), ttl_s=options.leader_ttl_s, changed=self._lead_changed)
+        self._leader: asyncio.Task[None] | None = None
         self.dispatcher = Dispatcher(
             self._execute,
             self._read_backlog,
@@ -172,8 +182,9 @@ class Runner:
             self.dispatcher.wake(recipe)
         if self.backlog:
             log.info("resuming %d run(s) left unfinished", sum(self.backlog.values()))
-        await self._start_sources()
+        await self.lead.check()  # the sources start here when this node leads
         loop = asyncio.get_running_loop()
+        self._leader = loop.create_task(self.lead.keep())
         self._watcher = loop.create_task(self._watch_recipes(folder))
         self._pruner = loop.create_task(self._prune_forever())
         self._counter = loop.create_task(self._count_backlog())
@@ -185,7 +196,13 @@ class Runner:
         """Stop taking events, let the runs already executing finish (bounded by ``grace_s``);
         runs not started yet stay pending for the next start."""
         self._stop.set()
-        for task in (self._pruner, self._counter, self._backlog_logger, self._decider):
+        for task in (
+            self._pruner,
+            self._counter,
+            self._backlog_logger,
+            self._decider,
+            self._leader,
+        ):
             if task is not None:
                 task.cancel()
         if self._watcher is not None:
@@ -196,6 +213,7 @@ class Runner:
         if self._watcher is not None:
             tasks.append(self._watcher)
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.lead.resign()
         await self.wakeup.aclose()
         finished = await self.dispatcher.drain(self.options.grace_s, finish_queued=False)
         if not finished:
@@ -203,6 +221,7 @@ class Runner:
         # the calls already made complete (a write is never cut in half)
         await asyncio.to_thread(self.intake_io.close)
         await asyncio.to_thread(self.exec_io.close)
+        await asyncio.to_thread(self.lead.close)
 
     # -- events in ---------------------------------------------------------------------------
 
@@ -444,7 +463,7 @@ class Runner:
         wanted = {
             r.name: r
             for r in self.recipes.by_name.values()
-            if isinstance(r.trigger, TableTrigger | ScheduleTrigger)
+            if isinstance(r.trigger, TableTrigger | ScheduleTrigger) and self.lead.leading
         }
         for name in list(self._sources):
             trig, task = self._sources[name]
@@ -528,10 +547,13 @@ class Runner:
                 self.dispatcher.wake(recipe)
 
     async def _prune_forever(self) -> None:
-        """Delete finished runs past their retention, now and then; never pending or running
-        ones. Failures are kept longer than successes."""
+        """Delete finished runs past their retention, now and then (the leading node only);
+        never pending or running ones. Failures are kept longer than successes."""
         opts = self.options
         while True:
+            if not self.lead.leading:
+                await asyncio.sleep(opts.leader_ttl_s / 3)
+                continue
             try:
                 removed = await self.exec_io(
                     functools.partial(
@@ -547,6 +569,9 @@ class Runner:
                 if removed:
                     log.info("pruned %d run(s) past their retention", removed)
             await asyncio.sleep(opts.prune_every_s)
+
+    async def _lead_changed(self) -> None:
+        await self._start_sources()  # started when this node leads, stopped when it does not
 
     async def _count_backlog(self) -> None:
         """Count the pending and running runs per recipe now and then, off the event loop
