@@ -17,7 +17,7 @@ import uvicorn
 from automations.cli import friendly_errors
 from automations.cli.history import db_option, resolve_db
 from automations.connections import Connections, ConnectionSettings, pacing_for
-from automations.errors import StartupError
+from automations.errors import ConfigError, StartupError
 from automations.runner.app import build_app
 from automations.runner.httpguard import (
     DEFAULT_LIMITS,
@@ -244,6 +244,7 @@ def run(
     --db records in its own file (automations.dry-run.db)."""
     configure_logging(log_format, secrets=log_secrets(os.environ))
     options = RunnerOptions(
+        leader_ttl_s=_seconds(os.environ, "AUTOMATIONS_LEADER_TTL_S", 15.0),
         dry_run=dry_run,
         concurrency=concurrency,
         grace_s=grace,
@@ -283,6 +284,22 @@ def run(
                 r.run(_serve(directory, path, host, port, options, max_body, limits, sock))
         finally:
             sock.close()
+
+
+def _seconds(env: dict[str, str] | os._Environ[str], variable: str, default: float) -> float:
+    """Seconds from ``variable`` (1 to 3600), else ``default``."""
+    text = env.get(variable, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+        if not 1.0 <= value <= 3600.0:
+            raise ValueError
+    except ValueError:
+        raise ConfigError(
+            f"{variable} must be seconds from 1 to 3600, not {text!r}", variable=variable
+        ) from None
+    return value
 
 
 COMMANDS = [run]

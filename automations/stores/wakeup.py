@@ -160,7 +160,6 @@ class PostgresWakeup(Wakeup):
                     self._url,
                     autocommit=True,
                     connect_timeout=self._connect_timeout_s,
-                    application_name="automations-wakeup",
                 )
             except psycopg.Error as exc:
                 if not self._lost:

@@ -146,3 +146,14 @@ def test_render_refuses_a_row_that_is_not_utf8(cli: Cli) -> None:
     assert res.returncode == 2
     assert "the row is not UTF-8 (character 12); pass a JSON object, or @file.json" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("value", ["0", "soon", "86400"])
+def test_run_refuses_a_leader_ttl_out_of_range(cli: Cli, tmp_path: Path, value: str) -> None:
+    (tmp_path / "recipes").mkdir()
+    res = cli("run", "recipes", "--db", "r.db", env={"AUTOMATIONS_LEADER_TTL_S": value})
+    assert res.returncode == 1
+    assert res.stderr == (
+        f"error: AUTOMATIONS_LEADER_TTL_S must be seconds from 1 to 3600, not {value!r}\n"
+    )
+    assert not (tmp_path / "r.db").exists()  # refused before anything was opened
