@@ -47,8 +47,8 @@ _BACKOFF_MAX_S = 10.0
 
 
 class Wakeup:
-    """An awaitable hint: ``wait(timeout)`` returns ``True`` as soon as ``set()`` was called
-    (since the last wait returned), ``False`` after ``timeout`` seconds without one."""
+    """An awaitable hint: ``wait(timeout)`` returns as soon as ``set()`` was called (since the
+    last wait returned), or after ``timeout`` seconds without one."""
 
     def __init__(self) -> None:
         self._event = asyncio.Event()
@@ -78,17 +78,16 @@ class Wakeup:
         elif not loop.is_closed():
             loop.call_soon_threadsafe(self._event.set)
 
-    async def wait(self, timeout: float) -> bool:
-        """Wait until woken or ``timeout`` seconds pass; ``True`` when woken. Several wake-ups
-        before a wait count as one."""
+    async def wait(self, timeout: float) -> None:
+        """Return when woken (now, if woken since the last wait returned), or after ``timeout``
+        seconds; ``woken`` counts the wake-ups. Several wake-ups before a wait count as one."""
         if not self._event.is_set():
             try:
                 await asyncio.wait_for(self._event.wait(), timeout)
             except TimeoutError:
-                return False
+                return
         self._event.clear()
         self.woken += 1
-        return True
 
 
 class PostgresWakeup(Wakeup):

@@ -18,11 +18,18 @@ from automations.stores.wakeup import PostgresWakeup, Wakeup, wakeup_for
 from tests.postgres import emptied_store_url
 
 
+async def woke(wakeup: Wakeup, timeout: float) -> bool:
+    """Whether ``wait(timeout)`` returned for a wake-up (not for the timeout)."""
+    before = wakeup.woken
+    await wakeup.wait(timeout)
+    return wakeup.woken > before
+
+
 def test_a_wait_without_a_wake_up_times_out() -> None:
     async def main() -> bool:
         wakeup = Wakeup()
         await wakeup.start()
-        return await wakeup.wait(0.01)
+        return await woke(wakeup, 0.01)
 
     assert asyncio.run(main()) is False
 
@@ -33,8 +40,8 @@ def test_wake_ups_before_a_wait_count_once() -> None:
         await wakeup.start()
         wakeup.set()
         wakeup.set()
-        first = await wakeup.wait(5.0)
-        second = await wakeup.wait(0.01)
+        first = await woke(wakeup, 5.0)
+        second = await woke(wakeup, 0.01)
         return first, second, wakeup.woken
 
     assert asyncio.run(main()) == (True, False, 1)
@@ -44,7 +51,7 @@ def test_another_thread_wakes_the_waiter() -> None:
     async def main() -> bool:
         wakeup = Wakeup()
         await wakeup.start()
-        waiting = asyncio.ensure_future(wakeup.wait(10.0))
+        waiting = asyncio.ensure_future(woke(wakeup, 10.0))
         await asyncio.sleep(0)
         thread = threading.Thread(target=wakeup.set)
         thread.start()
@@ -89,10 +96,10 @@ def test_a_notify_from_another_connection_wakes_the_listener(store: PostgresStor
         await wakeup.start()
         try:
             assert await wakeup.wait_listening(10.0)
-            await wakeup.wait(5.0)  # the look it takes once connected
-            quiet = await wakeup.wait(0.05)
+            await woke(wakeup, 5.0)  # the look it takes once connected
+            quiet = await woke(wakeup, 0.05)
             await asyncio.to_thread(store.notify_pending)
-            woken = await wakeup.wait(10.0)
+            woken = await woke(wakeup, 10.0)
             return quiet, woken, wakeup.connects
         finally:
             await wakeup.aclose()
@@ -108,7 +115,7 @@ def test_a_notify_is_delivered_when_its_transaction_commits(store: PostgresStore
         try:
             assert isinstance(wakeup, PostgresWakeup)
             assert await wakeup.wait_listening(10.0)
-            await wakeup.wait(5.0)
+            await woke(wakeup, 5.0)
             committed = threading.Event()
             go_on = threading.Event()
 
@@ -120,9 +127,9 @@ def test_a_notify_is_delivered_when_its_transaction_commits(store: PostgresStore
 
             thread = threading.Thread(target=in_transaction)
             thread.start()
-            early = await wakeup.wait(0.2)  # sent, but not committed yet
+            early = await woke(wakeup, 0.2)  # sent, but not committed yet
             go_on.set()
-            woken = await wakeup.wait(10.0)
+            woken = await woke(wakeup, 10.0)
             await asyncio.to_thread(thread.join)
             return early, woken
         finally:
@@ -144,7 +151,7 @@ def test_a_dropped_listening_connection_is_reconnected(
         await wakeup.start()
         try:
             assert await wakeup.wait_listening(10.0)
-            await wakeup.wait(5.0)
+            await woke(wakeup, 5.0)
             pid = wakeup.backend_pid
             with psycopg.connect(store._dsn, autocommit=True) as conn:
                 conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
@@ -152,9 +159,9 @@ def test_a_dropped_listening_connection_is_reconnected(
                 if wakeup.listening and wakeup.backend_pid not in (None, pid):
                     break
                 await asyncio.sleep(0.01)
-            await wakeup.wait(5.0)  # the look it takes after reconnecting
+            await woke(wakeup, 5.0)  # the look it takes after reconnecting
             await asyncio.to_thread(store.notify_pending)
-            return await wakeup.wait(10.0), wakeup.connects
+            return await woke(wakeup, 10.0), wakeup.connects
         finally:
             await wakeup.aclose()
 
@@ -182,7 +189,7 @@ def test_an_unreachable_server_is_logged_once_without_its_password(
         await wakeup.start()
         await asyncio.sleep(0.3)
         listening = wakeup.listening
-        woken = await wakeup.wait(0.01)
+        woken = await woke(wakeup, 0.01)
         await wakeup.aclose()
         return listening, woken
 
