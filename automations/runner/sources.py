@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -29,9 +30,17 @@ from automations.ports import StateStore
 from automations.records import RunRecord, RunStatus, TriggerKind
 from automations.stores import MemoryStore
 from automations.triggers.schedule import ScheduleClock, fire_key
-from automations.triggers.table import TableEvent, TableReader
+from automations.triggers.table import TableBatch, TableEvent, TableReader
 
-__all__ = ["Enqueue", "SourceErrors", "flooded", "run_schedule", "run_table", "table_scope"]
+__all__ = [
+    "Enqueue",
+    "SourceErrors",
+    "TableLook",
+    "flooded",
+    "run_schedule",
+    "run_table",
+    "table_scope",
+]
 
 log = logging.getLogger("automations.runner")
 
@@ -44,6 +53,15 @@ SourceErrors = Callable[[str, str | None], None]
 
 #: After this long without a change, a last line without its newline counts as a row.
 SETTLE_S = 2.0
+#: The runner waits this long for a table's first look before it serves (see ``run_table``).
+FIRST_LOOK_WAIT_S = 2.0
+#: Runs recorded per ``enqueue`` call: each is one store transaction, short enough that a
+#: webhook recorded meanwhile waits milliseconds.
+ENQUEUE_RUNS = 500
+#: Marks of a look kept back at most while the flood brake cannot decide (see ``TableLook``).
+KEEP_BACK_MARKS = 50_000
+#: Skipped rows logged one by one per look; the others are counted in one line.
+_PROBLEM_LINES = 20
 
 
 def table_scope(recipe: Recipe, spec: TableSpec) -> str:
@@ -51,9 +69,18 @@ def table_scope(recipe: Recipe, spec: TableSpec) -> str:
 
 
 def _report_problems(recipe: Recipe, reader: TableReader) -> None:
-    for p in reader.problems:
+    for p in reader.problems[:_PROBLEM_LINES]:
         log.warning(
             "recipe %s: %s line %d: %s", recipe.name, reader.spec.path.name, p.line, p.message
+        )
+    more = len(reader.problems) - _PROBLEM_LINES + reader.more_problems
+    if more > 0:
+        log.warning(
+            "recipe %s: %s: %d more rows skipped (no key, unreadable); the first %d are above",
+            recipe.name,
+            reader.spec.path.name,
+            more,
+            _PROBLEM_LINES,
         )
 
 
@@ -78,6 +105,84 @@ def flooded(spec: TableSpec, reader: TableReader, count: int) -> bool:
     return not (reader.activating and spec.existing_rows is ExistingRows.RUN)
 
 
+class TableLook:
+    """One look at a table, batch by batch, on a worker thread: each batch's runs are recorded
+    (``enqueue``, in calls of at most ``ENQUEUE_RUNS``) and then the batch is committed, so memory
+    and each store transaction stay small whatever the file's size, and the store is never held
+    for long by one writer (webhooks are recorded between two calls).
+
+    The flood brake needs the look's count before its runs are recorded: batches are kept back
+    (their marks not committed) until the look has more runs than ``flood_limit`` (then all of
+    them are held, and the rest of the look too) or ends (then they run). A look that reads very
+    many rows with few runs among them (a rewrite of a large file) cannot keep everything back:
+    once ``KEEP_BACK_MARKS`` marks wait, the runs found so far (at most ``flood_limit``) are
+    recorded ``pending`` and the brake goes on counting from there."""
+
+    def __init__(
+        self,
+        recipe: Recipe,
+        reader: TableReader,
+        enqueue: Enqueue,
+        *,
+        keep_back: int = KEEP_BACK_MARKS,
+    ) -> None:
+        self.recipe = recipe
+        self.reader = reader
+        self.enqueue = enqueue
+        self.keep_back = keep_back
+        #: Set to stop a look between two batches (the source was cancelled: hot reload, stop).
+        self.stop = threading.Event()
+
+    def __call__(self, settled: bool) -> None:
+        spec, reader = self.reader.spec, self.reader
+        kept: list[TableBatch] = []
+        marks = count = held_count = 0
+        held: bool | None = None  # decided once the look has more runs than the limit
+        for batch in reader.scan_batches(settled=settled):
+            count += len(batch.events)
+            if held is None and flooded(spec, reader, count):
+                held = True
+            if held is None:
+                kept.append(batch)
+                marks += len(batch.changes)
+                if not (batch.last or marks >= self.keep_back):
+                    continue
+                batches, kept, marks = kept, [], 0
+                self._record(batches, held=False)
+            else:
+                batches, kept = [*kept, batch], []
+                held_count += sum(len(b.events) for b in batches)
+                self._record(batches, held=held)
+            if self.stop.is_set():
+                break
+        _report_problems(self.recipe, reader)
+        if held_count:
+            early = count - held_count
+            log.warning(
+                "recipe %s: one look at %s found %d rows to run, more than its flood_limit of "
+                "%d: %s; `automations approve --recipe %s` runs them, "
+                "`automations discard --recipe %s` drops them",
+                self.recipe.name,
+                spec.path.name,
+                count,
+                spec.flood_limit,
+                "recorded as held, nothing sent"
+                if not early
+                else f"the last {held_count} recorded as held, nothing sent for them (the "
+                f"first {early} were found among more than {self.keep_back} rows read before "
+                "the brake could tell, and run)",
+                self.recipe.name,
+                self.recipe.name,
+            )
+
+    def _record(self, batches: list[TableBatch], *, held: bool) -> None:
+        for batch in batches:
+            for start in range(0, len(batch.events), ENQUEUE_RUNS):
+                part = batch.events[start : start + ENQUEUE_RUNS]
+                self.enqueue(_table_runs(self.recipe, part, held=held))
+            self.reader.commit_batch(batch)
+
+
 async def run_table(
     recipe: Recipe,
     state: StateStore,
@@ -87,16 +192,19 @@ async def run_table(
 ) -> None:
     """Watch a table trigger's file for ever: new rows (and changed rows, with ``updated``) run.
 
-    A scan with more runs than ``flood_limit`` records them ``held`` (logged once per scan); a
-    file that cannot be used is reported (``report``) and logged once, until it changes."""
+    A look with more runs than ``flood_limit`` records them ``held`` (logged once per look); a
+    file that cannot be used is reported (``report``) and logged once, until it changes.
+    ``started`` is set once the first look (the first activation) is done, or after
+    ``FIRST_LOOK_WAIT_S`` if it takes longer (a large table): the runner then starts serving
+    while the look goes on; rows written meanwhile are read by it as if they had been there."""
     assert isinstance(recipe.trigger, TableTrigger)
     spec = recipe.trigger.table
     reader = TableReader(spec, state, table_scope(recipe, spec))
+    look = TableLook(recipe, reader, enqueue)
     shown: list[str | None] = [None]
 
     def scan(settled: bool) -> None:
-        events = reader.scan(settled=settled)
-        _report_problems(recipe, reader)
+        look(settled)
         if reader.error != shown[0]:
             shown[0] = reader.error
             report(recipe.name, reader.error)
@@ -104,45 +212,33 @@ async def run_table(
                 log.error("recipe %s: %s", recipe.name, reader.error)
             else:
                 log.info("recipe %s: %s can be read again", recipe.name, spec.path.name)
-        if not events:
-            return
-        held = flooded(spec, reader, len(events))
-        if held:
-            log.warning(
-                "recipe %s: one look at %s found %d rows to run, more than its flood_limit of "
-                "%d: recorded as held, nothing sent; `automations approve --recipe %s` runs "
-                "them, `automations discard --recipe %s` drops them",
-                recipe.name,
-                spec.path.name,
-                len(events),
-                spec.flood_limit,
-                recipe.name,
-                recipe.name,
-            )
-        enqueue(_table_runs(recipe, events, held=held))
-        reader.commit(events)
 
-    # a scan reads the file and the store: on a thread, so that a large file, a slow disk or a
+    # a look reads the file and the store: on a thread, so that a large file, a slow disk or a
     # locked database never holds up the event loop (webhooks, /healthz); ``enqueue`` is safe
     # to call from there
-    await asyncio.to_thread(scan, False)  # the first activation (``activate`` is the same scan)
-    started.set()
-    while not spec.path.parent.is_dir():  # a folder that does not exist yet cannot be watched
-        await asyncio.sleep(1.0)
-    # watchfiles wakes us within milliseconds of a write; the timeout gives a quiet file its
-    # "settled" scan (a last line without a newline counts) and covers missed notifications
-    async for changes in awatch(
-        spec.path.parent,
-        debounce=50,
-        step=10,
-        recursive=False,
-        rust_timeout=int(SETTLE_S * 1000),
-        yield_on_timeout=True,
-    ):
-        if not changes:
-            await asyncio.to_thread(scan, True)
-        elif any(Path(p) == spec.path for _, p in changes):
-            await asyncio.to_thread(scan, False)
+    try:
+        first = asyncio.ensure_future(asyncio.to_thread(scan, False))  # the first activation
+        await asyncio.wait({first}, timeout=FIRST_LOOK_WAIT_S)
+        started.set()
+        await first
+        while not spec.path.parent.is_dir():  # a folder that does not exist yet cannot be watched
+            await asyncio.sleep(1.0)
+        # watchfiles wakes us within milliseconds of a write; the timeout gives a quiet file its
+        # "settled" scan (a last line without a newline counts) and covers missed notifications
+        async for changes in awatch(
+            spec.path.parent,
+            debounce=50,
+            step=10,
+            recursive=False,
+            rust_timeout=int(SETTLE_S * 1000),
+            yield_on_timeout=True,
+        ):
+            if not changes:
+                await asyncio.to_thread(scan, True)
+            elif any(Path(p) == spec.path for _, p in changes):
+                await asyncio.to_thread(scan, False)
+    finally:
+        look.stop.set()  # a look still running on its thread ends after its current batch
 
 
 def _fire_row(trigger: ScheduleTrigger, fire: datetime) -> dict[str, str]:

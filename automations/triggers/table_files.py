@@ -32,6 +32,7 @@ __all__ = [
     "open_table",
     "outside_problem",
     "read_bounded",
+    "too_large",
 ]
 
 #: The largest table file read by default.
@@ -107,7 +108,7 @@ def open_table(path: Path, access: TableAccess) -> BinaryIO:
                 "plain .csv or .jsonl file"
             )
         if st.st_size > access.max_bytes:
-            raise TableFileError(_too_large(path, access.max_bytes))
+            raise TableFileError(too_large(path, access.max_bytes))
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
@@ -119,11 +120,12 @@ def read_bounded(handle: BinaryIO, path: Path, max_bytes: int, already: int = 0)
     plus this) exceeds ``max_bytes``, as a file growing while it is read may."""
     data = handle.read(max_bytes - already + 1)
     if already + len(data) > max_bytes:
-        raise TableFileError(_too_large(path, max_bytes))
+        raise TableFileError(too_large(path, max_bytes))
     return data
 
 
-def _too_large(path: Path, max_bytes: int) -> str:
+def too_large(path: Path, max_bytes: int) -> str:
+    """The refusal of a table over ``max_bytes``, with what to do."""
     mib = 1024 * 1024
     size = f"{max_bytes // mib} MiB" if max_bytes >= mib else f"{max_bytes} bytes"
     return (

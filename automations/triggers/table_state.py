@@ -165,13 +165,15 @@ class RowStates:
         out = Comparison()
         rules = self.rules
         for key, item in latest.items():
-            digest = self.digest(item.row)
+            # the whole row's hash is the mark's when the recipe reads it all: hashed once
+            whole = content_hash(item.row) if self.reads is None else None
+            digest = whole[:16] if whole is not None else self.digest(item.row)
             old = stored.get(key)
             if old is None:
                 out.changes[key] = f"{digest}.0"
                 if rules.run_existing if activating else rules.run_on_added:
-                    event = TableEvent(key, item.row, content_hash(item.row), key, item.line)
-                    out.events.append(event)
+                    full = whole or content_hash(item.row)
+                    out.events.append(TableEvent(key, item.row, full, key, item.line))
                 continue
             old_digest, dot, rev_text = old.partition(".")
             revision = int(rev_text) if dot and rev_text.isdigit() else 0
@@ -185,8 +187,8 @@ class RowStates:
             revision += 1
             out.changes[key] = f"{digest}.{revision}"
             dedupe = f"{key}@{revision_id(digest, revision)}"
-            event = TableEvent(key, item.row, content_hash(item.row), dedupe, item.line, True)
-            out.events.append(event)
+            full = whole or content_hash(item.row)
+            out.events.append(TableEvent(key, item.row, full, dedupe, item.line, True))
         return out
 
     def record(self, changes: Mapping[str, str], also: Iterable[tuple[str, str]] = ()) -> None:
