@@ -7,6 +7,7 @@ so a crash in between re-produces the same events, which the inbox de-duplicates
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Sequence
@@ -55,6 +56,8 @@ SourceErrors = Callable[[str, str | None], None]
 SETTLE_S = 2.0
 #: The runner waits this long for a table's first look before it serves (see ``run_table``).
 FIRST_LOOK_WAIT_S = 2.0
+#: How long a cancelled table source waits for its look's current batch to be recorded.
+STOP_WAIT_S = 30.0
 #: Runs recorded per ``enqueue`` call: each is one store transaction, short enough that a
 #: webhook recorded meanwhile waits milliseconds.
 ENQUEUE_RUNS = 500
@@ -156,6 +159,16 @@ class TableLook:
             if self.stop.is_set():
                 break
         _report_problems(self.recipe, reader)
+        if reader.activating and reader.activated:
+            log.info(
+                "recipe %s: first look at %s done: %s",
+                self.recipe.name,
+                spec.path.name,
+                f"{count} rows there recorded to run (existing_rows: run)"
+                if spec.existing_rows is ExistingRows.RUN
+                else "the rows there are recorded as seen, without runs (existing_rows: skip); "
+                "rows added from now on run",
+            )
         if held_count:
             early = count - held_count
             log.warning(
@@ -216,11 +229,11 @@ async def run_table(
     # a look reads the file and the store: on a thread, so that a large file, a slow disk or a
     # locked database never holds up the event loop (webhooks, /healthz); ``enqueue`` is safe
     # to call from there
+    current: asyncio.Future[None] = asyncio.ensure_future(asyncio.to_thread(scan, False))
     try:
-        first = asyncio.ensure_future(asyncio.to_thread(scan, False))  # the first activation
-        await asyncio.wait({first}, timeout=FIRST_LOOK_WAIT_S)
+        await asyncio.wait({current}, timeout=FIRST_LOOK_WAIT_S)  # the first activation
         started.set()
-        await first
+        await current
         while not spec.path.parent.is_dir():  # a folder that does not exist yet cannot be watched
             await asyncio.sleep(1.0)
         # watchfiles wakes us within milliseconds of a write; the timeout gives a quiet file its
@@ -234,11 +247,20 @@ async def run_table(
             yield_on_timeout=True,
         ):
             if not changes:
-                await asyncio.to_thread(scan, True)
+                current = asyncio.ensure_future(asyncio.to_thread(scan, True))
             elif any(Path(p) == spec.path for _, p in changes):
-                await asyncio.to_thread(scan, False)
+                current = asyncio.ensure_future(asyncio.to_thread(scan, False))
+            else:
+                continue
+            await current
     finally:
-        look.stop.set()  # a look still running on its thread ends after its current batch
+        # cancelled (hot reload, stop): a look still running on its thread ends after its
+        # current batch; wait for that, so that nothing writes to the store after the source
+        # is gone
+        look.stop.set()
+        if not current.done():
+            with contextlib.suppress(BaseException):
+                await asyncio.wait({current}, timeout=STOP_WAIT_S)
 
 
 def _fire_row(trigger: ScheduleTrigger, fire: datetime) -> dict[str, str]:

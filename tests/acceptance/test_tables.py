@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.acceptance.conftest import Fakes, StartRunner, append, write_recipe
+from tests.acceptance.conftest import (
+    LOOPS_HOOK,
+    Fakes,
+    StartRunner,
+    append,
+    dumps,
+    standard_headers,
+    write_recipe,
+)
 from tests.acceptance.runner_process import RunnerProcess
 
 pytestmark = pytest.mark.acceptance
@@ -158,3 +166,69 @@ def test_updated_rows_run_on_every_change_even_back(
         "grace@example.com",
     ]
     assert {r["status"] for r in runs} == {"succeeded"}
+
+
+BIG = """
+name: big
+trigger:
+  table: {path: data/big.csv, key: Email, existing_rows: skip}
+actions:
+  - loops.send_event: {email: /Email, eventName: big}
+"""
+
+
+def test_a_large_first_look_and_a_20k_append_never_stall_the_runner(
+    recipes_dir: Path, start_runner: StartRunner, fakes: Fakes
+) -> None:
+    """A 100,000-row table's first look and then 20,000 rows appended at once are read on a
+    thread in batches: /healthz and webhooks answer throughout (a bounded probe that fails
+    only on a stall of seconds), the runner serves before the first look ends, and the append
+    is held whole by the flood brake (exact counts, nothing sent for it)."""
+    big = recipes_dir / "data" / "big.csv"
+    big.write_text(HEADER + "".join(f"old{i}@example.com,Old {i},free\n" for i in range(100_000)))
+    write_recipe(recipes_dir, "big.yaml", BIG)
+    write_recipe(recipes_dir, "loops-hook.yaml", LOOPS_HOOK)
+    runner = start_runner(recipes_dir)
+    slowest = 0.0
+    posted = 0
+
+    probes = 0
+
+    def probe() -> None:
+        nonlocal slowest, posted, probes
+        started = time.monotonic()
+        assert runner.summary()["status"] == "ok"
+        if probes % 5 == 0:  # a webhook too (its Loops event goes out at 10/s)
+            body = dumps({"email": f"hook{posted}@example.com"})
+            answer = runner.post("/hooks/loops", body, standard_headers(body, f"m{posted}"))
+            assert answer.status_code == 202
+            posted += 1
+        probes += 1
+        slowest = max(slowest, time.monotonic() - started)
+
+    # the first look goes on after the runner serves; rows appended before it ends would be
+    # part of the table's existing rows (skipped), so the append waits for it
+    done = "recipe big: first look at big.csv done"
+    deadline = time.monotonic() + 120
+    while done not in runner.log and time.monotonic() < deadline:  # bounded
+        probe()
+        time.sleep(0.05)
+    assert runner.log.count(done) == 1
+    append(big, "".join(f"new{i}@example.com,New {i},pro\n" for i in range(20_000)))
+    deadline = time.monotonic() + 120
+    while runner.count_runs("big") < 20_000 and time.monotonic() < deadline:  # bounded
+        probe()
+        time.sleep(0.05)
+    for _ in range(5):
+        probe()
+    runner.wait_runs("loops-hook", posted)
+    runner.wait_idle()
+    assert slowest < 1.0, slowest  # bounded: only a stall of seconds fails
+    held = runner.query("SELECT count(*) FROM runs WHERE recipe = 'big' AND status = 'held'")
+    assert held == [(20_000,)]
+    assert runner.count_runs("big") == 20_000
+    assert runner.count_runs("loops-hook") == posted
+    assert sorted(e["body"]["email"] for e in fakes.loops_events()) == sorted(
+        f"hook{i}@example.com" for i in range(posted)
+    )
+    assert runner.log.count("found 20000 rows to run, more than its flood_limit of 100") == 1
