@@ -60,7 +60,7 @@ FIRST_LOOK_WAIT_S = 2.0
 STOP_WAIT_S = 30.0
 #: Runs recorded per ``enqueue`` call: each is one store transaction, short enough that a
 #: webhook recorded meanwhile waits milliseconds.
-ENQUEUE_RUNS = 500
+ENQUEUE_RUNS = 25
 #: Marks of a look kept back at most while the flood brake cannot decide (see ``TableLook``).
 KEEP_BACK_MARKS = 50_000
 #: Skipped rows logged one by one per look; the others are counted in one line.

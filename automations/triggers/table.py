@@ -1,7 +1,7 @@
 """Table triggers: which rows of a CSV / JSONL file are new or changed since the last look.
 
 ``TableReader.scan_batches()`` reads what is new in the file in batches (``TableBatch``, one per
-chunk of about 256 KiB) and turns each into ``TableEvent`` values; the runner records a batch's
+chunk of about 32 KiB) and turns each into ``TableEvent`` values; the runner records a batch's
 runs durably and only then calls ``commit_batch(batch)``, which records the marks of its rows and
 the position after it in one ``StateStore.set_state`` call. A crash between the two re-produces
 the same events, and the inbox de-duplicates them by ``dedupe_key``. Memory stays flat whatever

@@ -26,7 +26,7 @@ old end are read as appended, and the edited row is found at the next start of t
 next rewrite). Exporters and editors that write a new file and rename it, truncate it, or change
 its length before the old end are always seen.
 
-``read_chunks`` reads on from a position in chunks of about 256 KiB, each parsed into its complete
+``read_chunks`` reads on from a position in chunks of about 32 KiB, each parsed into its complete
 records (``table_records.parse_chunk``): a record cut by the chunk's end, or a half-written last
 line, is kept for the next chunk (or the next look). A chunk that holds no complete record doubles
 the next read, so a stray open quote costs linear time, not quadratic.
@@ -47,8 +47,9 @@ from automations.triggers.table_records import ChunkRecords, TableFormat, parse_
 
 __all__ = ["Chunk", "Position", "fingerprint", "prefix_hasher", "read_chunks", "resume"]
 
-#: Bytes read per chunk (about 2,500 rows of 100 bytes): one batch of a scan.
-CHUNK_BYTES = 256 * 1024
+#: Bytes parsed per chunk (about 330 rows of 100 bytes): one batch of a look, one store
+#: transaction of its marks, short enough that a webhook recorded meanwhile hardly waits.
+CHUNK_BYTES = 32 * 1024
 _EDGE = 4096
 _SAMPLES = 14
 _SAMPLE = 256

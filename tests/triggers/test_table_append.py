@@ -186,8 +186,8 @@ def test_a_large_look_comes_in_batches_committed_one_by_one(tmp_path: Path) -> N
         seen += len(batch.events)
         batches += 1
         reader.commit_batch(batch)
-    assert (seen, batches) == (30_000, 4)  # 840 KB in chunks of 256 KiB
-    assert state.transactions == 4
+    assert (seen, batches) == (30_000, 26)  # 840 KB in chunks of 32 KiB
+    assert state.transactions == 26
     assert reader.activated
     assert _batches(reader) == []
 
