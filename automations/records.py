@@ -177,6 +177,14 @@ class RunFilter:
     limit: int = 50
     #: The runs of one event or row: see ``key_matches``.
     key: str | None = None
+    #: Only runs recorded before (``before``) or after (``after``) the run with this id: the
+    #: keyset cursors of a page of runs (a cursor whose run is gone matches nothing).
+    before: str | None = None
+    after: str | None = None
+    #: Only runs created before this time (unix s); ``since`` is the other end of the range.
+    until: float | None = None
+    #: Leave out runs ``skipped`` by their condition (the console hides them by default).
+    hide_skipped: bool = False
 
 
 #: A schedule's fire key (``2024-03-10T07:00:00Z``) and the ``:`` before a table row's key.

@@ -20,7 +20,7 @@ from automations.cli.timeline import run_timeline, runs_table
 from automations.connections import Connections, ConnectionSettings, pacing_for
 from automations.execution.executor import Executor, new_run
 from automations.execution.pauses import paused_connections
-from automations.execution.versions import load_version
+from automations.execution.versions import condition_source
 from automations.model import Recipe, ScheduleTrigger, TableTrigger
 from automations.ports import Store
 from automations.records import RunFilter, RunRecord, RunStatus, TriggerKind
@@ -265,7 +265,7 @@ def show(run_id: str, db: str | None, fmt: str) -> None:
     try:
         run = store.get_run(run_id)
         decisions = store.audit_log(run.id)
-        condition = _condition_source(store, run) if fmt == "text" else None
+        condition = condition_source(store, run) if fmt == "text" else None
         waiting = _waiting_for(store, run) if fmt == "text" else []
     finally:
         store.close()
@@ -294,15 +294,6 @@ def _waiting_for(store: Store, run: RunRecord) -> list[str]:
         p.text() + (f" (since {_iso(p.since)})" if p.since is not None else "")
         for p in paused_connections(store).values()
     ]
-
-
-def _condition_source(store: Store, run: RunRecord) -> str | None:
-    """The ``only_run_if`` of the recipe version that ran (``None``: it had none)."""
-    try:
-        recipe = load_version(store, run, {}, prefer_current=False)
-    except Exception:  # not recorded, or no longer compiles: say so beside the result
-        return "(the expression of the version that ran is not recorded)"
-    return recipe.condition.source if recipe.condition is not None else None
 
 
 COMMANDS = [exec_command, runs, show]

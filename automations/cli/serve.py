@@ -17,6 +17,12 @@ import uvicorn
 from automations.cli import friendly_errors
 from automations.cli.history import db_option, resolve_db
 from automations.connections import Connections, ConnectionSettings, pacing_for
+from automations.console.server import (
+    DEFAULT_UI_HOST,
+    DEFAULT_UI_PORT,
+    ConsoleServer,
+    check_console_bind,
+)
 from automations.errors import ConfigError, StartupError
 from automations.runner.app import build_app
 from automations.runner.httpguard import (
@@ -44,7 +50,7 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _listen(host: str, port: int) -> socket.socket:
+def _listen(host: str, port: int, option: str = "--port") -> socket.socket:
     """The server's socket, bound and listening before anything else starts: a port that is
     taken stops ``run`` before a trigger has consumed anything."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -57,10 +63,33 @@ def _listen(host: str, port: int) -> socket.socket:
         sock.close()
         raise StartupError(
             f"cannot listen on {host}:{port}: {exc.strerror or exc}; stop what uses it, or "
-            "pick another --port. Nothing was read or recorded."
+            f"pick another {option}. Nothing was read or recorded."
         ) from exc
     sock.set_inheritable(True)
     return sock
+
+
+def _given(*names: str) -> bool:
+    """Whether one of these options was given on the command line (not left to its default)."""
+    ctx = click.get_current_context()
+    return any(ctx.get_parameter_source(n) is not click.core.ParameterSource.DEFAULT for n in names)
+
+
+def _listen_console(host: str, port: int, *, explicit: bool) -> socket.socket | None:
+    """The console's socket. Its default port taken (another runner on this machine) leaves
+    this runner without a console, said in a warning; an address asked for must be had."""
+    try:
+        return _listen(host, port, "--ui-port (or --no-ui)")
+    except StartupError as exc:
+        if explicit:
+            raise
+        log.warning("no console: %s", str(exc).split("; stop what uses it")[0])
+        log.warning("pass --ui-port to serve the console elsewhere, or --no-ui to say none")
+        return None
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def dry_run_db(db: Path) -> Path:
@@ -79,6 +108,7 @@ async def _serve(
     max_body: int,
     limits: HttpLimits,
     sock: socket.socket,
+    ui_sock: socket.socket | None,
 ) -> None:
     store = open_store(db)
     if is_postgres_url(db):
@@ -111,12 +141,16 @@ async def _serve(
             lifespan="off",
         )
         server = _Server(config)
+        # the console: its own listener and store connection, on this event loop
+        ui = None if ui_sock is None else ConsoleServer(runner, db, env)
         loop = asyncio.get_running_loop()
 
         def shutdown() -> None:
             log.info("stopping: no new events; finishing runs in flight")
             runner.dispatcher.close(finish_queued=False)
             server.should_exit = True
+            if ui is not None:
+                ui.stop()
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, shutdown)
@@ -130,9 +164,18 @@ async def _serve(
                 port,
                 " (dry run: nothing is sent)" if options.dry_run else "",
             )
-            await server.serve(sockets=[sock])
+            if ui is not None and ui_sock is not None:
+                host_, port_ = ui_sock.getsockname()[:2]
+                log.info("console on http://%s:%d", _url_host(host_), port_)
+                await asyncio.gather(server.serve(sockets=[sock]), ui.serve(ui_sock))
+            else:
+                await server.serve(sockets=[sock])
         finally:
+            if ui is not None:
+                ui.stop()
             await runner.stop()
+            if ui is not None:
+                ui.close()
             store.close()
     log.info("stopped")
 
@@ -142,6 +185,21 @@ async def _serve(
 @db_option
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8787, show_default=True, type=int)
+@click.option(
+    "--ui-host",
+    default=DEFAULT_UI_HOST,
+    show_default=True,
+    help="Where the console listens. Any address other than loopback needs "
+    "AUTOMATIONS_UI_TOKEN (a login).",
+)
+@click.option(
+    "--ui-port",
+    default=DEFAULT_UI_PORT,
+    show_default=True,
+    type=click.IntRange(min=0, max=65535),
+    help="The console's port (never the webhook port).",
+)
+@click.option("--no-ui", is_flag=True, help="Serve no console.")
 @click.option("--dry-run", is_flag=True, help="Render and audit every run; send nothing.")
 @click.option(
     "--concurrency",
@@ -223,6 +281,9 @@ def run(
     db: str | None,
     host: str,
     port: int,
+    ui_host: str,
+    ui_port: int,
+    no_ui: bool,
     dry_run: bool,
     concurrency: int,
     grace: float,
@@ -243,6 +304,13 @@ def run(
     fails, nothing is read or recorded (exit 1). One runner per database. A dry run without
     --db records in its own file (automations.dry-run.db)."""
     configure_logging(log_format, secrets=log_secrets(os.environ))
+    if not no_ui:
+        if ui_port == port and ui_port != 0:
+            raise click.UsageError(
+                f"--ui-port {ui_port} is the webhook port: the console has a listener of its "
+                "own (the default is 8788)"
+            )
+        check_console_bind(ui_host, os.environ)
     options = RunnerOptions(
         leader_ttl_s=_seconds(os.environ, "AUTOMATIONS_LEADER_TTL_S", 15.0),
         dry_run=dry_run,
@@ -279,11 +347,16 @@ def run(
     local = str(path) != ":memory:" and not is_postgres_url(path)
     with RunnerLock(Path(path)) if local else contextlib.nullcontext():
         sock = _listen(host, port)
+        ui_sock = None
         try:
+            if not no_ui:
+                ui_sock = _listen_console(ui_host, ui_port, explicit=_given("ui_host", "ui_port"))
             with asyncio.Runner(loop_factory=runner_factory) as r:
-                r.run(_serve(directory, path, host, port, options, max_body, limits, sock))
+                r.run(_serve(directory, path, host, port, options, max_body, limits, sock, ui_sock))
         finally:
             sock.close()
+            if ui_sock is not None:
+                ui_sock.close()
 
 
 def _seconds(env: dict[str, str] | os._Environ[str], variable: str, default: float) -> float:

@@ -31,14 +31,19 @@ DECIDED = ("operator", "decided")
 DISCARD_NOTE = "discarded by an operator (automations discard); never sent"
 
 
-def approve(store: Store, recipe: str, *, now: float | None = None) -> int:
-    """Release every held run of ``recipe`` (to ``pending``); how many were released."""
-    return _decide(store, recipe, RunStatus.PENDING, now, None)
+def approve(
+    store: Store, recipe: str, *, now: float | None = None, actor: str | None = None
+) -> int:
+    """Release every held run of ``recipe`` (to ``pending``); how many were released.
+    ``actor`` is who decided, for the audit (default: the operating-system user)."""
+    return _decide(store, recipe, RunStatus.PENDING, now, None, actor)
 
 
-def discard(store: Store, recipe: str, *, now: float | None = None) -> int:
+def discard(
+    store: Store, recipe: str, *, now: float | None = None, actor: str | None = None
+) -> int:
     """End every held run of ``recipe`` as ``discarded`` (never sent); how many were ended."""
-    return _decide(store, recipe, RunStatus.DISCARDED, now, DISCARD_NOTE)
+    return _decide(store, recipe, RunStatus.DISCARDED, now, DISCARD_NOTE, actor)
 
 
 def decisions(store: Store) -> int:
@@ -48,7 +53,12 @@ def decisions(store: Store) -> int:
 
 
 def _decide(
-    store: Store, recipe: str, status: RunStatus, now: float | None, note: str | None
+    store: Store,
+    recipe: str,
+    status: RunStatus,
+    now: float | None,
+    note: str | None,
+    actor: str | None,
 ) -> int:
     at = time.time() if now is None else now
     with store.transaction():
@@ -58,5 +68,5 @@ def _decide(
             # the decision itself, beside replay and resolve: who ended which holds, and when
             action = "approve" if status is RunStatus.PENDING else "discard"
             detail = {"recipe": recipe, "runs": n}
-            store.add_audit(AuditEntry(at, current_actor(), action, detail=detail))
+            store.add_audit(AuditEntry(at, actor or current_actor(), action, detail=detail))
     return n

@@ -33,7 +33,7 @@ from automations.model import Recipe
 from automations.ports import RunStore, Store
 from automations.records import AuditEntry, RunRecord, RunStatus, StepRecord, StepStatus
 
-__all__ = ["REPLAY_SUFFIX", "check_replayable", "replay"]
+__all__ = ["REPLAY_SUFFIX", "check_replayable", "record_replay", "replay"]
 
 #: A replay's event key is its original's plus this: one replay per run, enforced by the store.
 REPLAY_SUFFIX = "#replay"
@@ -93,7 +93,23 @@ async def replay(
     run in the meantime). A real replay marks the original and records ``actor``'s decision in
     the audit, in the same transaction as the new run.
     """
-    store = executor.store
+    stored = record_replay(executor.store, original, dry_run=dry_run, actor=actor, clock=clock)
+    return await executor.execute(stored, recipe, dry_run=dry_run)
+
+
+def record_replay(
+    store: RunStore,
+    original: RunRecord,
+    *,
+    dry_run: bool = False,
+    actor: str = "unknown",
+    clock: Callable[[], float] = time.time,
+) -> RunRecord:
+    """Record the replay of ``original`` as a ``pending`` run (carrying the steps that
+    succeeded) without executing it; returns it. ``replay`` executes it at once; a runner
+    hands it to its dispatcher (the console), which executes it in its lane like any run.
+
+    The same checks, marks and audit as ``replay``."""
     check_replayable(store, original)
     now = clock()
     key = original.event_key + REPLAY_SUFFIX
@@ -104,8 +120,7 @@ async def replay(
         replay_of=original.id,
     )
     run = replace(run, steps=tuple(_carried(original, run.id)))
-    stored = _record(store, original, run, dry_run=dry_run, actor=actor, now=now)
-    return await executor.execute(stored, recipe, dry_run=dry_run)
+    return _record(store, original, run, dry_run=dry_run, actor=actor, now=now)
 
 
 def _carried(original: RunRecord, run_id: str) -> list[StepRecord]:

@@ -12,7 +12,7 @@ from automations.ports import StateStore
 from automations.recipes.compiler import load_recipe, load_recipe_text
 from automations.records import RunRecord
 
-__all__ = ["load_version", "remember_version"]
+__all__ = ["condition_source", "load_version", "remember_version"]
 
 _VERSIONS = "recipe-versions"
 
@@ -46,3 +46,14 @@ def load_version(
     if stored.recipe is None:
         raise StoreError(f"the recorded version of recipe {run.recipe} no longer compiles")
     return stored.recipe
+
+
+def condition_source(state: StateStore, run: RunRecord) -> str | None:
+    """The ``only_run_if`` of the recipe version that ran ``run`` as its file wrote it
+    (``None``: it had none), or a note saying the version is not recorded: what ``show`` and
+    the console print beside the condition's result."""
+    try:
+        recipe = load_version(state, run, {}, prefer_current=False)
+    except Exception:  # not recorded, or no longer compiles: say so beside the result
+        return "(the expression of the version that ran is not recorded)"
+    return recipe.condition.source if recipe.condition is not None else None

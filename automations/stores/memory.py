@@ -194,7 +194,17 @@ class MemoryStore(Store):
 
     def list_runs(self, flt: RunFilter) -> list[RunRecord]:
         with self._lock:
-            ids = [i for i, r in self._t.runs.items() if _matches(r, flt)]
+            seq = self._t.seq
+            lo = hi = None
+            if flt.before is not None:
+                hi = seq.get(flt.before, -1)
+            if flt.after is not None:
+                lo = seq.get(flt.after, 1 << 62)
+            ids = [
+                i
+                for i, r in self._t.runs.items()
+                if _matches(r, flt) and (hi is None or seq[i] < hi) and (lo is None or seq[i] > lo)
+            ]
             ids.sort(key=lambda i: self._t.seq[i], reverse=True)  # newest recorded first
             return [self._with_steps(i) for i in ids[: max(flt.limit, 0)]]
 
@@ -294,5 +304,7 @@ def _matches(run: RunRecord, flt: RunFilter) -> bool:
         (flt.recipe is None or run.recipe == flt.recipe)
         and (flt.status is None or run.status is flt.status)
         and (flt.since is None or run.created_at >= flt.since)
+        and (flt.until is None or run.created_at < flt.until)
+        and not (flt.hide_skipped and run.status is RunStatus.SKIPPED)
         and (flt.key is None or key_matches(run, flt.key))
     )

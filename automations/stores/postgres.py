@@ -453,6 +453,18 @@ def _filter_sql(flt: RunFilter) -> tuple[str, list[object]]:
     if flt.since is not None:
         clauses.append("created_at >= %s")
         params.append(flt.since)
+    if flt.until is not None:
+        clauses.append("created_at < %s")
+        params.append(flt.until)
+    if flt.hide_skipped:
+        clauses.append("status <> 'skipped'")
+    # keyset cursors: the seq of the run named (none when it is gone: nothing matches)
+    if flt.before is not None:
+        clauses.append("seq < (SELECT seq FROM runs WHERE id = %s)")
+        params.append(flt.before)
+    if flt.after is not None:
+        clauses.append("seq > (SELECT seq FROM runs WHERE id = %s)")
+        params.append(flt.after)
     if flt.key is not None:
         clauses.append(sql.KEY_FILTER)
         k = flt.key

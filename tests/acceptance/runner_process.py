@@ -91,6 +91,8 @@ class RunnerProcess:
             str(self.port),
             *self.args,
         ]
+        if not any(a.startswith("--ui-") for a in self.args):
+            cmd.append("--no-ui")  # the console's default port is one per machine
         try:
             env = {"AUTOMATIONS_CONSOLE_TOKEN": CONSOLE_TOKEN, **self.env}
             self.proc = subprocess.Popen(

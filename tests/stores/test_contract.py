@@ -343,11 +343,27 @@ def test_list_runs_is_newest_first_with_steps(store: Store) -> None:
         (RunFilter(recipe="b", since=T0 + 1, limit=1), ["r5"]),
         (RunFilter(recipe="nope"), []),
         (RunFilter(limit=0), []),
+        (RunFilter(until=T0 + 2), ["r2", "r1"]),
+        (RunFilter(since=T0 + 1, until=T0 + 4), ["r4", "r3", "r2"]),
+        (RunFilter(before="r4"), ["r3", "r2", "r1"]),
+        (RunFilter(before="r4", limit=2), ["r3", "r2"]),
+        (RunFilter(recipe="a", before="r4"), ["r3", "r1"]),
+        (RunFilter(after="r4"), ["r6", "r5"]),
+        (RunFilter(after="r2", before="r5"), ["r4", "r3"]),
+        (RunFilter(before="gone"), []),
+        (RunFilter(after="gone"), []),
     ],
 )
 def test_list_runs_filters(store: Store, flt: RunFilter, expected: list[str]) -> None:
     _history(store)
     assert ids(store.list_runs(flt)) == expected
+
+
+def test_list_runs_hides_skipped_runs_when_asked(store: Store) -> None:
+    _history(store)
+    store.enqueue(make_run("r7", created_at=T0 + 6, status=RunStatus.SKIPPED))
+    assert ids(store.list_runs(RunFilter(limit=3))) == ["r7", "r6", "r5"]
+    assert ids(store.list_runs(RunFilter(limit=3, hide_skipped=True))) == ["r6", "r5", "r4"]
 
 
 def test_list_runs_by_key(store: Store) -> None:

@@ -1,0 +1,87 @@
+"""The console's listener inside ``automations run``: a second uvicorn server on the runner's
+event loop, on its own address, with its own store connection.
+
+The runner owns the signals: ``stop()`` ends the event streams (which would otherwise hold
+uvicorn's shutdown open forever) and the server; ``close()`` releases the store connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import uvicorn
+from starlette.routing import BaseRoute
+
+from automations.console.app import Console, build_console
+from automations.console.auth import Gate, check_bind
+from automations.console.host import RunnerHost
+from automations.ports import Store
+from automations.stores import open_store
+
+if TYPE_CHECKING:
+    from automations.runner.service import Runner
+
+__all__ = ["DEFAULT_UI_HOST", "DEFAULT_UI_PORT", "ConsoleServer"]
+
+DEFAULT_UI_HOST = "127.0.0.1"
+DEFAULT_UI_PORT = 8788
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the runner stops it."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class ConsoleServer:
+    """The console of ``runner``, reading ``location`` (the runner's database) through a
+    connection of its own."""
+
+    def __init__(
+        self,
+        runner: Runner,
+        location: str,
+        env: Mapping[str, str],
+        *,
+        extra_routes: Sequence[BaseRoute] = (),
+        **options: Any,
+    ) -> None:
+        self.gate = Gate.from_env(env)
+        # a private in-memory database is visible to its own connection only
+        self._own_store = location != ":memory:"
+        self.store: Store = open_store(location) if self._own_store else runner.store
+        self.app = build_console(
+            self.store, RunnerHost(runner), self.gate, extra_routes=extra_routes, **options
+        )
+        self.console: Console = self.app.state.console
+        self._server = _Server(
+            uvicorn.Config(
+                self.app,
+                log_level="warning",
+                access_log=False,
+                lifespan="off",
+                timeout_graceful_shutdown=2,
+            )
+        )
+
+    async def serve(self, sock: socket.socket) -> None:
+        await self._server.serve(sockets=[sock])
+
+    def stop(self) -> None:
+        self.console.stopping.set()
+        self._server.should_exit = True
+
+    def close(self) -> None:
+        self.console.close()
+        if self._own_store:
+            self.store.close()
+
+
+def check_console_bind(host: str, env: Mapping[str, str]) -> None:
+    """``auth.check_bind`` with the token from ``env``."""
+    check_bind(host, Gate.from_env(env).token)
