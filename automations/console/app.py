@@ -53,8 +53,8 @@ SECURITY_HEADERS = (
     (b"cross-origin-opener-policy", b"same-origin"),
 )
 
-#: Paths open without a session.
-_PUBLIC = ("/login", "/static/console.css")
+#: Paths open without a session (the login page and what it shows; never a run).
+_PUBLIC = ("/login", "/static/console.css", "/static/favicon.svg")
 
 
 @dataclass
@@ -145,7 +145,9 @@ class _Guard:
                 "(its Origin header is missing or names another site)",
                 status_code=403,
             )
-        session = gate.session(request.cookies.get(COOKIE))
+        session = gate.session(request.cookies.get(COOKIE)) or gate.bearer(
+            request.headers.get("authorization")
+        )
         if session is None:
             path = request.url.path
             if path in _PUBLIC or (path == "/logout" and request.method == "POST"):

@@ -7,7 +7,8 @@ The pages show customers' phone numbers and e-mail addresses, so:
 - With a token, every page, the event stream and the static files need a session: the login
   form exchanges the token (compared in constant time; failed attempts limited per client) for
   a signed cookie, ``HttpOnly`` and ``SameSite=Strict`` (``Secure`` over https), valid 12 hours.
-  The signing key is derived from the token: changing the token ends every session.
+  The signing key is derived from the token: changing the token ends every session. A program
+  (a metrics scraper) sends ``Authorization: Bearer <token>`` instead.
 - Without a token (loopback only), requests must name a loopback host (``Host:
   127.0.0.1:8788``, ``localhost``, ``[::1]``): a page elsewhere whose name resolves to 127.0.0.1
   (DNS rebinding) gets nothing.
@@ -157,6 +158,18 @@ class Gate:
         except (ValueError, UnicodeDecodeError):
             return None
         return Session(actor or None, float(expires))
+
+    def bearer(self, authorization: str | None) -> Session | None:
+        """A session for a request carrying ``Authorization: Bearer <token>`` (a metrics
+        scraper, ``curl``): browsers never send it by themselves, so it is no CSRF risk."""
+        if self.token is None or not authorization:
+            return None
+        scheme, _, supplied = authorization.partition(" ")
+        if scheme.lower() != "bearer":
+            return None
+        if not hmac.compare_digest(supplied.strip().encode("utf-8"), self.token.encode("utf-8")):
+            return None
+        return Session(None, self.clock() + SESSION_S)
 
     def _sign(self, body: str) -> str:
         mac = hmac.new(self._key, body.encode("utf-8"), hashlib.sha256).digest()

@@ -251,3 +251,10 @@ def test_any_other_address_needs_a_token(address: str) -> None:
     with pytest.raises(StartupError):
         check_bind(address, "")
     check_bind(address, TOKEN)
+
+
+def test_a_program_may_send_the_token_as_a_bearer(console: Client) -> None:
+    client = console(TOKEN)
+    assert client.get("/runs", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+    for wrong in (f"Bearer {TOKEN}x", f"Basic {TOKEN}", "Bearer ", TOKEN):
+        assert client.get("/runs", headers={"Authorization": wrong}).status_code == 303
