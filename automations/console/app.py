@@ -9,6 +9,7 @@ file; a POST also proves it comes from the console's own pages (``Origin``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from automations.console import operate, overview, runs
 from automations.console.auth import COOKIE, SESSION_S, Gate, Session, same_origin
 from automations.console.forms import read_form
 from automations.console.host import ConsoleHost
+from automations.console.overview import Window
 from automations.console.render import FILTERS
 from automations.execution.resolve import current_actor
 from automations.ports import Store
@@ -53,6 +55,9 @@ SECURITY_HEADERS = (
     (b"cross-origin-opener-policy", b"same-origin"),
 )
 
+#: Paths read by programs (the event stream, a metrics scraper): 401 without a session, not
+#: the login page.
+_PROGRAMS = frozenset({"/events", "/metrics"})
 #: Paths open without a session (the login page and what it shows; never a run).
 _PUBLIC = ("/login", "/static/console.css", "/static/favicon.svg")
 
@@ -74,6 +79,8 @@ class Console:
     #: The most runs one bulk replay takes.
     bulk_cap: int = 5000
     templates: Jinja2Templates = field(init=False)
+    #: 429s per connection over the last minute (``sample_pace``).
+    throttled: Window = field(default_factory=Window)
 
     def __post_init__(self) -> None:
         env = jinja2.Environment(
@@ -99,6 +106,17 @@ class Console:
     ) -> Response:
         ctx = {"gate_open": self.gate.open, "path": request.url.path, **context}
         return self.templates.TemplateResponse(request, name, ctx, status_code=status)
+
+    def sample_pace(self) -> None:
+        """Take a sample of the host's 429 counters (every few seconds, and at each view)."""
+        self.throttled.add(self.clock(), self.host.throttled())
+
+    async def sample_forever(self, every_s: float = 5.0) -> None:
+        """``sample_pace`` until the console stops."""
+        while not self.stopping.is_set():
+            self.sample_pace()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), timeout=every_s)
 
     def close(self) -> None:
         self.io.close()
@@ -152,8 +170,12 @@ class _Guard:
             path = request.url.path
             if path in _PUBLIC or (path == "/logout" and request.method == "POST"):
                 return None
-            if path == "/events" or request.method != "GET":
-                return PlainTextResponse("log in first", status_code=401)
+            if path in _PROGRAMS or request.method != "GET":
+                return PlainTextResponse(
+                    "log in first (a program sends Authorization: Bearer <token>)",
+                    status_code=401,
+                    headers={"WWW-Authenticate": 'Bearer realm="automations"'},
+                )
             return RedirectResponse("/login", status_code=303)
         request.scope["console.session"] = session
         return None

@@ -46,6 +46,11 @@ class ConsoleHost(Protocol):
         """Execute ``run``, a replay just recorded ``pending`` (called on the event loop)."""
         ...
 
+    def throttled(self) -> Mapping[str, float]:
+        """Attempts each provider connection answered 429, since the process started (a
+        counter: the console turns it into "in the last minute")."""
+        ...
+
 
 class RunnerHost:
     """``ConsoleHost`` over a ``Runner``: a replay goes to its dispatcher, which executes it in
@@ -70,6 +75,14 @@ class RunnerHost:
 
     def dispatch(self) -> Mapping[str, Any]:
         return self._runner.dispatch_view()
+
+    def throttled(self) -> Mapping[str, float]:
+        out: dict[str, float] = {}
+        for family in self._runner.metrics.rate_limited.collect():
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    out[sample.labels["connection"]] = sample.value
+        return out
 
     def submit(self, run: RunRecord) -> None:
         from automations.runner.service import order_key_for

@@ -11,7 +11,7 @@ seen since it was last empty has gone out, and when the rest will have (``execut
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -29,7 +29,7 @@ from automations.runner.health import relative_to
 if TYPE_CHECKING:
     from automations.console.app import Console
 
-__all__ = ["Peaks", "recipe_rows", "routes", "trigger_text"]
+__all__ = ["Peaks", "Window", "recipe_rows", "routes", "trigger_text"]
 
 #: How many of a recipe's latest runs its outcome counts cover.
 RECENT = 100
@@ -67,6 +67,28 @@ def recipe_rows(store: Store, names: list[str]) -> dict[str, dict[str, Any]]:
     for name, n in held.items():  # held runs of a recipe no longer loaded are decided too
         out.setdefault(name, {"counts": [], "seen": 0, "last": None, "held": n})
     return out
+
+
+@dataclass
+class Window:
+    """A counter's increase over the last minute, from samples of its running total (taken
+    every few seconds while the console runs, and at each view of the page)."""
+
+    span_s: float = 60.0
+    samples: deque[tuple[float, dict[str, float]]] = field(default_factory=deque)
+
+    def add(self, now: float, totals: Mapping[str, float]) -> None:
+        self.samples.append((now, dict(totals)))
+        # keep the newest sample at least span_s old, as the base of the difference
+        while len(self.samples) > 1 and self.samples[1][0] <= now - self.span_s:
+            self.samples.popleft()
+
+    def last_minute(self) -> dict[str, int]:
+        if not self.samples:
+            return {}
+        _, base = self.samples[0]
+        _, last = self.samples[-1]
+        return {k: int(v - base.get(k, 0.0)) for k, v in last.items()}
 
 
 @dataclass
@@ -122,6 +144,7 @@ def connection_rows(
 
 def routes(console: Console) -> list[BaseRoute]:
     peaks = Peaks()
+    throttled = console.throttled
 
     async def recipes_page(request: Request) -> Response:
         host = console.host
@@ -158,11 +181,12 @@ def routes(console: Console) -> list[BaseRoute]:
             measure_backlog, console.store, console.clock(), actions
         )
         dispatch = console.host.dispatch()
+        console.sample_pace()
         return console.page(
             request,
             "connections.html",
             {
-                "connections": connection_rows(backlog, dispatch, peaks),
+                "connections": connection_rows(backlog, dispatch, peaks, throttled.last_minute()),
                 "recipes": [line for line in backlog.recipes if line.queued],
                 "lanes": dispatch.get("lanes", {}),
                 "drain": drain_text,

@@ -7,17 +7,19 @@ uvicorn's shutdown open forever) and the server; ``close()`` releases the store 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Route
 
 from automations.console.app import Console, build_console
 from automations.console.auth import Gate, check_bind
 from automations.console.host import RunnerHost
+from automations.metrics import metrics_endpoint
 from automations.ports import Store
 from automations.stores import open_store
 
@@ -55,8 +57,14 @@ class ConsoleServer:
         # a private in-memory database is visible to its own connection only
         self._own_store = location != ":memory:"
         self.store: Store = open_store(location) if self._own_store else runner.store
+        # /metrics behind the console's guard (a session, or the token as a Bearer); its store
+        # gauges read through the console's connection, so a scrape never waits on the runner's
+        if runner.metrics.store_gauges is not None:
+            runner.metrics.store_gauges.store = self.store
+        scrape = metrics_endpoint(runner.metrics.registry, token=None)
+        routes = [Route("/metrics", scrape, methods=["GET"]), *extra_routes]
         self.app = build_console(
-            self.store, RunnerHost(runner), self.gate, extra_routes=extra_routes, **options
+            self.store, RunnerHost(runner), self.gate, extra_routes=routes, **options
         )
         self.console: Console = self.app.state.console
         self._server = _Server(
@@ -70,7 +78,12 @@ class ConsoleServer:
         )
 
     async def serve(self, sock: socket.socket) -> None:
-        await self._server.serve(sockets=[sock])
+        sampler = asyncio.get_running_loop().create_task(self.console.sample_forever())
+        try:
+            await self._server.serve(sockets=[sock])
+        finally:
+            self.console.stopping.set()
+            await sampler
 
     def stop(self) -> None:
         self.console.stopping.set()

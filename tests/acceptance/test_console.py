@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -27,10 +28,12 @@ from tests.acceptance.runner_process import WAIT_S, RunnerProcess, free_port, wa
 pytestmark = pytest.mark.acceptance
 
 
-def _start(start_runner: StartRunner, recipes_dir: Path, *args: str) -> tuple[RunnerProcess, str]:
+def _start(
+    start_runner: StartRunner, recipes_dir: Path, *args: str, **kw: Any
+) -> tuple[RunnerProcess, str]:
     write_recipe(recipes_dir, "hook.yaml", LOOPS_HOOK)
     ui = free_port()
-    runner = start_runner(recipes_dir, "--ui-port", str(ui), *args)
+    runner = start_runner(recipes_dir, "--ui-port", str(ui), *args, **kw)
     return runner, f"http://127.0.0.1:{ui}"
 
 
@@ -131,3 +134,22 @@ def test_no_ui_serves_no_console(start_runner: StartRunner, recipes_dir: Path) -
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{ui}/runs", timeout=2)
     assert "console on" not in runner.log
+
+
+def test_metrics_are_served_on_the_console_behind_its_token(
+    start_runner: StartRunner, recipes_dir: Path, fakes: Fakes
+) -> None:
+    token = "a-token-for-the-metrics-test"
+    runner, ui = _start(start_runner, recipes_dir, env={"AUTOMATIONS_UI_TOKEN": token})
+    body = dumps({"email": "ada@example.com"})
+    runner.post("/hooks/loops", body, standard_headers(body, "msg_m"))
+    wait_until(lambda: runner.runs() and runner.runs()[0]["status"] == "succeeded", "the run")
+    refused = httpx.get(f"{ui}/metrics", timeout=10)
+    assert refused.status_code == 401
+    assert refused.headers["www-authenticate"] == 'Bearer realm="automations"'
+    assert "automations_" not in refused.text
+    scraped = httpx.get(f"{ui}/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert scraped.status_code == 200
+    assert "automations_store_up 1.0" in scraped.text
+    assert "automations_queued_runs" in scraped.text
+    assert httpx.get(runner.url("/metrics"), timeout=10).status_code != 200  # not the webhook port

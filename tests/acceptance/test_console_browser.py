@@ -100,8 +100,10 @@ def test_a_new_run_appears_live_and_opens(
     fakes.loops.script(400)  # the first delivery fails: a failed run with its error on the list
     for n, email in enumerate(PEOPLE[:2]):
         _post(runner, email, f"msg_{n}")
-    wait_until(lambda: len(runner.runs()) == 2 and all(
-        r["status"] != "pending" for r in runner.runs()), "two finished runs")  # fmt: skip
+    wait_until(
+        lambda: len(runner.runs()) == 2 and all(r["status"] != "pending" for r in runner.runs()),
+        "two finished runs",
+    )
     browser.get(f"{ui}/runs")
     assert browser.title == "Runs · automations"
     assert len(_rows(browser)) == 2
@@ -113,8 +115,11 @@ def test_a_new_run_appears_live_and_opens(
     runs = runner.runs()
     assert newest == runs[0]["id"]
     row = browser.find_element(By.CSS_SELECTOR, f'tr[data-run-id="{newest}"]')
-    wait_until(lambda: "succeeded" in browser.find_element(
-        By.CSS_SELECTOR, f'tr[data-run-id="{newest}"] .badge').text, "its status, in place")  # fmt: skip
+    badge = f'tr[data-run-id="{newest}"] .badge'
+    wait_until(
+        lambda: "succeeded" in browser.find_element(By.CSS_SELECTOR, badge).text,
+        "its status, in place",
+    )
     assert row.find_element(By.CSS_SELECTOR, ".key").text == "msg_live"
     time.sleep(3.5)  # the highlight of a new row fades before the screenshot
     browser.save_screenshot(str(tmp_path / "console-runs.png"))

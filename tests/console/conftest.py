@@ -58,6 +58,7 @@ class FakeHost:
     lint: dict[str, Sequence[Diagnostic]] = field(default_factory=dict)
     view: dict[str, Any] = field(default_factory=lambda: {"connections": {}, "lanes": {}})
     submitted: list[RunRecord] = field(default_factory=list)
+    rate_limited: dict[str, float] = field(default_factory=dict)
 
     def recipes(self) -> Mapping[str, Recipe]:
         return self.loaded
@@ -70,6 +71,9 @@ class FakeHost:
 
     def submit(self, run: RunRecord) -> None:
         self.submitted.append(run)
+
+    def throttled(self) -> Mapping[str, float]:
+        return self.rate_limited
 
 
 def sms_step(run_id: str, status: StepStatus, **fields: Any) -> StepRecord:

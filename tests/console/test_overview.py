@@ -9,7 +9,7 @@ from starlette.testclient import TestClient
 from automations.diagnostics import Diagnostic, Severity
 from automations.records import RunStatus, StepStatus
 from automations.stores import SQLiteStore
-from tests.console.conftest import FakeHost, run, sms_step
+from tests.console.conftest import Client, FakeHost, run, sms_step
 
 
 def test_a_recipe_line_has_trigger_file_version_and_last_runs(
@@ -84,3 +84,22 @@ def test_connections_show_pace_pause_and_backlog_progress(
     again = client.get("/connections").text
     assert '<progress value="1" max="3">' in again
     assert "<h2>Waiting runs by recipe</h2>" in again
+
+
+def test_429s_are_counted_over_the_last_minute(console: Client, host: FakeHost) -> None:
+    now = [1000.0]
+    client = console(clock=lambda: now[0])
+    host.rate_limited = {"quo": 5.0}
+    client.get("/connections")  # the first sample: the base
+    now[0] += 30
+    host.rate_limited = {"quo": 12.0}
+    assert _cell(client.get("/connections").text, "quo", 3) == "7"
+    now[0] += 61  # the 30 s sample is now a minute old: it is the base
+    host.rate_limited = {"quo": 13.0}
+    assert _cell(client.get("/connections").text, "quo", 3) == "1"
+
+
+def _cell(page: str, connection: str, index: int) -> str:
+    row = re.search(rf'<tr data-connection="{connection}" class="\w+">(.*?)</tr>', page, re.S)
+    assert row is not None, page
+    return re.findall(r"<td[^>]*>(.*?)</td>", row.group(1), re.S)[index]
