@@ -162,6 +162,18 @@ class RunsQuery:
         values.update({k: None if v is None else str(v) for k, v in changes.items()})
         return urlencode({k: v for k, v in values.items() if v is not None})
 
+    def pinned(self, now: float) -> RunsQuery:
+        """This query with a time range given as a duration back (``24h``) written as the
+        times it means now: a confirmation acts on the runs its preview counted."""
+
+        def pin(value: str | None) -> str | None:
+            if value is None or not (value[:-1].isdigit() and value[-1:] in _UNITS):
+                return value
+            when = datetime.fromtimestamp(parse_time(value, now=now), UTC)
+            return when.isoformat(timespec="seconds")
+
+        return replace(self, since=pin(self.since), until=pin(self.until))
+
     def url(self, path: str, **changes: object) -> str:
         """``path`` with this query's string (``params``), if any."""
         qs = self.params(**changes)

@@ -38,9 +38,18 @@ from automations.records import AuditEntry, RunRecord, RunStatus, StepStatus
 if TYPE_CHECKING:
     from automations.console.app import Console
 
-__all__ = ["BulkPreview", "PlannedStep", "bulk_preview", "replay_plan", "routes"]
+__all__ = [
+    "BulkPreview",
+    "PlannedStep",
+    "bulk_preview",
+    "masked_recipients",
+    "replay_plan",
+    "routes",
+]
 
 _KEEP = (StepStatus.SUCCEEDED, StepStatus.SKIPPED)
+#: SMS recipients a bulk preview lists.
+_SHOWN = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +91,10 @@ class BulkPreview:
     steps: dict[tuple[str, str], int]
     #: Whether more failed runs match than the cap.
     capped: bool
+    #: The numbers the SMS steps to send again were addressed to, masked (the first 20).
+    recipients: list[str]
+    #: How many SMS recipients in all.
+    sms: int
 
 
 def bulk_preview(
@@ -98,6 +111,8 @@ def bulk_preview(
     taken: list[RunRecord] = []
     left_out: Counter[str] = Counter()
     steps: Counter[tuple[str, str]] = Counter()
+    recipients: list[str] = []
+    sms = 0
     for run in runs[:cap]:
         try:
             check_replayable(store, run)
@@ -107,7 +122,10 @@ def bulk_preview(
         taken.append(run)
         for planned in replay_plan(run, recipes.get(run.recipe)):
             steps[(planned.step_id, planned.action)] += 1
-    return BulkPreview(taken, dict(left_out), dict(steps), capped)
+        numbers = masked_recipients(run)
+        sms += len(numbers)
+        recipients.extend(numbers[: max(0, _SHOWN - len(recipients))])
+    return BulkPreview(taken, dict(left_out), dict(steps), capped, recipients, sms)
 
 
 def _bulk_replay(
@@ -231,6 +249,7 @@ def routes(console: Console) -> list[BaseRoute]:
         query, problems = RunsQuery.from_params(request.query_params)
         preview = None
         if request.query_params.get("preview") and not problems:
+            query = query.pinned(console.clock())
             preview = await console.call(
                 bulk_preview,
                 console.store,
@@ -299,6 +318,8 @@ def masked_recipients(run: RunRecord) -> list[str]:
     out = []
     for step in run.steps:
         body = (step.request or {}).get("body")
+        if step.status in _KEEP:
+            continue
         if step.action == "quo.send_sms" and isinstance(body, dict):
             to = body.get("to")
             for number in to if isinstance(to, list) else [to]:

@@ -11,7 +11,7 @@ from automations.execution.held import DECIDED
 from automations.execution.resolve import current_actor
 from automations.records import RunStatus, StepStatus
 from automations.stores import SQLiteStore
-from tests.console.conftest import ORIGIN, TOKEN, Client, FakeHost, run, sms_step
+from tests.console.conftest import ORIGIN, T0, TOKEN, Client, FakeHost, run, sms_step
 
 
 def test_the_replay_confirmation_names_the_steps_it_would_send(client: TestClient) -> None:
@@ -168,7 +168,19 @@ def test_the_bulk_preview_counts_runs_and_requests(client: TestClient, store: SQ
     )
     assert rows == [("event", "loops.send_event", "6"), ("sms", "quo.send_sms", "6")]
     assert '<input type="hidden" name="expected" value="6">' in page.text
+    # the numbers texted again, masked; the run without a recorded request has none
+    assert "SMS would go again to 5 number(s): +1••••••0123, +1••••••0123" in page.text
+    assert "+15555550123" not in page.text
     assert store.audit_log() == []  # a preview decides nothing
+
+
+def test_a_bulk_preview_pins_a_duration_to_the_times_it_meant(
+    console: Client, store: SQLiteStore
+) -> None:
+    client = console(clock=lambda: T0 + 3600)
+    page = client.get("/bulk?since=2h&preview=1").text
+    assert '<input type="hidden" name="since" value="2026-05-28T19:26:40+00:00">' in page
+    assert "2 failed run(s) would be replayed" in page
 
 
 def test_the_bulk_replay_replays_what_was_previewed_once(
