@@ -104,6 +104,21 @@ def _chain(store: Store, start: str | None, link: str) -> list[RunRecord]:
     return out
 
 
+#: ``only_run_if`` by recipe version: a version's text never changes (its hash is its content).
+_CONDITIONS: dict[str, str | None] = {}
+
+
+def _condition(store: Store, run: RunRecord) -> str | None:
+    """``condition_source``, compiled once per recipe version."""
+    if run.recipe_hash is None:
+        return condition_source(store, run)
+    if run.recipe_hash not in _CONDITIONS:
+        if len(_CONDITIONS) > 1000:
+            _CONDITIONS.clear()
+        _CONDITIONS[run.recipe_hash] = condition_source(store, run)
+    return _CONDITIONS[run.recipe_hash]
+
+
 def read_run(store: Store, run_id: str) -> RunPage:
     """Everything the run page shows; ``StoreError`` for an unknown id."""
     run = store.get_run(run_id)
@@ -120,7 +135,7 @@ def read_run(store: Store, run_id: str) -> RunPage:
         replays_of=list(reversed(_chain(store, run.replay_of, "replay_of"))),
         replayed_as=_chain(store, run.replayed_as, "replayed_as"),
         decisions=store.audit_log(run.id),
-        condition=condition_source(store, run),
+        condition=_condition(store, run),
         replay_refused=refused,
         waiting=waiting,
     )
