@@ -27,6 +27,9 @@ class ConsoleHost(Protocol):
 
     #: The recipes directory (files are shown relative to it).
     directory: Path
+    #: The process sends nothing (``automations run --dry-run``): a replay is a dry run too,
+    #: which marks nothing (the original stays replayable for real).
+    dry_run: bool
 
     def recipes(self) -> Mapping[str, Recipe]:
         """The recipes that run now, by name."""
@@ -59,6 +62,7 @@ class RunnerHost:
     def __init__(self, runner: Runner) -> None:
         self._runner = runner
         self.directory = runner.directory
+        self.dry_run = runner.options.dry_run
 
     def recipes(self) -> Mapping[str, Recipe]:
         return self._runner.recipes.by_name

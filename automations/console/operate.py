@@ -129,7 +129,7 @@ def bulk_preview(
 
 
 def _bulk_replay(
-    store: Store, runs: list[RunRecord], actor: str, detail: dict[str, object]
+    store: Store, runs: list[RunRecord], actor: str, detail: dict[str, object], dry_run: bool
 ) -> tuple[list[RunRecord], dict[str, int]]:
     """Record a replay of each of ``runs`` (each its own transaction, as ``replay`` does); one
     audit entry for the bulk decision. Runs refused meanwhile are counted, not replayed."""
@@ -137,7 +137,8 @@ def _bulk_replay(
     refused: Counter[str] = Counter()
     for run in runs:
         try:
-            done.append(record_replay(store, store.get_run(run.id), actor=actor))
+            original = store.get_run(run.id)
+            done.append(record_replay(store, original, actor=actor, dry_run=dry_run))
         except (RefusedError, StoreError) as exc:
             refused[type(exc).__name__] += 1
     store.add_audit(
@@ -204,7 +205,9 @@ def routes(console: Console) -> list[BaseRoute]:
         try:
             original: RunRecord = await console.call(console.store.get_run, run_id)
             new: RunRecord = await console.call(
-                lambda: record_replay(console.store, original, actor=actor)
+                lambda: record_replay(
+                    console.store, original, actor=actor, dry_run=console.host.dry_run
+                )
             )
         except StoreError as exc:
             return refused(request, "No such run", exc, 404)
@@ -287,7 +290,9 @@ def routes(console: Console) -> list[BaseRoute]:
             console.clock(),
         )
         detail: dict[str, object] = {"filter": query.params(), "previewed": int(expected)}
-        done, left = await console.call(_bulk_replay, console.store, preview.runs, actor, detail)
+        done, left = await console.call(
+            _bulk_replay, console.store, preview.runs, actor, detail, console.host.dry_run
+        )
         for run in done:
             console.host.submit(run)
         return console.page(

@@ -59,6 +59,7 @@ class FakeHost:
     view: dict[str, Any] = field(default_factory=lambda: {"connections": {}, "lanes": {}})
     submitted: list[RunRecord] = field(default_factory=list)
     rate_limited: dict[str, float] = field(default_factory=dict)
+    dry_run: bool = False
 
     def recipes(self) -> Mapping[str, Recipe]:
         return self.loaded

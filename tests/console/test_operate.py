@@ -11,7 +11,7 @@ from automations.execution.held import DECIDED
 from automations.execution.resolve import current_actor
 from automations.records import RunStatus, StepStatus
 from automations.stores import SQLiteStore
-from tests.console.conftest import ORIGIN, T0, TOKEN, Client, FakeHost, run, sms_step
+from tests.console.conftest import EMAIL, ORIGIN, T0, TOKEN, Client, FakeHost, run, sms_step
 
 
 def test_the_replay_confirmation_names_the_steps_it_would_send(client: TestClient) -> None:
@@ -45,6 +45,19 @@ def test_replay_records_a_new_run_hands_it_to_the_runner_and_audits_who(
     )
     page = client.get(answer.headers["location"])
     assert "replay of failed recorded by" in page.text
+
+
+def test_a_replay_in_a_dry_run_runner_is_a_dry_run_and_marks_nothing(
+    client: TestClient, store: SQLiteStore, host: FakeHost
+) -> None:
+    host.dry_run = True
+    answer = client.post("/runs/failed/replay", headers=ORIGIN)
+    assert answer.status_code == 303
+    [replay] = host.submitted
+    assert replay.event_key.startswith(f"{EMAIL}#replay-dry-run-")
+    assert replay.replay_of == "failed"
+    assert store.get_run("failed").replayed_as is None  # still replayable for real
+    assert store.audit_log() == []
 
 
 def test_a_second_replay_is_refused_and_names_the_replay(
