@@ -177,10 +177,10 @@ class RunFilter:
     limit: int = 50
     #: The runs of one event or row: see ``key_matches``.
     key: str | None = None
-    #: Only runs recorded before (``before``) or after (``after``) the run with this id: the
-    #: keyset cursors of a page of runs (a cursor whose run is gone matches nothing).
-    before: str | None = None
-    after: str | None = None
+    #: Only runs recorded before (``before_id``) or after (``after_id``) the run with this id:
+    #: the console's keyset cursors (a cursor whose run is gone matches nothing).
+    before_id: str | None = None
+    after_id: str | None = None
     #: Only runs created before this time (unix s); ``since`` is the other end of the range.
     until: float | None = None
     #: Leave out runs ``skipped`` by their condition (the console hides them by default).

@@ -141,7 +141,7 @@ class RunsQuery:
             since=None if self.since is None else parse_time(self.since, now=now),
             until=None if self.until is None else parse_time(self.until, now=now),
             limit=limit,
-            before=self.before,
+            before_id=self.before,
             hide_skipped=self.hides_skipped,
         )
         if self.key is None:

@@ -66,7 +66,7 @@ def newer_runs(store: Store, query: RunsQuery, after: str, now: float) -> list[R
     """Runs matching ``query`` recorded after the run ``after``, oldest first."""
     found: dict[str, RunRecord] = {}
     for flt in query.filters(PAGE, now=now):
-        for run in store.list_runs(replace(flt, before=None, after=after)):
+        for run in store.list_runs(replace(flt, before_id=None, after_id=after)):
             found.setdefault(run.id, run)
     return sorted(found.values(), key=lambda r: r.created_at)
 

@@ -196,10 +196,10 @@ class MemoryStore(Store):
         with self._lock:
             seq = self._t.seq
             lo = hi = None
-            if flt.before is not None:
-                hi = seq.get(flt.before, -1)
-            if flt.after is not None:
-                lo = seq.get(flt.after, 1 << 62)
+            if flt.before_id is not None:
+                hi = seq.get(flt.before_id, -1)
+            if flt.after_id is not None:
+                lo = seq.get(flt.after_id, 1 << 62)
             ids = [
                 i
                 for i, r in self._t.runs.items()

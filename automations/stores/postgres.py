@@ -459,12 +459,12 @@ def _filter_sql(flt: RunFilter) -> tuple[str, list[object]]:
     if flt.hide_skipped:
         clauses.append("status <> 'skipped'")
     # keyset cursors: the seq of the run named (none when it is gone: nothing matches)
-    if flt.before is not None:
+    if flt.before_id is not None:
         clauses.append("seq < (SELECT seq FROM runs WHERE id = %s)")
-        params.append(flt.before)
-    if flt.after is not None:
+        params.append(flt.before_id)
+    if flt.after_id is not None:
         clauses.append("seq > (SELECT seq FROM runs WHERE id = %s)")
-        params.append(flt.after)
+        params.append(flt.after_id)
     if flt.key is not None:
         clauses.append(sql.KEY_FILTER)
         k = flt.key
