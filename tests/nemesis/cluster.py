@@ -51,9 +51,11 @@ def _as_postgres() -> list[str]:
 class PostgresServer:
     """A cluster in ``directory`` (created by ``init``), served on the socket there."""
 
-    def __init__(self, binaries: Path, directory: Path) -> None:
+    def __init__(self, binaries: Path, directory: Path, *, durable: bool = False) -> None:
         self.binaries = binaries
         self.directory = directory
+        #: fsync and full_page_writes on, as in production (benches); off for the tests.
+        self.durable = durable
         self.data = directory / "data"
         self.log = directory / "server.log"
         self.restarts = 0
@@ -73,14 +75,14 @@ class PostgresServer:
     def init(self) -> None:
         self._run(
             str(self.binaries / "initdb"),
-            *("-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"),
+            *("-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8"),
+            *(() if self.durable else ("--no-sync",)),
         )
 
     def start(self) -> None:
-        options = (
-            f"-k {self.directory} -c listen_addresses='' -c fsync=off -c full_page_writes=off "
-            "-c max_connections=60"
-        )
+        options = f"-k {self.directory} -c listen_addresses='' -c max_connections=60"
+        if not self.durable:
+            options += " -c fsync=off -c full_page_writes=off"
         self._run(
             str(self.binaries / "pg_ctl"),
             *("-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "-o", options),
@@ -125,7 +127,7 @@ class PostgresServer:
 
 
 @contextlib.contextmanager
-def private_server() -> Iterator[PostgresServer]:
+def private_server(*, durable: bool = False) -> Iterator[PostgresServer]:
     """A started private server, stopped and deleted at the end; skips (fails under
     ``CI=true``) when PostgreSQL is not installed."""
     binaries = bindir()
@@ -139,7 +141,7 @@ def private_server() -> Iterator[PostgresServer]:
     directory = Path(tempfile.mkdtemp(prefix="automations-nemesis-pg."))
     if os.geteuid() == 0:
         shutil.chown(directory, "postgres")
-    server = PostgresServer(binaries, directory)
+    server = PostgresServer(binaries, directory, durable=durable)
     try:
         server.init()
         server.start()
