@@ -18,6 +18,7 @@ The seed is printed and, on failure, repeated with the path of the saved history
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -52,6 +53,15 @@ NODES = 1
 #: Lease settings for the test: a paused node loses its runs after about two seconds.
 LEASE_S = 2.0
 NODE_ARGS = ("--grace", "2")
+LEASE_ENV = {
+    "AUTOMATIONS_LEASE_TTL": str(LEASE_S),
+    "AUTOMATIONS_LEASE_HEARTBEAT": "0.5",
+    "AUTOMATIONS_LEASE_RESCUE_EVERY": "0.5",
+    "AUTOMATIONS_LEASE_GRACE": "0.5",
+    "AUTOMATIONS_CLAIM_POLL": "0.5",
+    # the lead (schedules, table watching) moves within two seconds of its holder's death
+    "AUTOMATIONS_LEADER_TTL_S": "2",
+}
 #: The pacing guard: on a loaded 2-core machine (load 8 with the other test sessions) a
 #: request's arrival at the fake (a thread of this busy test process) lags its release by up
 #: to ~35 ms more than the next one's, most of all the first requests of a restarted node; the
@@ -288,7 +298,7 @@ def test_nodes_keep_every_promise_under_a_nemesis(
     nodes = []
     for n in range(1, NODES + 1):
         name = f"node-{n}"
-        env = runner_env(fakes, env={"AUTOMATIONS_RATE_GUARD_MS": RATE_GUARD_MS})
+        env = runner_env(fakes, env={"AUTOMATIONS_RATE_GUARD_MS": RATE_GUARD_MS, **LEASE_ENV})
         args = ("--db", f"{server.url}&application_name={_app_name_of(name)}", *NODE_ARGS)
         nodes.append(Node(name, recipes_dir, free_port(), args, env, logs))
     history = History(
@@ -348,11 +358,12 @@ def test_nodes_keep_every_promise_under_a_nemesis(
         # on the machine rotate them away
         saved = Path(tempfile.gettempdir()) / f"automations-nemesis-{seed}.json"
         history.dump(saved)
+        shutil.copytree(logs, saved.with_suffix(".logs"), dirs_exist_ok=True)
         for node in nodes:
             print(node.log[-3000:])
         print(nemesis.faults)
         shown = "\n".join(violations[:30])
         pytest.fail(
             f"AUTOMATIONS_NEMESIS_SEED={seed}: {len(violations)} violation(s) "
-            f"(history in {saved}):\n{shown}"
+            f"(history in {saved}, node logs in {saved.with_suffix('.logs')}):\n{shown}"
         )
