@@ -47,7 +47,7 @@ from automations.runner.health import Health, HealthSection, relative_to
 from automations.runner.inbox import IntakePressure
 from automations.runner.lead import Lead
 from automations.runner.registry import RecipeSet, reload
-from automations.runner.sources import run_schedule, run_table
+from automations.runner.sources import run_schedule, run_table, supervised
 from automations.stores.leaders import leaders_for
 from automations.stores.thread import StoreThread
 from automations.stores.wakeup import wakeup_for
@@ -477,11 +477,16 @@ class Runner:
             if name in self._sources:
                 continue  # unchanged trigger: its position and schedule are untouched
             started = asyncio.Event()
-            if isinstance(recipe.trigger, TableTrigger):
-                coro = run_table(recipe, self.store, self.accept_many, started, self._source_error)
-            else:
-                coro = run_schedule(recipe, self.store, self.accept_many, started)
-            task = asyncio.get_running_loop().create_task(coro, name=f"source:{name}")
+            source = (
+                functools.partial(
+                    run_table, recipe, self.store, self.accept_many, started, self._source_error
+                )
+                if isinstance(recipe.trigger, TableTrigger)
+                else functools.partial(run_schedule, recipe, self.store, self.accept_many, started)
+            )
+            task = asyncio.get_running_loop().create_task(
+                supervised(name, source), name=f"source:{name}"
+            )
             task.add_done_callback(_log_crash)
             self._sources[name] = (recipe.trigger, task)
             waits.append(started.wait())

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from watchfiles import awatch
 
+from automations.errors import StoreError
 from automations.execution.executor import new_run
 from automations.model import (
     ExistingRows,
@@ -40,6 +41,7 @@ __all__ = [
     "flooded",
     "run_schedule",
     "run_table",
+    "supervised",
     "table_scope",
 ]
 
@@ -65,6 +67,34 @@ ENQUEUE_RUNS = 25
 KEEP_BACK_MARKS = 50_000
 #: Skipped rows logged one by one per look; the others are counted in one line.
 _PROBLEM_LINES = 20
+#: A source that met a store error starts again after this long, doubling up to the most.
+RESTART_S = (0.5, 30.0)
+
+
+async def supervised(
+    name: str,
+    source: Callable[[], Awaitable[None]],
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+) -> None:
+    """Run ``source()`` for ever: a store that fails (a database restarting, a connection cut,
+    a locked file) ends one pass of the source, never the source. It is started again after a
+    pause (0.5 s, doubling to 30 s while it keeps failing) and catches up from the position the
+    store keeps, as after a restart: a table's remembered keys, a schedule's last fire time. No
+    event is lost meanwhile (runs are recorded before the position moves) and none runs twice
+    (runs are unique by recipe and event key). Any other exception is a bug: it ends the task."""
+    pause = RESTART_S[0]
+    loop = asyncio.get_running_loop()
+    while True:
+        began = loop.time()
+        try:
+            await source()
+            return
+        except StoreError as exc:
+            if loop.time() - began > RESTART_S[1]:
+                pause = RESTART_S[0]  # it had worked for a while: a new spell of failures
+            log.warning("trigger source source:%s: %s; started again in %g s", name, exc, pause)
+            await sleep(pause)
+            pause = min(pause * 2, RESTART_S[1])
 
 
 def table_scope(recipe: Recipe, spec: TableSpec) -> str:
