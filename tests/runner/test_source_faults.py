@@ -55,12 +55,19 @@ class FlakyStore(SQLiteStore):
         super().__init__(path)
         self._faults = threading.Lock()
 
-    def enqueue_many(self, runs: Sequence[Any]) -> Any:
+    def _fault(self) -> None:
         with self._faults:
             if self.failures:
                 self.failures -= 1
                 raise StoreError("run store: terminating connection due to administrator command")
+
+    def enqueue_many(self, runs: Sequence[Any]) -> Any:
+        self._fault()
         return super().enqueue_many(runs)
+
+    def enqueue_claimed(self, *args: Any, **kwargs: Any) -> Any:
+        self._fault()
+        return super().enqueue_claimed(*args, **kwargs)  # type: ignore[misc]
 
 
 async def _until(probe: Callable[[], object], what: str, timeout: float = 20.0) -> None:
