@@ -12,8 +12,10 @@
     ├── RefusedError           an operator action would break a promise (a second replay, ...)
     ├── StoreError             the run store cannot do what was asked (unknown run id, ...)
     ├── StartupError           the runner cannot start (its port is taken, ...); nothing was read
-    └── TableFileError         a table file may not be read (outside the recipes directory,
-                               not a regular file, too large)
+    ├── TableFileError         a table file may not be read (outside the recipes directory,
+    │                          not a regular file, too large)
+    └── TableDatabaseError     a database table cannot be read or written (unreachable, no such
+                               table or column); the message never holds the URL's password
 
 Library code raises these with full context; only the CLI edge turns them into friendly text.
 Messages never contain secret values: callers pass values through a ``Redactor`` first.
@@ -40,6 +42,7 @@ __all__ = [
     "SignatureError",
     "StartupError",
     "StoreError",
+    "TableDatabaseError",
     "TableFileError",
 ]
 
@@ -159,6 +162,12 @@ class StoreError(AutomationsError):
 class TableFileError(AutomationsError):
     """A table file may not be read: it resolves outside the allowed directories, is not a
     regular file (a FIFO, a device), or is larger than the limit. The message says what to do."""
+
+
+class TableDatabaseError(AutomationsError):
+    """A database table (``trigger.table.database``) cannot be read or written: the database is
+    unreachable, the table, a column or the key is missing, a write-back failed. The message
+    names the database as shown (password masked, ``${ENV}`` unexpanded), never a secret."""
 
 
 class StartupError(AutomationsError):

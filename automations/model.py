@@ -18,6 +18,7 @@ from automations.templates import Template
 
 __all__ = [
     "Action",
+    "DbTableSpec",
     "ExistingRows",
     "Missed",
     "Recipe",
@@ -86,8 +87,42 @@ class TableSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class DbTableSpec:
+    """A table (or a query's result) in a SQLite file or a PostgreSQL database, identified row by
+    row by ``key``. The same row rules as ``TableSpec``: ``run_on``, ``existing_rows``,
+    ``columns``, ``flood_limit``, ``reads``."""
+
+    #: As written in the recipe: a SQLite file (resolved against the recipe's folder) or a
+    #: ``postgresql://`` URL; ``${NAME}`` parts are kept unexpanded (they are secrets) and are
+    #: substituted only when connecting.
+    database: str
+    key: str
+    #: The table read (``schema.table`` allowed); exactly one of ``table`` and ``query``.
+    table: str | None = None
+    #: A ``SELECT`` whose result is the table (read as a subquery).
+    query: str | None = None
+    #: A column that grows on every change (a timestamp, a sequence): rows are read from a
+    #: cursor on it (and the key, for ties) instead of scanning the whole table.
+    changed_by: str | None = None
+    #: Seconds between two looks at the table.
+    poll_s: float = 5.0
+    run_on_added: bool = True
+    run_on_updated: bool = False
+    existing_rows: ExistingRows = ExistingRows.SKIP
+    columns: tuple[str, ...] | None = None
+    flood_limit: int = 100
+    #: As ``TableSpec.reads``, without the ``write_back`` columns: a write-back never runs a
+    #: row again.
+    reads: frozenset[str] | None = None
+    #: The columns ``write_back`` writes (never read for change detection).
+    written: frozenset[str] = frozenset()
+    #: The ``${NAME}`` variables in ``database`` (secrets).
+    env_names: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
 class TableTrigger:
-    table: TableSpec
+    table: TableSpec | DbTableSpec
     kind: str = "table"
 
 
@@ -174,3 +209,6 @@ class Recipe:
     env_names: frozenset[str] = field(default_factory=frozenset)
     #: The file's text as compiled (kept by hash in the audit: which version ran).
     text: str = field(default="", repr=False)
+    #: ``write_back:`` (column, template) pairs: written into the row (a database table's) by
+    #: key once the run has finished; templates see the row, ``/@step`` responses and ``/@error``.
+    write_back: tuple[tuple[str, Template], ...] = ()

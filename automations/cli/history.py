@@ -18,14 +18,16 @@ from automations.cli import friendly_errors
 from automations.cli.preview import parse_row_option, require_recipe
 from automations.cli.timeline import run_timeline, runs_table
 from automations.connections import Connections, ConnectionSettings, pacing_for
+from automations.errors import TableDatabaseError
 from automations.execution.executor import Executor, new_run
 from automations.execution.pauses import paused_connections
 from automations.execution.versions import condition_source
-from automations.model import Recipe, ScheduleTrigger, TableTrigger
+from automations.model import DbTableSpec, Recipe, ScheduleTrigger, TableTrigger
 from automations.ports import Store
 from automations.records import RunFilter, RunRecord, RunStatus, TriggerKind
 from automations.stores import is_postgres_url, open_store
 from automations.triggers.table import find_row
+from automations.triggers.table_db import connect
 
 __all__ = ["COMMANDS", "db_option", "echo_outcome", "exit_for", "open_existing", "resolve_db"]
 
@@ -192,12 +194,29 @@ def _table_row(recipe: Recipe, key: str) -> dict[str, Any]:
             f"recipe {recipe.name} has no table to read a row from (its trigger is "
             f"{trigger.kind}); pass the event with --row"
         )
+    if isinstance(spec, DbTableSpec):
+        return _database_row(spec, key)
     try:
         found = find_row(spec, key)
     except (OSError, ValueError) as exc:
         raise click.UsageError(f"cannot read {spec.path}: {exc}") from exc
     if found is None:
         raise click.UsageError(f'no row of {spec.path.name} has {spec.key} "{key}"')
+    return found
+
+
+def _database_row(spec: DbTableSpec, key: str) -> dict[str, Any]:
+    conn = connect(spec.database, os.environ, table=spec.table, query=spec.query)
+    try:
+        found = conn.find(spec.key, key)
+    except TableDatabaseError as exc:
+        raise click.UsageError(str(exc)) from None
+    finally:
+        conn.close()
+    if found is None:
+        raise click.UsageError(f'no row of {conn.name} has {spec.key} "{key}"')
+    if spec.columns is not None:
+        return {name: found.get(name) for name in spec.columns}
     return found
 
 

@@ -52,6 +52,13 @@ __all__ = ["COMMANDS"]
     type=click.Path(file_okay=False, path_type=Path),
     help="A directory outside the recipes directory that table files may be in (repeatable).",
 )
+@click.option(
+    "--connect",
+    is_flag=True,
+    help="Also open each database table trigger's database (its ${VARIABLES} from the "
+    "environment) and check that the table or query can be read and has the key, changed_by, "
+    "every column the recipe reads and every write_back column (DBT001, DBT004).",
+)
 def lint(
     paths: tuple[Path, ...],
     fmt: str,
@@ -59,6 +66,7 @@ def lint(
     ignore: tuple[str, ...],
     max_warnings: int | None,
     tables_outside: tuple[Path, ...],
+    connect: bool,
 ) -> None:
     """Check recipe files and their NAME.test.yaml files (directories are searched
     recursively; a NAME.test.yaml named alone stands for its recipe). A line ending in
@@ -72,7 +80,7 @@ def lint(
     # garbage collector would only re-scan them (about a tenth of a large lint's time).
     gc.disable()
     try:
-        results = load_directory(paths, os.environ, tables_outside=tables_outside)
+        results = load_directory(paths, os.environ, tables_outside=tables_outside, connect=connect)
     finally:
         gc.enable()
     diags: list[Diagnostic] = drop_ignored((d for r in results for d in r.diagnostics), codes)

@@ -33,10 +33,12 @@ from automations.errors import (
     ProviderError,
     RenderError,
     StoreError,
+    TableDatabaseError,
 )
 from automations.execution.render import PreviewEnv, render_action, shown_request
 from automations.execution.rows import action_condition, evaluate_condition, row_for
 from automations.execution.versions import remember_version
+from automations.execution.write_back import WRITES_BACK, write_back, writes_back
 from automations.model import Action, Recipe
 from automations.outbound import OutboundRequest
 from automations.ports import RunStore, StateStore, Store
@@ -144,11 +146,52 @@ class Executor:
         the run was deferred, see ``defer_refused``). A ``StoreError`` leaves the run as it was
         last written, resumable."""
         writes = _Writes(self)
+        # a run that writes back records its final status only once its row is written
+        writes.hold_final = writes_back(recipe) is not None
         final = await self._execute(run, recipe, dry_run, writes)
+        if writes.held is not None:
+            await writes.flush()  # its steps are durable; the run stays running meanwhile
+            final = await self._write_back(recipe, final)
+            writes.add(
+                self.store.update_run,
+                final.id,
+                status=final.status,
+                error=final.error,
+                finished_at=final.finished_at,
+            )
         await writes.flush()
         if writes.ended:
             for listener in self.finished:
                 listener(final)
+        return final
+
+    async def _write_back(self, recipe: Recipe, final: RunRecord) -> RunRecord:
+        """``final`` after its values were written into its row (see ``execution/write_back``):
+        ``failed``, saying why, when they could not be."""
+        red = self.redactor(recipe)
+        try:
+            updated = await asyncio.to_thread(write_back, recipe, final, self.env)
+        except Exception as exc:  # TableDatabaseError, or a value a template could not render
+            why = red.text(
+                f"write_back: {exc}"
+                if isinstance(exc, TableDatabaseError)
+                else f"write_back: {_reason(exc)}"
+            )
+            log.warning(
+                "run %s %s: %s", final.id[:12], final.recipe, why, extra={"run_id": final.id}
+            )
+            status = RunStatus.FAILED if final.status is RunStatus.SUCCEEDED else final.status
+            error = why if final.error is None else f"{final.error}; {why}"
+            return replace(final, status=status, error=error)
+        if updated == 0:
+            log.warning(
+                "run %s %s: write_back found no row with key %s any more (deleted?); nothing "
+                "was written",
+                final.id[:12],
+                final.recipe,
+                red.text(str(final.event_key)),
+                extra={"run_id": final.id},
+            )
         return final
 
     async def _execute(
@@ -459,9 +502,12 @@ class Executor:
     def _finish(self, prog: _Progress, status: RunStatus, error: str | None) -> RunRecord:
         now = self.clock()
         prog.writes.ended = True
-        prog.writes.add(
-            self.store.update_run, prog.run.id, status=status, error=error, finished_at=now
-        )
+        if prog.writes.hold_final and status in WRITES_BACK and not prog.dry_run:
+            prog.writes.held = status  # written by ``execute`` after the write-back
+        else:
+            prog.writes.add(
+                self.store.update_run, prog.run.id, status=status, error=error, finished_at=now
+            )
         # the final record is assembled from what was written, not read back (a query per run)
         steps = tuple(prog.steps[i] for i in sorted(prog.steps))
         return replace(
@@ -532,13 +578,17 @@ class _Writes:
     from its ``sending`` mark, and a text that was sent would become ``unknown``.
     """
 
-    __slots__ = ("_executor", "_pending", "ended")
+    __slots__ = ("_executor", "_pending", "ended", "held", "hold_final")
 
     def __init__(self, executor: Executor) -> None:
         self._executor = executor
         #: The run was ended (``_finish``) by this execution.
         self.ended = False
         self._pending: list[tuple[Callable[..., object], tuple[Any, ...], dict[str, Any]]] = []
+        #: The run writes back: its final status waits for the write-back (``execute``).
+        self.hold_final = False
+        #: The final status held back, once the run has one.
+        self.held: RunStatus | None = None
 
     def add(self, fn: Callable[..., object], *args: Any, **kwargs: Any) -> None:
         self._pending.append((fn, args, kwargs))

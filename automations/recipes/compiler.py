@@ -17,7 +17,7 @@ from typing import Any
 
 from automations.conditions import STEP_FIELD, Condition, compile_expression, quote_step_refs
 from automations.diagnostics import Diagnostic, Severity, drop_ignored, inline_ignores
-from automations.model import Action, Recipe, TableTrigger, WebhookTrigger
+from automations.model import Action, DbTableSpec, Recipe, TableTrigger, WebhookTrigger
 from automations.recipes.actions import compile_actions
 from automations.recipes.advice import (
     check_brace_mappings,
@@ -25,12 +25,13 @@ from automations.recipes.advice import (
     text_comparisons,
 )
 from automations.recipes.context import CompileContext
+from automations.recipes.db_tables import compile_write_back
 from automations.recipes.files import outside_directory, read_recipe_file
 from automations.recipes.structure import check_structure, did_you_mean
 from automations.recipes.testfiles import TEST_SUFFIXES, recipe_tests, sibling_tests
 from automations.recipes.triggers import KnownColumns, compile_expr, compile_trigger
 from automations.recipes.yamlsource import Path_, parse_yaml
-from automations.templates import ColumnRef, iter_refs
+from automations.templates import ColumnRef, Template, iter_refs
 from automations.triggers.table_files import TableAccess
 
 __all__ = [
@@ -230,18 +231,20 @@ def load_recipe_text(
     with_tests: bool = True,
     tables: TableAccess | None = None,
     within: Path | None = None,
+    connect: bool = False,
 ) -> LoadResult:
     """Compile recipe ``text``. ``file`` is the name used in diagnostics; relative table paths
     resolve against ``base_dir``. A ``NAME.test.yaml`` beside ``source`` is read and checked
     unless ``with_tests`` is false (the runner has no use for tests); its findings are reported
     but do not stop the recipe from compiling. ``tables`` says where table files may be
     (default: inside ``base_dir``; the runner and lint pass the recipes directory). The test
-    file must resolve inside ``within`` (default: ``source``'s folder)."""
+    file must resolve inside ``within`` (default: ``source``'s folder). ``connect``: open database
+    tables to check them (``lint --connect``)."""
     env = os.environ if env is None else env
     doc = parse_yaml(text, file)
     if tables is None:
         tables = TableAccess.for_recipes(base_dir, env)
-    ctx = CompileContext(doc, base_dir, env, tables=tables)
+    ctx = CompileContext(doc, base_dir, env, tables=tables, connect=connect)
     ctx.diagnostics.extend(doc.diagnostics)
     if doc.value is None and doc.diagnostics:
         return LoadResult(file, None, tuple(doc.diagnostics))
@@ -261,7 +264,11 @@ def load_recipe_text(
     env_names: set[str] = set()
     if isinstance(trigger, WebhookTrigger) and trigger.secret_env:
         env_names.add(trigger.secret_env)
+    if isinstance(trigger, TableTrigger) and isinstance(trigger.table, DbTableSpec):
+        env_names.update(trigger.table.env_names)  # secrets in the database URL
     actions = compile_actions(ctx, raw.get("actions"), known, env_names, error_lines=error_lines)
+    steps = [s for a in actions for s in (a.id, a.response_as) if s is not None]
+    write_back = compile_write_back(ctx, raw.get("write_back"), trigger, known, steps, env_names)
     raw_actions = raw.get("actions")
     for i, item in enumerate(raw_actions if isinstance(raw_actions, list) else []):
         if isinstance(item, dict) and isinstance(item.get("only_run_if"), str):
@@ -304,8 +311,14 @@ def load_recipe_text(
     if ctx.has_errors or trigger is None:
         return LoadResult(file, None, (*diags, *file_diags))
     if isinstance(trigger, TableTrigger):
-        reads = table_reads(trigger.table.key, columns, condition, actions)
-        trigger = TableTrigger(replace(trigger.table, reads=reads))
+        reads = table_reads(trigger.table.key, columns, condition, actions, write_back)
+        if isinstance(trigger.table, DbTableSpec):
+            # what write_back writes is never a change: writing back does not run the row again
+            written = frozenset(name for name, _ in write_back)
+            reads = None if reads is None else reads - written
+            trigger = TableTrigger(replace(trigger.table, reads=reads, written=written))
+        else:
+            trigger = TableTrigger(replace(trigger.table, reads=reads))
     recipe = Recipe(
         name=str(raw["name"]),
         source=source or Path(file),
@@ -319,6 +332,7 @@ def load_recipe_text(
         tests=tests,
         env_names=frozenset(env_names),
         text=text,
+        write_back=write_back,
     )
     return LoadResult(file, recipe, (*diags, *file_diags))
 
@@ -407,6 +421,7 @@ def load_recipe(
     *,
     tables: TableAccess | None = None,
     within: Path | None = None,
+    connect: bool = False,
 ) -> LoadResult:
     """Compile the recipe file at ``path`` (tables inside its folder, unless ``tables``). With
     ``within`` (a resolved directory: the one ``path`` was found in), the recipe and its test
@@ -430,6 +445,7 @@ def load_recipe(
             source=source,
             tables=tables,
             within=source.parent if within is None else within,
+            connect=connect,
         )
     except Exception as exc:  # a bug in one file's checks must not stop lint of the others
         return LoadResult(name, None, (internal_error(name, exc),))
@@ -486,6 +502,7 @@ def load_directory(
     env: Mapping[str, str] | None = None,
     *,
     tables_outside: Iterable[Path] = (),
+    connect: bool = False,
 ) -> list[LoadResult]:
     """Compile every recipe under ``paths`` and check what spans files: duplicate recipe
     names and two webhook recipes on one path. The tables of the recipes under a directory must
@@ -517,7 +534,7 @@ def load_directory(
     named = {os.path.abspath(p) for p in paths if not p.is_dir()}
     resolved = {root: Path(os.path.realpath(root)) for root in roots}
     results = [
-        load_recipe(f, env, tables=access(f), within=walked(f))
+        load_recipe(f, env, tables=access(f), within=walked(f), connect=connect)
         if recipe_of_tests(f) is not None
         else _orphan_tests(f)
         for f in iter_recipe_files(paths)
@@ -545,18 +562,21 @@ def table_reads(
     columns: tuple[tuple[str, Condition], ...] | None,
     condition: Condition | None,
     actions: tuple[Action, ...],
+    write_back: tuple[tuple[str, Template], ...] = (),
 ) -> frozenset[str] | None:
     """The table columns a recipe reads (``None``: the whole row, through ``@``): its key and,
     with ``columns:``, what those expressions read (the rest of the recipe reads their
-    results); otherwise every ``/Column`` reference and what the conditions read."""
+    results); otherwise every ``/Column`` reference (in its actions and ``write_back``) and
+    what the conditions read."""
     exprs: list[Condition] = []
     names = {key}
     if columns is not None:
         exprs.extend(expr for _, expr in columns)
     else:
         exprs.extend(c for c in (condition, *(a.condition for a in actions)) if c is not None)
-        for action in actions:
-            names.update(r.column for _, r in iter_refs(action.params) if isinstance(r, ColumnRef))
+        templates = [action.params for action in actions] + [t for _, t in write_back]
+        for template in templates:
+            names.update(r.column for _, r in iter_refs(template) if isinstance(r, ColumnRef))
     for expr in exprs:
         if _reads_whole_row(expr.source):
             return None

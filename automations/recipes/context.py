@@ -21,6 +21,8 @@ class CompileContext:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     #: Where table files may be (the recipes directory) and how large.
     tables: TableAccess = field(default_factory=TableAccess)
+    #: ``lint --connect``: database tables are opened to check the table and its columns.
+    connect: bool = False
 
     def report(
         self,

@@ -15,6 +15,7 @@ from automations.conditions import Condition, compile_expression
 from automations.diagnostics import Severity
 from automations.errors import TableFileError
 from automations.model import (
+    DbTableSpec,
     ExistingRows,
     Missed,
     ScheduleTrigger,
@@ -25,6 +26,12 @@ from automations.model import (
     WebhookTrigger,
 )
 from automations.recipes.context import CompileContext
+from automations.recipes.db_tables import (
+    check_connected,
+    compile_db_table,
+    connected_columns,
+    shown_table,
+)
 from automations.recipes.structure import did_you_mean
 from automations.recipes.tables import read_columns
 from automations.recipes.yamlsource import Path_
@@ -62,6 +69,9 @@ class KnownColumns:
         #: Unknown columns are errors when the list is authoritative (CSV header, explicit
         #: ``columns``), warnings when it was read from a JSONL file's first record.
         self.severity = severity
+        #: A database table's own columns, when ``lint --connect`` read them (``write_back``
+        #: columns are checked against them).
+        self.table_columns: list[str] | None = None
 
 
 def compile_expr(ctx: CompileContext, path: Path_, source: Any) -> Condition | None:
@@ -141,6 +151,49 @@ def _table(ctx: CompileContext, path: Path_, raw: dict[str, Any]) -> tuple[Table
             f'key column "{spec.key}" is not in {known.source}'
             f"{did_you_mean(spec.key, known.names)}",
             severity=known.severity,
+        )
+    return spec, known
+
+
+def _db_table(
+    ctx: CompileContext, path: Path_, raw: dict[str, Any]
+) -> tuple[DbTableSpec, KnownColumns]:
+    spec = compile_db_table(ctx, path, raw)
+    connected = connected_columns(ctx, path, spec)
+    if spec.columns is not None:
+        known = KnownColumns(list(spec.columns), "the table's columns", Severity.ERROR)
+    elif connected is not None:
+        known = KnownColumns(connected, shown_table(spec), Severity.ERROR)
+    else:
+        known = KnownColumns(None, "", Severity.WARNING)
+    known.table_columns = connected
+    if connected is not None:
+        check_connected(ctx, path, spec, connected, shown_table(spec))
+        if spec.key and spec.key not in connected:
+            ctx.report(
+                (*path, "key"),
+                "TBL002",
+                f'key column "{spec.key}" is not in {shown_table(spec)}'
+                f"{did_you_mean(spec.key, connected)}",
+            )
+    elif known.names is not None and spec.key and spec.key not in known.names:
+        ctx.report(
+            (*path, "key"),
+            "TBL002",
+            f'key column "{spec.key}" is not in {known.source}'
+            f"{did_you_mean(spec.key, known.names)}",
+        )
+    if (
+        known.names is not None
+        and spec.changed_by is not None
+        and spec.changed_by not in known.names
+        and connected is None
+    ):
+        ctx.report(
+            (*path, "changed_by"),
+            "DBT004",
+            f'changed_by column "{spec.changed_by}" is not in {known.source}'
+            f"{did_you_mean(spec.changed_by, known.names)}",
         )
     return spec, known
 
@@ -272,6 +325,9 @@ def compile_trigger(ctx: CompileContext, raw: Any) -> tuple[Trigger | None, Know
     if not isinstance(body, dict):
         return None, unknown
     path: Path_ = ("trigger", kind)
+    if kind == "table" and "database" in body:
+        db_spec, known = _db_table(ctx, path, body)
+        return TableTrigger(db_spec), known
     if kind == "table":
         spec, known = _table(ctx, path, body)
         return TableTrigger(spec), known

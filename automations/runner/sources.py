@@ -21,6 +21,7 @@ from watchfiles import awatch
 from automations.errors import StoreError
 from automations.execution.executor import new_run
 from automations.model import (
+    DbTableSpec,
     ExistingRows,
     Missed,
     Recipe,
@@ -30,6 +31,7 @@ from automations.model import (
 )
 from automations.ports import StateStore
 from automations.records import RunRecord, RunStatus, TriggerKind
+from automations.runner.db_source import run_db_table
 from automations.stores import MemoryStore
 from automations.triggers.schedule import ScheduleClock, fire_key
 from automations.triggers.table import TableBatch, TableEvent, TableReader
@@ -241,6 +243,9 @@ async def run_table(
     ``FIRST_LOOK_WAIT_S`` if it takes longer (a large table): the runner then starts serving
     while the look goes on; rows written meanwhile are read by it as if they had been there."""
     assert isinstance(recipe.trigger, TableTrigger)
+    if isinstance(recipe.trigger.table, DbTableSpec):  # a SQLite or PostgreSQL table
+        await run_db_table(recipe, state, enqueue, started, report)
+        return
     spec = recipe.trigger.table
     reader = TableReader(spec, state, table_scope(recipe, spec))
     look = TableLook(recipe, reader, enqueue)
