@@ -174,7 +174,10 @@ class TableConnection:
         if table is not None:
             self._source = _table_sql(table)
         else:
-            self._source = f"({(query or '').strip().rstrip(';')}) AS automations_src"
+            text = (query or "").strip().rstrip(";")
+            if db.kind == "postgres":  # psycopg reads % as a placeholder when there are params
+                text = text.replace("%", "%%")
+            self._source = f"({text}) AS automations_src"
         self.name = table if table is not None else "the query"
 
     # -- connecting --------------------------------------------------------------------------

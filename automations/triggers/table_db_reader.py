@@ -82,6 +82,7 @@ class DbTableReader:
         self.activating = False
         self._state = state
         self._reads = sorted(spec.reads) if spec.reads is not None else None
+        self._marker = frozenset([spec.changed_by] if spec.changed_by else [])
         self._meta: dict[str, Any] | None = None
         self._loaded = False
         self._next_meta: dict[str, Any] | None = None
@@ -264,12 +265,14 @@ class DbTableReader:
         return page, ((last[c] if c is not None else None), last[k])
 
     def _digest(self, row: dict[str, Any]) -> str:
-        """16 hex digits of the hash of what the recipe reads of ``row`` (never the columns
-        ``write_back`` writes)."""
+        """16 hex digits of the hash of what the recipe reads of ``row``: never the columns
+        ``write_back`` writes, nor ``changed_by`` (a marker of change, not content: a trigger
+        on the table bumps it on every UPDATE, a write-back's too)."""
         if self._reads is not None:
-            picked = {name: row.get(name) for name in self._reads}
+            picked = {name: row.get(name) for name in self._reads if name not in self._marker}
         else:
-            picked = {n: v for n, v in row.items() if n not in self.spec.written}
+            skip = self.spec.written | self._marker
+            picked = {n: v for n, v in row.items() if n not in skip}
         return _content_hash(picked)[:16]
 
 
