@@ -1,5 +1,6 @@
 """``automations db migrate`` and ``db copy``: create or upgrade a run store's schema, and move
-a SQLite history into PostgreSQL."""
+a SQLite history into PostgreSQL; ``db notify-sql``: the trigger that wakes a PostgreSQL table
+trigger early."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ __all__ = ["COMMANDS"]
 
 @click.group("db")
 def db_group() -> None:
-    """The run database itself: create or upgrade its schema, copy a history into PostgreSQL."""
+    """The run database itself: create or upgrade its schema, copy a history into PostgreSQL;
+    the SQL that makes a PostgreSQL table wake its recipes at once."""
 
 
 @db_group.command("migrate")
@@ -91,6 +93,19 @@ def copy_command(source: Path, destination: str) -> None:
     for line in counts.lines():
         click.echo(line)
     click.echo(f"copied {source} to {display_location(destination)}")
+
+
+@db_group.command("notify-sql")
+@click.argument("table")
+def notify_sql_command(table: str) -> None:
+    """Print the SQL of a trigger that makes PostgreSQL TABLE (``schema.table`` allowed) notify
+    the runner as soon as rows are inserted or updated (``NOTIFY automations_tables``, once per
+    statement). Run it once as the table's owner, e.g. ``automations db notify-sql leads | psql
+    "$CRM_DATABASE_URL"``. Recipes reading TABLE then see changes within a moment instead of at
+    their next poll; polling goes on and still guarantees every change is seen."""
+    from automations.triggers.table_db import notify_sql
+
+    click.echo(notify_sql(table), nl=False)
 
 
 COMMANDS = [db_group]
