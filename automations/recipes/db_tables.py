@@ -125,9 +125,13 @@ def connected_columns(ctx: CompileContext, path: Path_, spec: DbTableSpec) -> li
     if not ctx.connect or not spec.database or (spec.table is None) == (spec.query is None):
         return None
     where = (*path, "table" if spec.table is not None else "query")
+    conn = None
     try:
         conn = connect(spec.database, ctx.env, table=spec.table, query=spec.query)
+        conn.open()
     except TableDatabaseError as exc:
+        if conn is not None:
+            conn.close()
         ctx.report((*path, "database"), "DBT001", f"cannot check the table: {exc}")
         return None
     try:

@@ -212,6 +212,10 @@ class TableConnection:
         self._conn = conn
         return conn
 
+    def open(self) -> None:
+        """Connect now (``TableDatabaseError`` when the database cannot be opened)."""
+        self._connect()
+
     def close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
