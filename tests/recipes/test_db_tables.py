@@ -4,6 +4,7 @@ how the recipe compiles (reads without the written columns, the URL's variables 
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import textwrap
 from collections.abc import Callable
@@ -190,3 +191,13 @@ def test_connect_to_postgresql_names_no_password(tmp_path: Path) -> None:
         assert 'relation "leeds" does not exist' in diag.message
         assert "database ${CRM_DB}" in diag.message
         assert db.url not in diag.message
+
+
+def test_the_docs_example_compiles_without_a_finding(tmp_path: Path) -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "recipes.md").read_text("utf-8")
+    [block] = re.findall(r"```yaml\n(# crm-leads\.yaml.*?)```", doc, re.S)
+    env = {**ENV, "CRM_DATABASE_URL": "postgresql://crm@db/crm"}
+    result = load_recipe_text(block, "crm-leads.yaml", base_dir=tmp_path, env=env)
+    assert result.diagnostics == ()
+    assert result.recipe is not None
+    assert result.recipe.env_names == {"CRM_DATABASE_URL", "QUO_FROM"}
