@@ -36,7 +36,9 @@ class TestDatabase:
     def _connection(self) -> Any:
         if self._conn is None:
             if self.kind == "sqlite":
-                self._conn = sqlite3.connect(self.url, isolation_level=None, check_same_thread=False)
+                self._conn = sqlite3.connect(
+                    self.url, isolation_level=None, check_same_thread=False
+                )
             else:
                 import psycopg
 
