@@ -20,7 +20,8 @@ run store, and the position (the cursor; whether the first look is done) only at
 look. A crash in the middle reads the table again from the last position: rows already recorded
 compare equal and run nothing, so every row still runs exactly once.
 
-State layout in the scope: ``meta`` (JSON: format version, generation, key, projection, reads,
+Per-key state is ``triggers/table_state.RowStates`` (shared with file tables): each page looks up
+its keys in one store query and never loads the others. State layout in the scope: ``meta`` (JSON: format version, generation, key, projection, reads,
 ``changed_by``, cursor, activated) and one ``k<generation>:<key>`` entry per key. A new key
 column is a new generation (a fresh first activation); other reads re-record the hashes without
 runs, as for files. Memory is bounded by the page: nothing is kept per key between pages.
@@ -28,17 +29,17 @@ runs, as for files. Memory is bounded by the page: nothing is kept per key betwe
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from automations.errors import TableDatabaseError
 from automations.model import DbTableSpec, ExistingRows
 from automations.ports import StateStore
-from automations.triggers.table import TableEvent, TableProblem
 from automations.triggers.table_db import TableConnection, json_value
+from automations.triggers.table_records import TableProblem
+from automations.triggers.table_state import KeyedRow, RowRules, RowStates, TableEvent
 
 __all__ = ["DbTableReader", "Page"]
 
@@ -80,20 +81,21 @@ class DbTableReader:
         self.problems: list[TableProblem] = []
         #: Whether the look in progress is the first activation.
         self.activating = False
-        self._state = state
+        self.state = state
         self._reads = sorted(spec.reads) if spec.reads is not None else None
-        self._marker = frozenset([spec.changed_by] if spec.changed_by else [])
+        self.marker = frozenset([spec.changed_by] if spec.changed_by else [])
         self._meta: dict[str, Any] | None = None
         self._loaded = False
         self._next_meta: dict[str, Any] | None = None
-        #: State of events handed out but not yet committed (a key seen twice in one look).
+        #: Marks of events handed out but not yet committed, by key (a key seen twice in one
+        #: look is compared with its newest mark).
         self._uncommitted: dict[str, str] = {}
 
     # -- state -------------------------------------------------------------------------------
 
     def _load_meta(self) -> dict[str, Any] | None:
         if not self._loaded:
-            raw = self._state.get_state(self.scope, _META)
+            raw = self.state.get_state(self.scope, _META)
             self._meta = json.loads(raw) if raw else None
             self._loaded = True
         return self._meta
@@ -103,21 +105,12 @@ class DbTableReader:
         meta = self._load_meta()
         return bool(meta and meta.get("key") == self.spec.key and meta.get("activated"))
 
-    def _seen(self, names: Sequence[str]) -> dict[str, str]:
-        found: dict[str, str] = {}
-        for name in names:
-            pending = self._uncommitted.get(name)
-            value = pending if pending is not None else self._state.get_state(self.scope, name)
-            if value is not None:
-                found[name] = value
-        return found
-
     def commit(self, items: Sequence[tuple[str, str]]) -> None:
         """Record state a page produced (its events are recorded in the run store by now)."""
         if items:
-            self._state.set_state(self.scope, items)
+            self.state.set_state(self.scope, items)
             for name, _ in items:
-                self._uncommitted.pop(name, None)
+                self._uncommitted.pop(name.partition(":")[2], None)
 
     def finish(self) -> None:
         """Record the position of the look that just ended (every page committed)."""
@@ -125,7 +118,7 @@ class DbTableReader:
         if meta is None:
             return
         if meta != self._meta:
-            self._state.set_state(self.scope, [(_META, json.dumps(meta, separators=(",", ":")))])
+            self.state.set_state(self.scope, [(_META, json.dumps(meta, separators=(",", ":")))])
             self._meta = meta
         self._next_meta = None
         self._uncommitted.clear()
@@ -217,7 +210,7 @@ class DbTableReader:
             return page, None
         k = names.index(spec.key)
         c = names.index(spec.changed_by) if spec.changed_by is not None else None
-        keyed: list[tuple[str, dict[str, Any]]] = []
+        keyed: list[KeyedRow] = []
         for raw in rows:
             value = raw[k]
             key = "" if value is None else str(json_value(value)).strip()
@@ -229,51 +222,39 @@ class DbTableReader:
             row = {n: json_value(v) for n, v in zip(names, raw, strict=True)}
             if spec.columns is not None:
                 row = {n: row.get(n) for n in spec.columns}
-            keyed.append((key, row))
-        seen = self._seen([f"k{gen}:{key}" for key, _ in keyed])
-        run_existing = spec.existing_rows is ExistingRows.RUN
-        for key, row in keyed:
-            name = f"k{gen}:{key}"
-            digest = self._digest(row)
-            old = seen.get(name)
-            if old is None:
-                value = f"{digest}.0"
-                if run_existing if activating else spec.run_on_added:
-                    page.events.append(TableEvent(key, row, _content_hash(row), key, 0))
-                    page.event_state.append((name, value))
-                    self._uncommitted[name] = value
-                else:
-                    page.quiet.append((name, value))
-                seen[name] = value
-                continue
-            old_digest, _, rev_text = old.partition(".")
-            revision = int(rev_text) if rev_text.isdigit() else 0
-            if old_digest == digest or quiet or not spec.run_on_updated:
-                value = f"{digest}.{revision}"
-                if value != old:
-                    page.quiet.append((name, value))
-                    seen[name] = value
-                continue
-            revision += 1
-            value = f"{digest}.{revision}"
-            dedupe = f"{key}@{_revision_id(digest, revision)}"
-            page.events.append(TableEvent(key, row, _content_hash(row), dedupe, 0, True))
-            page.event_state.append((name, value))
-            self._uncommitted[name] = value
-            seen[name] = value
+            keyed.append(KeyedRow(key, row))
+        states = _DbRowStates(self, gen)
+        found = states.compare(keyed, activating=activating, quiet=quiet, pending=self._uncommitted)
+        changed = dict(found.changes)
+        for event in found.events:
+            mark = changed.pop(event.key)
+            page.events.append(event)
+            page.event_state.append((states.entry(event.key), mark))
+            self._uncommitted[event.key] = mark
+        page.quiet = [(states.entry(key), mark) for key, mark in changed.items()]
         last = rows[-1]
         return page, ((last[c] if c is not None else None), last[k])
 
-    def _digest(self, row: dict[str, Any]) -> str:
-        """16 hex digits of the hash of what the recipe reads of ``row``: never the columns
-        ``write_back`` writes, nor ``changed_by`` (a marker of change, not content: a trigger
-        on the table bumps it on every UPDATE, a write-back's too)."""
-        if self._reads is not None:
-            picked = {name: row.get(name) for name in self._reads if name not in self._marker}
-        else:
-            skip = self.spec.written | self._marker
-            picked = {n: v for n, v in row.items() if n not in skip}
-        return _content_hash(picked)[:16]
+
+class _DbRowStates(RowStates):
+    """``RowStates`` whose hash never includes the columns ``write_back`` writes nor
+    ``changed_by`` (a marker of change, not content: a trigger on the table bumps it on every
+    UPDATE, a write-back's too)."""
+
+    def __init__(self, reader: DbTableReader, generation: int) -> None:
+        spec = reader.spec
+        skip = spec.written | reader.marker
+        reads = None if spec.reads is None else sorted(spec.reads - skip)
+        rules = RowRules(
+            spec.run_on_added, spec.run_on_updated, spec.existing_rows is ExistingRows.RUN
+        )
+        super().__init__(reader.state, reader.scope, generation, reads, rules)
+        self._skip = skip
+
+    def digest(self, row: Mapping[str, Any]) -> str:
+        if self.reads is None:
+            row = {n: v for n, v in row.items() if n not in self._skip}
+        return super().digest(row)
 
 
 def _missing(conn: TableConnection, columns: list[str]) -> TableDatabaseError:
@@ -282,14 +263,3 @@ def _missing(conn: TableConnection, columns: list[str]) -> TableDatabaseError:
         f"{conn.name} in database {conn.db.shown} has no column {names}, which the recipe "
         "reads (renamed or removed?); nothing runs for this recipe until it has"
     )
-
-
-def _revision_id(digest: str, revision: int) -> str:
-    return hashlib.blake2b(f"{digest}.{revision}".encode(), digest_size=8).hexdigest()
-
-
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def _content_hash(row: dict[str, Any]) -> str:
-    return hashlib.sha256(_CANONICAL.encode(row).encode("utf-8")).hexdigest()
