@@ -21,10 +21,11 @@ look. A crash in the middle reads the table again from the last position: rows a
 compare equal and run nothing, so every row still runs exactly once.
 
 Per-key state is ``triggers/table_state.RowStates`` (shared with file tables): each page looks up
-its keys in one store query and never loads the others. State layout in the scope: ``meta`` (JSON: format version, generation, key, projection, reads,
-``changed_by``, cursor, activated) and one ``k<generation>:<key>`` entry per key. A new key
-column is a new generation (a fresh first activation); other reads re-record the hashes without
-runs, as for files. Memory is bounded by the page: nothing is kept per key between pages.
+its keys in one store query and never loads the others. State layout in the scope: ``meta``
+(JSON: format version, generation, key, projection, reads, ``changed_by``, cursor, activated) and
+one ``k<generation>:<key>`` entry per key. A new key column is a new generation (a fresh first
+activation); other reads re-record the hashes without runs, as for files. Memory is bounded by
+the page: nothing is kept per key between pages.
 """
 
 from __future__ import annotations

@@ -112,7 +112,7 @@ def test_ignore_warnings_for_a_run_as_ci_does(cli: Cli) -> None:
     res = cli("lint", str(REPO / "recipes"), "--format", "json")
     assert {d["code"] for d in json.loads(res.stdout)} == {"ENV001", "ENV002"}
     res = cli("lint", str(REPO / "recipes"), "--ignore", "ENV001,env002")
-    assert (res.returncode, res.stdout) == (0, "10 recipe(s) checked, no problems\n")
+    assert (res.returncode, res.stdout) == (0, "11 recipe(s) checked, no problems\n")
     res = cli("lint", str(REPO / "recipes"), "--ignore", "ENV02")
     assert res.returncode == 2
     assert 'ENV02 is not a lint code (did you mean "ENV002"?)' in res.stderr
