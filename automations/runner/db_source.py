@@ -128,41 +128,47 @@ class _Look:
 
 
 class Wakeups:
-    """``LISTEN automations_tables`` on a PostgreSQL database: ``wait`` returns early when a
-    notification for the table arrives. Any failure falls back to plain waiting (polling)."""
+    """``LISTEN automations_tables`` on a PostgreSQL database, on the event loop (an
+    asynchronous connection: no thread waits): ``wait`` returns early when a notification
+    arrives. Any failure falls back to plain waiting (polling)."""
 
-    def __init__(self, db: Database, table: str | None) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
-        self.table = table.replace('"', "").rpartition(".")[2] if table else None
         self._conn: Any = None
-        self._failed = False
+        self._failed = db.kind != "postgres"
 
-    def wait(self, timeout: float) -> bool:
-        """Block up to ``timeout`` seconds; ``True`` when woken by a notification."""
-        if self.db.kind != "postgres" or self._failed:
+    async def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds; ``True`` when woken by a notification."""
+        if self._failed:
+            await asyncio.sleep(timeout)
             return False
         try:
             if self._conn is None:
                 import psycopg
 
-                self._conn = psycopg.connect(self.db.target, autocommit=True, connect_timeout=10)
-                self._conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-            for note in self._conn.notifies(timeout=timeout, stop_after=1):
-                payload = note.payload.rpartition(".")[2]
-                return self.table is None or payload == self.table
+                self._conn = await psycopg.AsyncConnection.connect(
+                    self.db.target, autocommit=True, connect_timeout=10
+                )
+                await self._conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            async for _ in self._conn.notifies(timeout=timeout, stop_after=1):
+                return True
+            return False
         except Exception as exc:
             log.info(
-                "database %s: no LISTEN wake-ups (%s); polling", self.db.shown, self.db.problem(exc)
+                "database %s: no LISTEN wake-ups (%s); polling",
+                self.db.shown,
+                self.db.problem(exc),
             )
-            self.close()
+            await self.close()
             self._failed = True
-        return False
+            await asyncio.sleep(timeout)
+            return False
 
-    def close(self) -> None:
+    async def close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
             with contextlib.suppress(Exception):
-                conn.close()
+                await conn.close()
 
 
 async def run_db_table(
@@ -190,7 +196,7 @@ async def run_db_table(
             db = resolve_database(spec.database, env)
             conn = TableConnection(db, table=spec.table, query=spec.query)
             reader = parts["reader"] = DbTableReader(spec, conn, state, scope)
-            parts["wakeups"] = Wakeups(db, spec.table)
+            parts["wakeups"] = Wakeups(db)
         assert isinstance(reader, DbTableReader)
         return reader
 
@@ -217,12 +223,13 @@ async def run_db_table(
             else:
                 log.info("recipe %s: %s can be read again", recipe.name, spec.table or "the query")
 
-    def wait() -> None:
+    async def wait() -> None:
         wakeups = parts.get("wakeups")
-        if not isinstance(wakeups, Wakeups) or not wakeups.wait(spec.poll_s):
-            return
-        # woken: a burst of statements is one look, not one per statement
-        wakeups.wait(0.05)
+        if not isinstance(wakeups, Wakeups):
+            await asyncio.sleep(spec.poll_s)  # the database could not be set up: try again
+        elif await wakeups.wait(spec.poll_s):
+            # woken: a burst of statements is one look, not one per statement
+            await wakeups.wait(0.05)
 
     first = asyncio.ensure_future(asyncio.to_thread(look))
     try:
@@ -230,13 +237,13 @@ async def run_db_table(
         started.set()
         await first
         while True:
-            if isinstance(parts.get("wakeups"), Wakeups) and parts["wakeups"].db.kind == "postgres":
-                await asyncio.to_thread(wait)
-            else:
-                await asyncio.sleep(spec.poll_s)
+            await wait()
             await asyncio.to_thread(look)
     finally:
         first.cancel()
-        for part in parts.values():
-            with contextlib.suppress(Exception):
-                (part.conn if isinstance(part, DbTableReader) else part).close()
+        reader = parts.get("reader")
+        if isinstance(reader, DbTableReader):
+            reader.conn.close()
+        wakeups = parts.get("wakeups")
+        if isinstance(wakeups, Wakeups):
+            await wakeups.close()

@@ -195,7 +195,14 @@ class TableConnection:
                     )
                 mode = "rw" if self._writable else "ro"
                 uri = Path(db.target).absolute().as_uri() + f"?mode={mode}"
-                conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=_BUSY_MS / 1e3)
+                # one thread at a time, but not always the same one (looks run on worker threads)
+                conn = sqlite3.connect(
+                    uri,
+                    uri=True,
+                    isolation_level=None,
+                    timeout=_BUSY_MS / 1e3,
+                    check_same_thread=False,
+                )
                 conn.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")
             else:
                 import psycopg
