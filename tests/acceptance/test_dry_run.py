@@ -4,6 +4,7 @@ records every run with its rendered requests, and sends nothing."""
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -59,8 +60,9 @@ def test_dry_run_of_the_example_recipes_without_keys(
         == 202
     )
 
-    # the table recipes run their existing rows (existing_rows: run): 3 + 3 + 3 leads, 2 signups
-    runner.wait_runs(None, 13)
+    # the table recipes run their existing rows (existing_rows: run): 3 + 3 + 3 leads, 2 signups,
+    # 3 leads of the SQLite table (a dry run writes nothing back)
+    runner.wait_runs(None, 16)
     runner.wait_idle()
     runs = runner.runs()
     outcome = sorted(
@@ -69,6 +71,9 @@ def test_dry_run_of_the_example_recipes_without_keys(
         if r["trigger"] != "schedule"  # a schedule may fire if started near :00
     )
     assert outcome == [
+        ("crm-leads-to-loops", "1", "succeeded"),
+        ("crm-leads-to-loops", "2", "succeeded"),
+        ("crm-leads-to-loops", "3", "succeeded"),
         ("lead-to-loops-contact", "ada@example.com", "succeeded"),
         ("lead-to-loops-contact", "alan@example.com", "succeeded"),
         ("lead-to-loops-contact", "grace@example.com", "succeeded"),
@@ -107,6 +112,11 @@ def test_dry_run_of_the_example_recipes_without_keys(
         "content": "Hi Ada, thanks for your interest in Analytical Engines!",
     }
     assert (fakes.quo.count, fakes.loops.count) == (0, 0)
+    crm = sqlite3.connect(directory / "data" / "crm.db")
+    assert crm.execute(
+        "SELECT count(*) FROM leads WHERE loops_contact_id IS NOT NULL"
+    ).fetchone() == (0,)
+    crm.close()
     assert "error" not in runner.log.lower()
     # the variables only real runs need: one line, not a warning per recipe
     assert "[ENV001]" not in runner.log and "[ENV002]" not in runner.log
