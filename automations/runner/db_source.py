@@ -215,6 +215,10 @@ async def run_db_table(
                 )
         except TableDatabaseError as exc:
             error = str(exc)
+        except Exception as exc:  # a store fault, a bug: the next poll tries again
+            db = getattr(parts.get("reader"), "conn", None)
+            why = db.db.problem(exc) if isinstance(db, TableConnection) else type(exc).__name__
+            error = f"looking at {spec.table or 'the query'} failed ({type(exc).__name__}: {why})"
         if error != shown[0]:
             shown[0] = error
             report(recipe.name, error)
