@@ -42,8 +42,12 @@ __all__ = ["db_table_scope", "run_db_table"]
 
 log = logging.getLogger("automations.runner")
 
-#: How long the runner's start waits for a first look before it goes on (the look goes on too).
-FIRST_LOOK_WAIT_S = 20.0
+#: How long the runner's start waits for a first look before it goes on (the look goes on too),
+#: as for files (``sources.FIRST_LOOK_WAIT_S``).
+FIRST_LOOK_WAIT_S = 2.0
+#: Runs recorded per ``enqueue`` call: each is one store transaction, short enough that a
+#: webhook recorded meanwhile waits milliseconds (as for files: ``sources.ENQUEUE_RUNS``).
+ENQUEUE_RUNS = 25
 
 
 def db_table_scope(recipe: Recipe, spec: DbTableSpec) -> str:
@@ -109,7 +113,9 @@ class _Look:
     def _record(self, pages: list[Page]) -> None:
         held = bool(self.held)
         events = [event for page in pages for event in page.events]
-        self.enqueue(_runs(self.recipe, events, held))
+        runs = _runs(self.recipe, events, held)
+        for start in range(0, len(runs), ENQUEUE_RUNS):
+            self.enqueue(runs[start : start + ENQUEUE_RUNS])
         for page in pages:
             self.reader.commit(page.event_state)
 
