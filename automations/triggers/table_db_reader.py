@@ -229,7 +229,9 @@ class DbTableReader:
             if spec.columns is not None:
                 row = {n: row.get(n) for n in spec.columns}
             keyed.append(KeyedRow(key, row))
-        states = _DbRowStates(self, gen)
+        states = _DbRowStates(
+            self, gen, [n for n in names if spec.columns is None or n in spec.columns]
+        )
         found = states.compare(keyed, activating=activating, quiet=quiet, pending=self._uncommitted)
         changed = dict(found.changes)
         for event in found.events:
@@ -250,24 +252,23 @@ class _DbRowStates(RowStates):
     ``changed_by`` (a marker of change, not content: a trigger on the table bumps it on every
     UPDATE, a write-back's too)."""
 
-    def __init__(self, reader: DbTableReader, generation: int) -> None:
+    def __init__(self, reader: DbTableReader, generation: int, columns: list[str]) -> None:
         spec = reader.spec
         skip = spec.written | reader.marker
-        reads = None if spec.reads is None else sorted(spec.reads - skip)
+        # a recipe reading the whole row (``@``) reads every column of it but the skipped ones:
+        # named here, so that the hash below is used (``RowStates`` hashes a whole row itself)
+        wanted = set(columns) if spec.reads is None else spec.reads
+        reads = sorted(wanted - skip)
         rules = RowRules(
             spec.run_on_added, spec.run_on_updated, spec.existing_rows is ExistingRows.RUN
         )
         super().__init__(reader.state, reader.scope, generation, reads, rules)
-        self._skip = skip
 
     def digest(self, row: Mapping[str, Any]) -> str:
-        """16 hex digits of the BLAKE2b of what the recipe reads: the values in ``reads`` order
-        (or the row's columns by name, without the skipped ones). The values are JSON values,
-        whose ``repr`` is exact and stable (and, in C, much cheaper than JSON text)."""
-        if self.reads is None:
-            value: Any = sorted((n, v) for n, v in row.items() if n not in self._skip)
-        else:
-            value = [row.get(name) for name in self.reads]
+        """16 hex digits of the BLAKE2b of what the recipe reads: the values in ``reads``
+        order. They are JSON values, whose ``repr`` is exact and stable (and, in C, much cheaper
+        than JSON text)."""
+        value = [row.get(name) for name in self.reads or ()]
         return hashlib.blake2b(repr(value).encode(), digest_size=8).hexdigest()
 
 
