@@ -21,10 +21,11 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from automations.execution.backlog import Backlog, drain_text, measure_backlog
-from automations.model import Recipe, ScheduleTrigger, TableTrigger, WebhookTrigger
+from automations.model import DbTableSpec, Recipe, ScheduleTrigger, TableTrigger, WebhookTrigger
 from automations.ports import Store
 from automations.records import RunFilter, RunStatus
 from automations.runner.health import relative_to
+from automations.triggers.table_db import shown_database
 
 if TYPE_CHECKING:
     from automations.console.app import Console
@@ -41,7 +42,11 @@ def trigger_text(recipe: Recipe, directory: Any) -> str:
     if isinstance(t, WebhookTrigger):
         return f"webhook {t.path}"
     if isinstance(t, TableTrigger):
-        return f"table {relative_to(directory, t.table.path)}"
+        spec = t.table
+        if isinstance(spec, DbTableSpec):
+            # the database as the recipe writes it: never a password or a variable's value
+            return f"table {spec.table or 'query'} in {shown_database(spec.database)}"
+        return f"table {relative_to(directory, spec.path)}"
     if isinstance(t, ScheduleTrigger):
         when = f"cron {t.cron} ({t.timezone})" if t.cron else f"every {t.every}"
         text = f"schedule {when}"
