@@ -14,6 +14,9 @@
   across nodes through a ``RateGate``): paces the requests of one provider key.
 - ``Leaders`` (``automations/stores/leaders.py``): named leader leases with a term, so one node
   does the work that needs doing once (schedules, table scans, pruning).
+- ``ClaimStore`` (same adapters): claims with leases, so that several runners (nodes) can share
+  one inbox: a node claims ready runs, renews its leases, and every write that matters is fenced
+  by the lease's token; a rescue returns the runs of a node that stopped renewing to ``pending``.
 
 Every adapter has an in-memory version, and one contract test suite runs over all of them.
 Methods are synchronous: SQLite calls take microseconds, and keeping them synchronous makes
@@ -25,6 +28,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from automations.records import (
@@ -40,7 +44,11 @@ if TYPE_CHECKING:
     from automations.ratelimit import Slot
 
 __all__ = [
+    "ClaimStore",
+    "Claimed",
+    "Enqueue",
     "Leaders",
+    "Lease",
     "Pacer",
     "RateGate",
     "RunStore",
@@ -63,10 +71,15 @@ class RunStore(ABC):
         """``enqueue`` for a batch, in one transaction."""
 
     @abstractmethod
-    def claim(self, run_id: str, recipe_hash: str, **fields: object) -> RunRecord | None:
+    def claim(
+        self, run_id: str, recipe_hash: str, *, lease: Lease | None = None, **fields: object
+    ) -> RunRecord | None:
         """Mark a ``pending`` (or, when resuming after a crash, ``running``) run as ``running``
         with the recipe version that runs it, setting ``fields`` (as ``update_run``: ``row``,
-        ``condition``, ``dry_run``) in the same write. Returns ``None`` if it is final already."""
+        ``condition``, ``dry_run``) in the same write. Returns ``None`` if it is final already.
+
+        With ``lease`` (a runner's), the write is fenced: it is made only while the run is
+        ``running`` under that lease (owner and token), else ``None``: the lease was lost."""
 
     @abstractmethod
     def unfinished(self) -> list[RunRecord]:
@@ -200,7 +213,119 @@ class StateStore(ABC):
         return found
 
 
-class Store(RunStore, StateStore):
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """One node's hold on one run. ``token`` names this ownership: every claim of the run
+    increments it, so a write fenced by an older token (a node that lost the run) is refused."""
+
+    run_id: str
+    owner: str
+    token: int
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A run claimed by a node (``running`` in the store), and its lease."""
+
+    run: RunRecord
+    lease: Lease
+
+
+#: An event to record: the run, its order key (runs sharing one execute one at a time, in the
+#: order recorded; ``None``: no order) and whether the recording node claims it at once.
+Enqueue = tuple[RunRecord, str | None, bool]
+
+
+class ClaimStore(ABC):
+    """Claims with leases over the shared inbox (the rules: ``docs/scaling.md``).
+
+    - A claim takes ready runs (``pending``, available, the earliest open run of their order
+      key) oldest first, makes them ``running`` under a lease of ``owner`` until
+      ``now + ttl_s``, and increments each run's ``lease_token``; two nodes never get one run.
+    - Every write that matters is fenced by the lease: ``mark_sending`` (the write before a
+      request that must not be repeated) only while the lease is held *and unexpired*;
+      ``claim(lease=...)`` and the writes made after ``holds`` inside ``transaction()`` while the
+      token is current (a late outcome of a node that lost the run is not applied).
+    - ``renew`` extends a node's unexpired leases; ``rescue_expired`` returns the runs whose lease
+      expired to ``pending`` in one guarded write (never select-then-update), so a run that
+      finished or was renewed meanwhile is left alone.
+
+    ``now`` is unix seconds; ``None`` means the store's clock (PostgreSQL: the server's, one
+    clock for every node). Tests pass it, so expiry needs no sleeping.
+    """
+
+    @abstractmethod
+    def enqueue_claimed(
+        self, items: Sequence[Enqueue], owner: str, *, ttl_s: float, now: float | None = None
+    ) -> list[tuple[RunRecord, bool, Lease | None]]:
+        """``enqueue_many`` with order keys, in one transaction, claiming for ``owner`` each new
+        run asked for whose order key has no earlier open run (the claim is the insert itself:
+        the run is recorded ``running`` under the lease). Returns ``(stored, is_new, lease)``."""
+
+    @abstractmethod
+    def claim_ready(
+        self,
+        owner: str,
+        *,
+        ttl_s: float,
+        limit: int,
+        recipe: str | None = None,
+        now: float | None = None,
+    ) -> list[Claimed]:
+        """Up to ``limit`` ready runs (of ``recipe`` only, when given), oldest first, now
+        ``running`` under leases of ``owner``. Steps are not read (``claim`` returns them)."""
+
+    @abstractmethod
+    def claim_run(
+        self, run_id: str, owner: str, *, ttl_s: float, now: float | None = None
+    ) -> Claimed | None:
+        """Claim one run by id again (a run this node deferred, or holds already): ``pending``
+        whatever its ``available_at``, or ``running`` under a lease of ``owner``; ``None``
+        otherwise (another node has it, or it is final)."""
+
+    @abstractmethod
+    def ready_recipes(self, *, now: float | None = None) -> list[str]:
+        """The recipes with ``pending`` runs (some may not be ready yet): where a claim loop
+        looks. Reads an index, not the runs."""
+
+    @abstractmethod
+    def mark_sending(self, step: StepRecord, lease: Lease, *, now: float | None = None) -> bool:
+        """Write ``step`` (status ``sending``) only while ``lease`` is held and unexpired at
+        ``now``, and never over a final outcome. ``False``: do not send."""
+
+    @abstractmethod
+    def holds(self, lease: Lease) -> bool:
+        """Whether the run is ``running`` under ``lease`` (expired or not). Inside
+        ``transaction()`` the answer stands until the commit (the row stays locked), so the
+        writes that follow are fenced by it."""
+
+    @abstractmethod
+    def renew(self, owner: str, *, ttl_s: float, now: float | None = None) -> dict[str, int]:
+        """Extend ``owner``'s unexpired leases to ``now + ttl_s``: run id -> token of each lease
+        kept. A run missing from the answer is lost."""
+
+    @abstractmethod
+    def rescue_expired(self, *, grace_s: float = 0.0, now: float | None = None) -> dict[str, int]:
+        """Return runs whose lease expired more than ``grace_s`` before ``now`` to ``pending``
+        (any node may call it): run id -> the token that expired."""
+
+    @abstractmethod
+    def rescue_all(self) -> int:
+        """Return every ``running`` run to ``pending``, leased or not: for a store that one node
+        owns alone (a SQLite file), at its start. Returns how many."""
+
+    @abstractmethod
+    def release(self, lease: Lease, *, available_at: float | None = None) -> bool:
+        """Give a run back (``pending`` again, ready at ``available_at``, default now) if
+        ``lease`` still holds it."""
+
+    @abstractmethod
+    def release_idle(self, owner: str, *, now: float | None = None) -> int:
+        """Give back every run ``owner`` holds that has no step ``sending`` (a graceful stop:
+        another node continues them at once). Returns how many."""
+
+
+class Store(RunStore, StateStore, ClaimStore):
     """One database holding both runs and trigger state: what the runner is given."""
 
     def transaction(self) -> AbstractContextManager[None]:

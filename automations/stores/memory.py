@@ -13,13 +13,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 from automations.errors import StoreError
-from automations.ports import Store, check_end_hold
+from automations.ports import Claimed, Enqueue, Lease, Store, check_end_hold
 from automations.records import (
     AuditEntry,
     RunFilter,
     RunRecord,
     RunStatus,
     StepRecord,
+    StepStatus,
     key_matches,
 )
 from automations.stores.codec import (
@@ -34,6 +35,18 @@ __all__ = ["MemoryStore"]
 
 _FAILED_WINDOW = frozenset({RunStatus.FAILED, RunStatus.UNKNOWN})
 _UNFINISHED = frozenset({RunStatus.PENDING, RunStatus.RUNNING})
+_FINAL_STEPS = frozenset({StepStatus.SUCCEEDED, StepStatus.UNKNOWN})
+
+
+@dataclasses.dataclass(slots=True)
+class _Hold:
+    """A run's claim columns (``order_key``, ``available_at``, ``lease_*`` in SQLite)."""
+
+    order_key: str | None = None
+    available_at: float | None = None
+    owner: str | None = None
+    token: int = 0
+    expires_at: float | None = None
 
 
 @dataclasses.dataclass
@@ -47,10 +60,12 @@ class _Tables:
     by_event: dict[tuple[str, str], str] = dataclasses.field(default_factory=dict)
     state: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
     audit: list[AuditEntry] = dataclasses.field(default_factory=list)
+    holds: dict[str, _Hold] = dataclasses.field(default_factory=dict)
     next_seq: int = 1
 
     def copy(self) -> _Tables:
         return _Tables(
+            holds={k: dataclasses.replace(v) for k, v in self.holds.items()},
             audit=list(self.audit),
             runs=dict(self.runs),
             seq=dict(self.seq),
@@ -114,9 +129,12 @@ class MemoryStore(Store):
         self._t.next_seq += 1
         self._t.steps[run.id] = {s.index: s for s in stored.steps}
         self._t.by_event[(run.recipe, run.event_key)] = run.id
+        self._t.holds[run.id] = _Hold()
         return stored, True
 
-    def claim(self, run_id: str, recipe_hash: str, **fields: object) -> RunRecord | None:
+    def claim(
+        self, run_id: str, recipe_hash: str, *, lease: Lease | None = None, **fields: object
+    ) -> RunRecord | None:
         changes = check_run_changes(fields)
         for name in ("event", "row"):
             if name in changes:
@@ -124,6 +142,8 @@ class MemoryStore(Store):
         with self._lock:
             run = self._exact(run_id)
             if run.status not in _UNFINISHED:
+                return None
+            if lease is not None and not self._holds(lease):
                 return None
             started_at = run.started_at if run.started_at is not None else self._clock()
             self._t.runs[run_id] = dataclasses.replace(
@@ -248,6 +268,7 @@ class MemoryStore(Store):
             ]
             for run in doomed:
                 del self._t.runs[run.id], self._t.seq[run.id], self._t.steps[run.id]
+                self._t.holds.pop(run.id, None)
                 del self._t.by_event[(run.recipe, run.event_key)]
             return len(doomed)
 
@@ -263,6 +284,191 @@ class MemoryStore(Store):
 
     def close(self) -> None:
         """Nothing to release; the data stays readable until the store is dropped."""
+
+    # -- ClaimStore ---------------------------------------------------------------------------
+
+    def enqueue_claimed(
+        self, items: Sequence[Enqueue], owner: str, *, ttl_s: float, now: float | None = None
+    ) -> list[tuple[RunRecord, bool, Lease | None]]:
+        at = self._now(now)
+        out: list[tuple[RunRecord, bool, Lease | None]] = []
+        with self.transaction():
+            for run, order_key, claim in items:
+                stored, new = self._enqueue(run)
+                lease = None
+                if new:
+                    hold = self._t.holds[run.id]
+                    hold.order_key = order_key
+                    if claim and stored.status is RunStatus.PENDING and self._first(run.id):
+                        lease = self._take(run.id, owner, at + ttl_s)
+                        stored = dataclasses.replace(stored, status=RunStatus.RUNNING)
+                out.append((stored, new, lease))
+        return out
+
+    def claim_ready(
+        self,
+        owner: str,
+        *,
+        ttl_s: float,
+        limit: int,
+        recipe: str | None = None,
+        now: float | None = None,
+    ) -> list[Claimed]:
+        at = self._now(now)
+        out: list[Claimed] = []
+        with self._lock:
+            open_keys: set[str] = set()
+            for run_id, run in self._t.runs.items():  # in the order recorded
+                if len(out) >= limit:
+                    break
+                if run.status not in _UNFINISHED:
+                    continue
+                hold = self._t.holds[run_id]
+                key = hold.order_key
+                blocked = key is not None and key in open_keys
+                if key is not None:
+                    open_keys.add(key)
+                if (
+                    run.status is not RunStatus.PENDING
+                    or blocked
+                    or (recipe is not None and run.recipe != recipe)
+                    or (hold.available_at or 0.0) > at
+                ):
+                    continue
+                lease = self._take(run_id, owner, at + ttl_s)
+                out.append(Claimed(self._t.runs[run_id], lease))
+        return out
+
+    def claim_run(
+        self, run_id: str, owner: str, *, ttl_s: float, now: float | None = None
+    ) -> Claimed | None:
+        at = self._now(now)
+        with self._lock:
+            run = self._t.runs.get(run_id)
+            if run is None:
+                return None
+            hold = self._t.holds[run_id]
+            mine = run.status is RunStatus.RUNNING and hold.owner == owner
+            if run.status is not RunStatus.PENDING and not mine:
+                return None
+            return Claimed(self._t.runs[run_id], self._take(run_id, owner, at + ttl_s))
+
+    def ready_recipes(self, *, now: float | None = None) -> list[str]:
+        with self._lock:
+            found = {r.recipe for r in self._t.runs.values() if r.status is RunStatus.PENDING}
+        return sorted(found)
+
+    def mark_sending(self, step: StepRecord, lease: Lease, *, now: float | None = None) -> bool:
+        at = self._now(now)
+        with self._lock:
+            if not self._holds(lease) or (self._t.holds[lease.run_id].expires_at or 0.0) <= at:
+                return False
+            prior = self._t.steps[step.run_id].get(step.index)
+            if prior is not None and prior.status in _FINAL_STEPS:
+                return False
+            self._t.steps[step.run_id][step.index] = normalize_step(step)
+            return True
+
+    def holds(self, lease: Lease) -> bool:
+        with self._lock:
+            return self._holds(lease)
+
+    def renew(self, owner: str, *, ttl_s: float, now: float | None = None) -> dict[str, int]:
+        at = self._now(now)
+        kept: dict[str, int] = {}
+        with self._lock:
+            for run_id, hold in self._t.holds.items():
+                if (
+                    hold.owner == owner
+                    and self._t.runs[run_id].status is RunStatus.RUNNING
+                    and (hold.expires_at or 0.0) > at
+                ):
+                    hold.expires_at = at + ttl_s
+                    kept[run_id] = hold.token
+        return kept
+
+    def rescue_expired(self, *, grace_s: float = 0.0, now: float | None = None) -> dict[str, int]:
+        at = self._now(now)
+        rescued: dict[str, int] = {}
+        with self._lock:
+            for run_id, hold in self._t.holds.items():
+                run = self._t.runs[run_id]
+                if (
+                    run.status is RunStatus.RUNNING
+                    and hold.expires_at is not None
+                    and hold.expires_at < at - grace_s
+                ):
+                    rescued[run_id] = hold.token
+                    self._give_back(run_id, at)
+        return rescued
+
+    def rescue_all(self) -> int:
+        with self._lock:
+            running = [i for i, r in self._t.runs.items() if r.status is RunStatus.RUNNING]
+            for run_id in running:
+                self._give_back(run_id, None)
+            return len(running)
+
+    def release(self, lease: Lease, *, available_at: float | None = None) -> bool:
+        with self._lock:
+            if not self._holds(lease):
+                return False
+            self._give_back(lease.run_id, self._now(available_at))
+            return True
+
+    def release_idle(self, owner: str, *, now: float | None = None) -> int:
+        at = self._now(now)
+        released = 0
+        with self._lock:
+            for run_id, hold in self._t.holds.items():
+                if hold.owner != owner or self._t.runs[run_id].status is not RunStatus.RUNNING:
+                    continue
+                steps = self._t.steps[run_id].values()
+                if any(s.status is StepStatus.SENDING for s in steps):
+                    continue
+                self._give_back(run_id, at)
+                released += 1
+        return released
+
+    def _now(self, now: float | None) -> float:
+        return self._clock() if now is None else now
+
+    def _holds(self, lease: Lease) -> bool:
+        run = self._t.runs.get(lease.run_id)
+        hold = self._t.holds.get(lease.run_id)
+        return (
+            run is not None
+            and hold is not None
+            and run.status is RunStatus.RUNNING
+            and hold.owner == lease.owner
+            and hold.token == lease.token
+        )
+
+    def _first(self, run_id: str) -> bool:
+        """Whether ``run_id`` is the earliest open run of its order key."""
+        key = self._t.holds[run_id].order_key
+        if key is None:
+            return True
+        for other, run in self._t.runs.items():
+            if other == run_id:
+                return True
+            if run.status in _UNFINISHED and self._t.holds[other].order_key == key:
+                return False
+        return True
+
+    def _take(self, run_id: str, owner: str, expires_at: float) -> Lease:
+        hold = self._t.holds[run_id]
+        hold.owner, hold.token, hold.expires_at = owner, hold.token + 1, expires_at
+        run = self._t.runs[run_id]
+        if run.status is not RunStatus.RUNNING:
+            self._t.runs[run_id] = dataclasses.replace(run, status=RunStatus.RUNNING)
+        return Lease(run_id, owner, hold.token)
+
+    def _give_back(self, run_id: str, available_at: float | None) -> None:
+        hold = self._t.holds[run_id]
+        hold.owner, hold.expires_at, hold.available_at = None, None, available_at
+        run = self._t.runs[run_id]
+        self._t.runs[run_id] = dataclasses.replace(run, status=RunStatus.PENDING)
 
     # -- StateStore ---------------------------------------------------------------------------
 

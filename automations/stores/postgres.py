@@ -20,8 +20,8 @@ pool replaces it.
 
 Concurrency: a read of a run inside ``transaction()`` locks its row (``FOR UPDATE``) until the
 commit, so a read-check-write block (replay, resolve) from two processes at once runs one after
-the other, as SQLite's ``BEGIN IMMEDIATE`` makes it. Several runners sharing this store at once
-are not supported yet (no claim leases): see docs/scaling.md.
+the other, as SQLite's ``BEGIN IMMEDIATE`` makes it. Several runners share this store: they
+claim runs with leases (``leases.py``, the rules beside their SQL in ``postgres_sql``).
 """
 
 from __future__ import annotations
@@ -39,11 +39,12 @@ from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from automations.errors import StartupError, StoreError
-from automations.ports import Store, check_end_hold
+from automations.errors import StoreError
+from automations.ports import Lease, Store, check_end_hold
 from automations.records import AuditEntry, RunFilter, RunRecord, RunStatus, StepRecord
 from automations.stores import postgres_sql as sql
 from automations.stores.codec import check_run_changes, normalize_run
+from automations.stores.leases import PostgresClaims
 from automations.stores.sqlite_schema import (
     audit_from_row,
     audit_params,
@@ -111,7 +112,7 @@ def _version(conn: psycopg.Connection[Any]) -> int:
     return 0 if row is None else int(row[0])
 
 
-class PostgresStore(Store):
+class PostgresStore(PostgresClaims, Store):
     """``RunStore`` and ``StateStore`` in the PostgreSQL database at ``url`` (its schema is
     created or upgraded on open). ``clock`` gives the time ``claim`` records as ``started_at``;
     ``pool_size`` bounds the connections this process opens."""
@@ -141,7 +142,6 @@ class PostgresStore(Store):
             raise StoreError(
                 f"cannot open run store {self.url}: {error_text(exc, self._dsn)}"
             ) from exc
-        self._runner_conn: psycopg.Connection[Any] | None = None
         self._connect_timeout_s = connect_timeout_s
         self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
             url,
@@ -232,14 +232,20 @@ class PostgresStore(Store):
             self._put_step(cur, step)
         return stored, True
 
-    def claim(self, run_id: str, recipe_hash: str, **fields: object) -> RunRecord | None:
+    def claim(
+        self, run_id: str, recipe_hash: str, *, lease: Lease | None = None, **fields: object
+    ) -> RunRecord | None:
         changes = check_run_changes(fields)
         extra = "".join(f', "{name}" = %s' for name in changes)
         values = [run_column_value(name, value) for name, value in changes.items()]
+        # with a lease, fenced: only while the run is running under it
+        fence, fenced = (
+            (sql.CLAIM_FENCE, (lease.owner, lease.token)) if lease is not None else ("", ())
+        )
         with self._cursor() as cur:
             row = cur.execute(
-                sql.CLAIM_RUN.format(extra=extra),
-                (recipe_hash, self._clock(), *values, run_id),
+                sql.CLAIM_RUN_FOR.format(extra=extra, fence=fence),
+                (recipe_hash, self._clock(), *values, run_id, *fenced),
             ).fetchone()
             if row is None:
                 if cur.execute(sql.RUN_EXISTS, (run_id,)).fetchone() is None:
@@ -363,34 +369,7 @@ class PostgresStore(Store):
             ).fetchall()
         return [audit_from_row(row) for row in rows]
 
-    def hold_runner_lock(self) -> None:
-        """Take the lock that lets one runner at a time serve this database, on a connection
-        of its own, until ``close`` (or the process's death closes it). Several runners on one
-        database would run the same runs twice until runs are claimed with leases.
-
-        Raises ``StartupError`` when another runner holds it (``StoreError`` when the
-        database cannot be reached). The lock is a session's: connect
-        the runner to PostgreSQL directly, not through PgBouncer in transaction mode.
-        """
-        try:
-            conn = psycopg.connect(
-                self._dsn, autocommit=True, connect_timeout=self._connect_timeout_s
-            )
-            row = conn.execute(sql.TRY_RUNNER_LOCK, (sql.RUNNER_LOCK,)).fetchone()
-        except psycopg.Error as exc:
-            raise StoreError(f"run store {self.url}: {error_text(exc, self._dsn)}") from exc
-        if not row or not row[0]:
-            conn.close()
-            raise StartupError(
-                f"another runner is using run store {self.url}: one runner per database "
-                "for now (several runners sharing PostgreSQL are not supported yet; see "
-                "docs/scaling.md)"
-            )
-        self._runner_conn = conn
-
     def close(self) -> None:
-        if self._runner_conn is not None:
-            self._runner_conn.close()
         self._pool.close()
 
     # -- StateStore ----------------------------------------------------------------------------

@@ -26,7 +26,7 @@ parameter, so tests need no sleeping.
 from __future__ import annotations
 
 __all__ = [
-    "CLAIM_RUN",
+    "CLAIM_RUN_FOR",
     "COUNT_BY_RECIPE",
     "END_HOLD",
     "INSERT_AUDIT",
@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 #: The schema version this code writes.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: The key of the advisory lock migrations take (any constant; "automations" in ASCII, cut).
 MIGRATION_LOCK = 0x6175746F6D6174
@@ -147,8 +147,14 @@ CREATE TABLE leaders (
 );
 """
 
+# Version 4: the runner claims runs with leases. A run left ``running`` by a version without
+# leases gets an expired one, so that a rescue resumes it (instead of it waiting forever).
+_SCHEMA_V4 = """
+UPDATE runs SET lease_expires_at = 0 WHERE status = 'running' AND lease_expires_at IS NULL
+"""
+
 #: ``MIGRATIONS[n]`` takes a database from schema version ``n`` to ``n + 1``.
-MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3)
+MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4)
 
 # -- migrations ----------------------------------------------------------------------------------
 
@@ -160,10 +166,6 @@ CREATE_VERSION_TABLE = (
 HAS_VERSION_TABLE = "SELECT to_regclass('schema_version') IS NOT NULL"
 CURRENT_VERSION = "SELECT COALESCE(MAX(version), 0) FROM schema_version"
 TAKE_MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(%s)"
-#: The key of the session lock a runner holds while it serves (one runner per database until
-#: runs are claimed with leases): released when its connection closes, even on SIGKILL.
-RUNNER_LOCK = MIGRATION_LOCK + 1
-TRY_RUNNER_LOCK = "SELECT pg_try_advisory_lock(%s)"
 RECORD_VERSION = "INSERT INTO schema_version (version) VALUES (%s)"
 
 # -- runs ------------------------------------------------------------------------------------------
@@ -209,10 +211,10 @@ RUN_EXISTS = "SELECT 1 FROM runs WHERE id = %s"
 #: Claim: mark a pending (or resumed running) run running with the version that runs it;
 #: ``{extra}`` holds ``, column = %s`` for the fields set in the same write. The last column
 #: says whether the run has steps (a fresh run's are not read).
-CLAIM_RUN = (
+CLAIM_RUN_FOR = (
     "UPDATE runs SET status = 'running', recipe_hash = %s, "
     "started_at = COALESCE(started_at, %s){extra} "
-    "WHERE id = %s AND status IN ('pending', 'running') "
+    "WHERE id = %s AND status IN ('pending', 'running'){fence} "
     f"RETURNING seq, {RUN_COLUMNS}, EXISTS (SELECT 1 FROM steps WHERE run_seq = runs.seq)"
 )
 UPDATE_RUN = "UPDATE runs SET {assignments} WHERE id = %s"
@@ -318,50 +320,86 @@ COPY_AUDIT = (
 #    pending in one guarded statement (never select-then-update: River #1302), so a run that
 #    finished or was renewed meanwhile is re-checked under its row lock and left alone.
 
+#: The time a statement runs at: the caller's ``now`` (tests), else the server's clock, one
+#: clock for every node (no skew between machines).
+_LEASE_NOW = "COALESCE(%(now)s::float8, extract(epoch FROM now()))"
+_RUN_RETURNING = ", ".join(f"runs.{c.strip()}" for c in RUN_COLUMNS.split(","))
+_TAKE = (
+    "UPDATE runs SET status = 'running', lease_owner = %(owner)s, "
+    f"lease_token = runs.lease_token + 1, lease_expires_at = {_LEASE_NOW} + %(ttl)s "
+)
 CLAIM_READY = (
     "WITH candidate AS MATERIALIZED ("
     " SELECT r.seq FROM runs r"
-    " WHERE r.status = 'pending' AND COALESCE(r.available_at, 0) <= %(now)s"
+    f" WHERE r.status = 'pending' AND COALESCE(r.available_at, 0) <= {_LEASE_NOW} {{recipe}}"
     " AND (r.order_key IS NULL OR NOT EXISTS ("
     "  SELECT 1 FROM runs o WHERE o.order_key = r.order_key AND o.seq < r.seq"
     "  AND o.status IN ('pending', 'running')))"
     " ORDER BY r.seq LIMIT %(limit)s"
     " FOR NO KEY UPDATE SKIP LOCKED) "
-    "UPDATE runs SET status = 'running', lease_owner = %(owner)s, "
-    "lease_token = runs.lease_token + 1, lease_expires_at = %(now)s + %(ttl)s, "
-    "started_at = COALESCE(runs.started_at, %(now)s) "
-    "FROM candidate WHERE runs.seq = candidate.seq "
-    + "RETURNING runs.seq, "
-    + ", ".join(f"runs.{c.strip()}" for c in RUN_COLUMNS.split(","))
-    + ", runs.lease_token"
+    + _TAKE
+    + f"FROM candidate WHERE runs.seq = candidate.seq RETURNING runs.seq, {_RUN_RETURNING}, "
+    "runs.lease_token"
 )
+CLAIM_RECIPE = "AND r.recipe = %(recipe)s"
+CLAIM_RUN = (
+    _TAKE + "WHERE id = %(id)s AND (status = 'pending' OR (status = 'running' AND "
+    f"lease_owner = %(owner)s)) RETURNING seq, {_RUN_RETURNING}, lease_token"
+)
+#: Insert-and-claim: the inserts of one order key take turns (a transaction-scoped lock, safe
+#: behind PgBouncer), so a run claimed at its insert is always the earliest open one of its key.
+LOCK_ORDER_KEY = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
+ORDER_KEY_OPEN = (
+    "SELECT 1 FROM runs WHERE order_key = %s AND status IN ('pending', 'running') LIMIT 1"
+)
+INSERT_CLAIMED = (
+    f"INSERT INTO runs ({RUN_COLUMNS}, order_key, lease_owner, lease_token, lease_expires_at) "
+    f"VALUES ({', '.join(['%s'] * 16)}, %s, %s, %s, "
+    "COALESCE(%s::float8, extract(epoch FROM now())) + %s::float8) "
+    "ON CONFLICT (recipe, event_key) DO NOTHING RETURNING seq"
+)
+#: The recipes with pending runs: a loose index scan of ``runs_backlog`` (one probe per
+#: recipe with open runs), then a check that one of them is pending.
+READY_RECIPES = (
+    "WITH RECURSIVE r(recipe) AS ("
+    " (SELECT recipe FROM runs WHERE status IN ('pending', 'running') ORDER BY recipe LIMIT 1)"
+    " UNION ALL SELECT (SELECT recipe FROM runs WHERE status IN ('pending', 'running') "
+    "AND recipe > r.recipe ORDER BY recipe LIMIT 1) FROM r WHERE r.recipe IS NOT NULL) "
+    "SELECT recipe FROM r WHERE recipe IS NOT NULL AND EXISTS (SELECT 1 FROM runs p "
+    "WHERE p.recipe = r.recipe AND p.status = 'pending')"
+)
+_HELD = "status = 'running' AND lease_owner = %(owner)s AND lease_token = %(token)s"
+#: Inside a transaction: the row stays locked until the commit, so a rescue waits for it and
+#: the writes that follow are fenced by the answer.
+HOLDS = f"SELECT 1 FROM runs WHERE id = %(id)s AND {_HELD} FOR NO KEY UPDATE"
 FENCED_SENDING = (
     f"INSERT INTO steps (run_seq, {STEP_COLUMNS}) "
     f"SELECT seq, {', '.join(['%s'] * len(_STEP_NAMES))} FROM runs "
     "WHERE id = %s AND status = 'running' AND lease_owner = %s AND lease_token = %s "
-    "AND lease_expires_at > %s FOR SHARE "
+    "AND lease_expires_at > COALESCE(%s::float8, extract(epoch FROM now())) FOR SHARE "
     "ON CONFLICT (run_seq, idx) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in _STEP_NAMES[1:])
     + " WHERE steps.status NOT IN ('succeeded', 'unknown') RETURNING run_seq"
 )
 RENEW_LEASES = (
-    "UPDATE runs SET lease_expires_at = %(now)s + %(ttl)s "
-    "WHERE lease_owner = %(owner)s AND status = 'running' AND lease_expires_at > %(now)s "
+    f"UPDATE runs SET lease_expires_at = {_LEASE_NOW} + %(ttl)s "
+    f"WHERE lease_owner = %(owner)s AND status = 'running' AND lease_expires_at > {_LEASE_NOW} "
     "RETURNING id, lease_token"
+)
+_GIVE_BACK = (
+    "UPDATE runs SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, "
+    f"available_at = COALESCE(%(at)s::float8, {_LEASE_NOW}) "
 )
 RESCUE_EXPIRED = (
-    "UPDATE runs SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, "
-    "available_at = %(now)s "
-    "WHERE status = 'running' AND lease_expires_at < %(now)s - %(grace)s "
+    _GIVE_BACK + f"WHERE status = 'running' AND lease_expires_at < {_LEASE_NOW} - %(grace)s "
     "RETURNING id, lease_token"
 )
-RELEASE_LEASE = (
-    "UPDATE runs SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, "
-    "available_at = %(available_at)s "
-    "WHERE id = %(id)s AND status = 'running' AND lease_owner = %(owner)s "
-    "AND lease_token = %(token)s"
+RESCUE_ALL = _GIVE_BACK + "WHERE status = 'running'"
+RELEASE_LEASE = _GIVE_BACK + f"WHERE id = %(id)s AND {_HELD}"
+RELEASE_IDLE = (
+    _GIVE_BACK + "WHERE status = 'running' AND lease_owner = %(owner)s AND NOT EXISTS "
+    "(SELECT 1 FROM steps WHERE steps.run_seq = runs.seq AND steps.status = 'sending')"
 )
-SET_ORDER_KEY = "UPDATE runs SET order_key = %s WHERE id = %s"
 
 # -- wake-ups (stores/wakeup.py) -------------------------------------------------------------
 #
@@ -453,3 +491,5 @@ RELEASE_LEADER = (
     "AND expires_at > -1"
 )
 CURRENT_LEADER = f"SELECT owner, term FROM leaders WHERE name = %(name)s AND expires_at > {_NOW}"
+#: ``claim`` with a lease: fenced by its owner and token.
+CLAIM_FENCE = " AND status = 'running' AND lease_owner = %s AND lease_token = %s"

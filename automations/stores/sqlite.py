@@ -26,9 +26,10 @@ from types import TracebackType
 from typing import Any
 
 from automations.errors import StoreError
-from automations.ports import Store, check_end_hold
+from automations.ports import Lease, Store, check_end_hold
 from automations.records import AuditEntry, RunFilter, RunRecord, RunStatus, StepRecord
 from automations.stores.codec import check_run_changes, dump_json, normalize_run
+from automations.stores.sqlite_claims import SQLiteClaims
 from automations.stores.sqlite_schema import (
     AUDIT_COLUMNS,
     RUN_COLUMNS,
@@ -74,7 +75,7 @@ _PRUNABLE = (
 )
 
 
-class SQLiteStore(Store):
+class SQLiteStore(SQLiteClaims, Store):
     """``RunStore`` and ``StateStore`` in the SQLite file at ``path`` (created if missing).
 
     Every method is durable when it returns, unless called inside ``transaction()``, which
@@ -177,15 +178,26 @@ class SQLiteStore(Store):
             self._put_step(step)
         return stored, True
 
-    def claim(self, run_id: str, recipe_hash: str, **fields: object) -> RunRecord | None:
+    def claim(
+        self, run_id: str, recipe_hash: str, *, lease: Lease | None = None, **fields: object
+    ) -> RunRecord | None:
         changes = check_run_changes(fields)
         extra = "".join(f", {name} = ?" for name in changes)
         values = [run_column_value(name, value) for name, value in changes.items()]
+        # with a lease, fenced: only while the run is running under it
+        fence, fenced = (
+            (
+                " AND status = 'running' AND lease_owner = ? AND lease_token = ?",
+                (lease.owner, lease.token),
+            )
+            if lease is not None
+            else ("", ())
+        )
         with _Transaction(self):
             # RETURNING gives the claimed row in the same statement (one query fewer per run)
             row = self._db.execute(
                 "UPDATE runs SET status = ?, recipe_hash = ?, started_at = COALESCE(started_at, ?)"
-                f"{extra} WHERE id = ? AND status IN (?, ?) RETURNING seq, {RUN_COLUMNS}, "
+                f"{extra} WHERE id = ? AND status IN (?, ?){fence} RETURNING seq, {RUN_COLUMNS}, "
                 "EXISTS (SELECT 1 FROM steps WHERE run_seq = runs.seq)",
                 (
                     RunStatus.RUNNING.value,
@@ -194,6 +206,7 @@ class SQLiteStore(Store):
                     *values,
                     run_id,
                     *_UNFINISHED,
+                    *fenced,
                 ),
             ).fetchone()
             if row is None:
@@ -418,6 +431,19 @@ class SQLiteStore(Store):
                 "SELECT key, value FROM state WHERE scope = ? ORDER BY key", (scope,)
             ).fetchall()
         return {str(k): str(v) for k, v in rows}
+
+    # -- ClaimStore (``sqlite_claims``) ---------------------------------------------------------
+
+    def _write(self) -> _Transaction:
+        return _Transaction(self)
+
+    def _read(self) -> _Guard:
+        return self._guard
+
+    def _existing(self, run_id: str) -> RunRecord:
+        run = self._select_one("id = ?", (run_id,))
+        assert run is not None  # read in the transaction that found it
+        return run
 
     # -- reading ------------------------------------------------------------------------------
 

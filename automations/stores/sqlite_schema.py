@@ -49,7 +49,7 @@ __all__ = [
 ]
 
 #: The schema version this code writes (``PRAGMA user_version``).
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # The comments inside the CREATE statements are kept by SQLite: ``.schema`` shows them.
 # Indexes serve list_runs newest first: all runs (runs_created), by recipe (runs_recipe), by
@@ -153,8 +153,30 @@ _SCHEMA_V5 = """
 CREATE INDEX runs_attention ON runs (status, recipe) WHERE status IN ('held', 'unknown');
 """
 
+# Version 6: claims with leases (``stores/sqlite_claims.py``), the same columns as PostgreSQL's.
+# ``order_key`` keeps the runs of one row in order; ``lease_token`` is the fencing token, +1 on
+# every claim. A run left ``running`` by a version without leases gets an expired lease, so it
+# is resumed as before.
+_SCHEMA_V6 = """
+ALTER TABLE runs ADD COLUMN order_key TEXT;         -- recipe:rowkey, runs of one key in order
+ALTER TABLE runs ADD COLUMN available_at REAL;      -- not claimed before (unix seconds)
+ALTER TABLE runs ADD COLUMN lease_owner TEXT;       -- the node running it
+ALTER TABLE runs ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN lease_expires_at REAL;
+CREATE INDEX runs_open_order ON runs (order_key) WHERE status IN ('pending', 'running');
+CREATE INDEX runs_leases ON runs (lease_expires_at) WHERE status = 'running';
+UPDATE runs SET lease_expires_at = 0 WHERE status = 'running';
+"""
+
 #: ``MIGRATIONS[n]`` takes a database from schema version ``n`` to ``n + 1``.
-MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4, _SCHEMA_V5)
+MIGRATIONS: tuple[str, ...] = (
+    _SCHEMA_V1,
+    _SCHEMA_V2,
+    _SCHEMA_V3,
+    _SCHEMA_V4,
+    _SCHEMA_V5,
+    _SCHEMA_V6,
+)
 
 #: The columns of ``runs`` (but ``seq``) in the order ``run_params`` gives their values.
 RUN_COLUMNS = (

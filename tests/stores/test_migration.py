@@ -59,6 +59,10 @@ def test_a_version_1_database_is_upgraded_in_place(tmp_path: Path) -> None:
     store = SQLiteStore(path)
     assert store.count_by_recipe(RunStatus.UNKNOWN) == {"lead": 1}
     store.close()
+    # version 6: the claim columns, without a lease on any run
+    assert rows(path, "SELECT DISTINCT order_key, lease_owner, lease_token FROM runs") == [
+        (None, None, 0)
+    ]
     # version 4: the runs of one event are found by key (an index search)
     assert [r.event_key for r in by_key] == ["evt-402"]
     assert {"runs_event_key", "runs_schedule_key"} <= {
