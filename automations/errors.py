@@ -11,6 +11,8 @@
     │   └── ConnectionPausedError  the connection's breaker is open: nothing was sent
     ├── RefusedError           an operator action would break a promise (a second replay, ...)
     ├── StoreError             the run store cannot do what was asked (unknown run id, ...)
+    ├── LeaseLost              this runner no longer holds a run (its lease expired and another
+    │                          node took it): it stops the run without sending or writing more
     ├── StartupError           the runner cannot start (its port is taken, ...); nothing was read
     ├── TableFileError         a table file may not be read (outside the recipes directory,
     │                          not a regular file, too large)
@@ -35,6 +37,7 @@ __all__ = [
     "ConfigError",
     "ConnectionPausedError",
     "EventError",
+    "LeaseLost",
     "ProviderError",
     "RecipeError",
     "RefusedError",
@@ -157,6 +160,16 @@ class ConnectionPausedError(ProviderError):
 
 class StoreError(AutomationsError):
     """The run store could not do what was asked (unknown run id, unreadable database, ...)."""
+
+
+class LeaseLost(AutomationsError):
+    """This runner's lease on ``run_id`` is gone (it expired, was rescued, another node claimed
+    the run): the run is stopped here, nothing more is sent or written for it, and the node
+    that holds it now continues it. Not a ``StoreError``: it is never retried."""
+
+    def __init__(self, run_id: str, message: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
 
 
 class TableFileError(AutomationsError):

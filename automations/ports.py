@@ -328,6 +328,11 @@ class ClaimStore(ABC):
 class Store(RunStore, StateStore, ClaimStore):
     """One database holding both runs and trigger state: what the runner is given."""
 
+    #: Whether several runners (nodes) may share this store at once (PostgreSQL). A store one
+    #: node owns alone (a SQLite file, locked by ``automations run``) resumes at its start every
+    #: run it finds ``running``, without waiting for leases to expire.
+    shared: bool = False
+
     def transaction(self) -> AbstractContextManager[None]:
         """Group writes into one commit (a no-op where every write is already atomic). Never wrap
         a send in one: writes inside are durable only when the block ends."""

@@ -8,7 +8,9 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Iterator
+import sys
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
@@ -25,6 +27,7 @@ from automations.console.server import (
 )
 from automations.errors import ConfigError, StartupError
 from automations.runner.app import build_app
+from automations.runner.claims import ClaimSettings
 from automations.runner.httpguard import (
     DEFAULT_LIMITS,
     HttpLimits,
@@ -92,6 +95,50 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+async def _serve_http(server: uvicorn.Server, sock: socket.socket) -> None:
+    """Serve HTTP (webhooks, ``/healthz``) on an event loop of its own, on its own thread, until
+    ``server.should_exit``: recording a webhook never waits for the runs executing, the tables
+    being scanned or the history being pruned on the runner's loop (they share only the store,
+    each through its own store thread)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def finish(exc: BaseException | None) -> None:
+        if done.done():
+            return
+        if exc is None:
+            done.set_result(None)
+        else:
+            done.set_exception(exc)
+
+    def serve() -> None:
+        failed: BaseException | None = None
+        try:
+            with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+                runner.run(server.serve(sockets=[sock]))
+        except BaseException as exc:  # handed to the runner's loop, which raises it
+            failed = exc
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(finish, failed)
+
+    thread = threading.Thread(target=serve, name="http-intake", daemon=True)
+    thread.start()
+    try:
+        await asyncio.shield(done)
+    finally:
+        server.should_exit = True
+        await asyncio.to_thread(thread.join, 30)
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+
+        return uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - uvloop is optional (not on Windows)
+        return None
+
+
 def dry_run_db(db: Path) -> Path:
     """Where a dry run records when no --db is given: beside the real database, with
     ``.dry-run`` before its suffix (``automations.db`` -> ``automations.dry-run.db``), so a dry
@@ -111,16 +158,7 @@ async def _serve(
     ui_sock: socket.socket | None,
 ) -> None:
     store = open_store(db)
-    if is_postgres_url(db):
-        from automations.stores.postgres import PostgresStore
-
-        try:
-            assert isinstance(store, PostgresStore)
-            store.hold_runner_lock()  # one runner per database until runs have leases
-        except BaseException:
-            store.close()
-            raise
-    elif isinstance(store, SQLiteStore):
+    if isinstance(store, SQLiteStore):
         try:
             # every event is recorded before it is answered: a store that cannot be written
             # would answer 500 to every webhook; refuse to start instead, having recorded nothing
@@ -167,9 +205,9 @@ async def _serve(
             if ui is not None and ui_sock is not None:
                 host_, port_ = ui_sock.getsockname()[:2]
                 log.info("console on http://%s:%d", _url_host(host_), port_)
-                await asyncio.gather(server.serve(sockets=[sock]), ui.serve(ui_sock))
+                await asyncio.gather(_serve_http(server, sock), ui.serve(ui_sock))
             else:
-                await server.serve(sockets=[sock])
+                await _serve_http(server, sock)
         finally:
             if ui is not None:
                 ui.stop()
@@ -301,9 +339,13 @@ def run(
     recipes when their files change. SIGTERM or Ctrl-C stops cleanly (exit 0).
 
     The port is bound and the database locked and opened before any trigger starts; if that
-    fails, nothing is read or recorded (exit 1). One runner per database. A dry run without
-    --db records in its own file (automations.dry-run.db)."""
+    fails, nothing is read or recorded (exit 1). One runner per SQLite file; any number of
+    runners may share a PostgreSQL database. A dry run without --db records in its own file
+    (automations.dry-run.db)."""
     configure_logging(log_format, secrets=log_secrets(os.environ))
+    # the intake's thread gets the interpreter within a millisecond of asking (default 5 ms):
+    # while runs execute on the runner's thread, each webhook waits for it a few times
+    sys.setswitchinterval(0.001)
     if not no_ui:
         if ui_port == port and ui_port != 0:
             raise click.UsageError(
@@ -320,6 +362,7 @@ def run(
         keep_failed_s=keep_failed * 86400,
         tables_outside=tables_outside,
         poll_only=poll_only,
+        claims=ClaimSettings.from_env(os.environ),
     )
     path = resolve_db(db)
     if dry_run and db is None:
@@ -332,18 +375,13 @@ def run(
             "real later from this database",
             path,
         )
-    try:
-        import uvloop
-
-        runner_factory = uvloop.new_event_loop
-    except ImportError:  # pragma: no cover - uvloop is optional (not on Windows)
-        runner_factory = None
+    runner_factory = _loop_factory()
     limits = HttpLimits(
         head_timeout_s=header_timeout,
         body_timeout_s=body_timeout,
         max_connections=max_connections,
     )
-    # PostgreSQL: the store takes its own lock when it opens (``hold_runner_lock``)
+    # one runner per SQLite file; several share a PostgreSQL database (claims with leases)
     local = str(path) != ":memory:" and not is_postgres_url(path)
     with RunnerLock(Path(path)) if local else contextlib.nullcontext():
         sock = _listen(host, port)

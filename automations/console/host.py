@@ -89,7 +89,7 @@ class RunnerHost:
         return out
 
     def submit(self, run: RunRecord) -> None:
-        from automations.runner.service import order_key_for
+        from automations.runner.ordering import order_key_for
 
         runner = self._runner
         runner.dispatcher.notify(run, order_key_for(run, runner.recipes.by_name.get(run.recipe)))

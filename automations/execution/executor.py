@@ -12,6 +12,12 @@ step left ``sending``: a resend-safe request (keyed Loops event, idempotent PUT)
 the same idempotency key; a Quo SMS is marked ``unknown`` for a person to decide (``resolve``).
 A step found ``pending`` with an idempotency key (a replay carries its original's) is sent with
 that key, not a new one.
+
+Under a lease (the runner's claim, ``ports.ClaimStore``) every write is fenced by it: the
+``sending`` mark is written only while the lease is held and unexpired (else nothing is sent),
+and the other writes only while its token is current. A runner that lost the run (``LeaseLost``)
+stops it there; an outcome it learnt too late is kept as an audit entry (``late outcome``),
+not written over the new owner's work.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from automations.errors import (
     AmbiguousSendError,
     ConfigError,
     ConnectionPausedError,
+    LeaseLost,
     ProviderError,
     RenderError,
     StoreError,
@@ -41,8 +48,15 @@ from automations.execution.versions import remember_version
 from automations.execution.write_back import WRITES_BACK, write_back, writes_back
 from automations.model import Action, Recipe
 from automations.outbound import OutboundRequest
-from automations.ports import RunStore, StateStore, Store
-from automations.records import RunRecord, RunStatus, StepRecord, StepStatus, TriggerKind
+from automations.ports import Lease, RunStore, StateStore, Store
+from automations.records import (
+    AuditEntry,
+    RunRecord,
+    RunStatus,
+    StepRecord,
+    StepStatus,
+    TriggerKind,
+)
 from automations.redact import Redactor, short_secrets
 from automations.retry import RetryPolicy
 from automations.stores.codec import is_truncated
@@ -60,6 +74,9 @@ log = logging.getLogger("automations.runner")
 #: Backoff of a run's writes that failed (``_Writes.flush``): first delay and cap, seconds.
 FLUSH_BACKOFF_S = 0.5
 FLUSH_BACKOFF_MAX_S = 30.0
+#: A run deferred under a lease is given back, ready again for other nodes after this long (the
+#: runner that deferred it tries it again sooner, by its own backoff).
+DEFER_HOLD_S = 30.0
 
 T = TypeVar("T")
 
@@ -141,11 +158,19 @@ class Executor:
             self._redactors[recipe.content_hash] = r
         return r
 
-    async def execute(self, run: RunRecord, recipe: Recipe, *, dry_run: bool = False) -> RunRecord:
+    async def execute(
+        self,
+        run: RunRecord,
+        recipe: Recipe,
+        *,
+        dry_run: bool = False,
+        lease: Lease | None = None,
+    ) -> RunRecord:
         """Run (or resume) ``run`` with ``recipe``; returns the final record (``pending`` when
         the run was deferred, see ``defer_refused``). A ``StoreError`` leaves the run as it was
-        last written, resumable."""
-        writes = _Writes(self)
+        last written, resumable. Under ``lease``, every write is fenced by it; ``LeaseLost``
+        when it is gone (the run is left to the node that holds it now)."""
+        writes = _Writes(self, lease)
         # a run that writes back records its final status only once its row is written
         writes.hold_final = writes_back(recipe) is not None
         final = await self._execute(run, recipe, dry_run, writes)
@@ -208,8 +233,11 @@ class Executor:
         # the row is stored only when ``columns:`` made it differ from the event (audit size)
         stored_row = red.value(row) if recipe.columns is not None else None
         remember = recipe.content_hash not in self._remembered
-        claimed = await self.io(self._claim, run.id, recipe, stored_row, cond.passed, dry, remember)
+        claimed = await self.io(
+            self._claim, run.id, recipe, stored_row, cond.passed, dry, remember, writes.lease
+        )
         if claimed is None:
+            _lost(run.id, writes.lease)
             final: RunRecord = await self.io(self.store.get_run, run.id)
             return final
         self._remembered.add(recipe.content_hash)
@@ -339,18 +367,24 @@ class Executor:
         await prog.writes.flush()
         sending = replace(step, status=StepStatus.SENDING, attempts=1)
         marked = False  # whether "sending" stands recorded for this request
+        lease = prog.writes.lease
 
         async def mark_sending() -> None:
             nonlocal marked
             # durable before the request leaves: written before sent
-            await self.io(self.store.put_step, sending)
+            if lease is None:
+                await self.io(self.store.put_step, sending)
+            elif not await self.io(self._mark_sending, sending, lease):
+                # the last check before the request leaves: a node paused past its lease (or
+                # whose run another node took) never sends
+                raise LeaseLost(run_id=step.run_id, message=_LOST_BEFORE_SENDING)
             marked = True
 
         async def mark_unsent() -> None:
             nonlocal marked
             # the attempt never reached the provider (no connection, a 429): while the request
             # waits for its next try (minutes, in an outage) a crash must not leave it "sending"
-            await self.io(self.store.put_step, step)
+            await self.io(_apply, self.store, [(self.store.put_step, (step,), {})], lease)
             marked = False
 
         # Only a request that must not be sent twice needs the mark: a resend-safe one (a keyed
@@ -375,7 +409,7 @@ class Executor:
                     finished_at=None,
                 )
             return self._failed(prog, step, red, exc, started)
-        except StoreError:
+        except (StoreError, LeaseLost):
             raise
         except Exception as exc:
             # Nothing expected this (a bug, a transport misbehaving): the run ends with it said.
@@ -405,8 +439,9 @@ class Executor:
     ) -> RunRecord:
         """A run whose event an older version stored cut to 8 KB: running on the marker would
         send garbage (or skip silently), so it fails, saying why."""
-        claimed = await self.io(self._claim, run.id, recipe, None, None, dry, False)
+        claimed = await self.io(self._claim, run.id, recipe, None, None, dry, False, writes.lease)
         if claimed is None:
+            _lost(run.id, writes.lease)
             final: RunRecord = await self.io(self.store.get_run, run.id)
             return final
         prog = _Progress(claimed, writes, row=None, condition=None, dry_run=dry)
@@ -468,15 +503,23 @@ class Executor:
         condition: bool | None,
         dry_run: bool,
         remember: bool,
+        lease: Lease | None,
     ) -> RunRecord | None:
-        """The claim, and the recipe's text kept the first time a version runs: one store
-        call (on the store's thread)."""
+        """The claim (fenced by ``lease``), and the recipe's text kept the first time a version
+        runs: one store call (on the store's thread)."""
         claimed = self.store.claim(
-            run_id, recipe.content_hash, row=row, condition=condition, dry_run=dry_run
+            run_id, recipe.content_hash, lease=lease, row=row, condition=condition, dry_run=dry_run
         )
         if claimed is not None and remember and isinstance(self.store, StateStore):
             remember_version(self.store, recipe)
         return claimed
+
+    def _mark_sending(self, step: StepRecord, lease: Lease) -> bool:
+        store = self.store
+        if not isinstance(store, Store):  # a bare RunStore: no leases to fence with
+            store.put_step(step)
+            return True
+        return store.mark_sending(step, lease)
 
     def _put(self, prog: _Progress, step: StepRecord, **fields: Any) -> StepRecord:
         fields.setdefault("finished_at", self.clock())
@@ -486,7 +529,11 @@ class Executor:
         return final
 
     def _defer(self, prog: _Progress, error: str) -> RunRecord:
-        """Back to ``pending`` (the dispatcher runs it again when its connection works)."""
+        """Back to ``pending`` (the dispatcher runs it again when its connection works). Under a
+        lease, the run is given back, ready for other nodes after ``DEFER_HOLD_S``."""
+        lease = prog.writes.lease
+        if lease is not None and isinstance(self.store, Store):
+            prog.writes.add(self.store.release, lease, available_at=self.clock() + DEFER_HOLD_S)
         prog.writes.add(self.store.update_run, prog.run.id, status=RunStatus.PENDING, error=error)
         steps = tuple(prog.steps[i] for i in sorted(prog.steps))
         return replace(
@@ -578,12 +625,14 @@ class _Writes:
     from its ``sending`` mark, and a text that was sent would become ``unknown``.
     """
 
-    __slots__ = ("_executor", "_pending", "ended", "held", "hold_final")
+    __slots__ = ("_executor", "_pending", "ended", "held", "hold_final", "lease")
 
-    def __init__(self, executor: Executor) -> None:
+    def __init__(self, executor: Executor, lease: Lease | None = None) -> None:
         self._executor = executor
         #: The run was ended (``_finish``) by this execution.
         self.ended = False
+        #: The lease fencing the writes (``None``: not fenced, as in one-off commands).
+        self.lease = lease
         self._pending: list[tuple[Callable[..., object], tuple[Any, ...], dict[str, Any]]] = []
         #: The run writes back: its final status waits for the write-back (``execute``).
         self.hold_final = False
@@ -601,8 +650,12 @@ class _Writes:
         tries = 0
         while True:
             try:
-                await executor.io(_apply, executor.store, pending)
+                await executor.io(_apply, executor.store, pending, self.lease)
                 return
+            except LeaseLost:
+                # what this node learnt is evidence for whoever resolves the run: kept aside
+                await executor.io(_keep_late_outcomes, executor.store, pending, self.lease)
+                raise
             except StoreError as exc:
                 tries += 1
                 delay = min(FLUSH_BACKOFF_MAX_S, FLUSH_BACKOFF_S * 2 ** (tries - 1))
@@ -610,16 +663,62 @@ class _Writes:
                 await asyncio.sleep(delay)
 
 
-def _apply(
-    store: RunStore, writes: list[tuple[Callable[..., object], tuple[Any, ...], dict[str, Any]]]
-) -> None:
-    if isinstance(store, Store) and len(writes) > 1:
+_Write = tuple[Callable[..., object], tuple[Any, ...], dict[str, Any]]
+_LOST_BEFORE_SENDING = (
+    "this runner's lease on the run expired or another runner took the run: not sent here; "
+    "the runner that holds it now continues the run"
+)
+
+
+def _lost(run_id: str, lease: Lease | None) -> None:
+    """A fenced claim that found nothing: under a lease, the run is someone else's now."""
+    if lease is not None:
+        raise LeaseLost(run_id, "another runner holds this run now; left to it")
+
+
+def _apply(store: RunStore, writes: list[_Write], lease: Lease | None = None) -> None:
+    """Make ``writes`` in one transaction; under ``lease``, only while it is held (the check and
+    the writes commit together: a rescue cannot slip in between)."""
+    if lease is not None and isinstance(store, Store):
+        with store.transaction():
+            if not store.holds(lease):
+                raise LeaseLost(lease.run_id, "the run's lease was lost: its writes were not made")
+            for fn, args, kwargs in writes:
+                fn(*args, **kwargs)
+    elif isinstance(store, Store) and len(writes) > 1:
         with store.transaction():
             for fn, args, kwargs in writes:
                 fn(*args, **kwargs)
     else:
         for fn, args, kwargs in writes:
             fn(*args, **kwargs)
+
+
+def _keep_late_outcomes(store: RunStore, writes: list[_Write], lease: Lease | None) -> None:
+    """The step outcomes of writes refused for a lost lease, as audit entries (``late
+    outcome``: what this node saw, never a secret), so a person resolving the run knows that a
+    request went out and what came back."""
+    owner = lease.owner if lease is not None else "runner"
+    for _fn, args, _kwargs in writes:
+        step = args[0] if args and isinstance(args[0], StepRecord) else None
+        if step is None or step.status in (StepStatus.PENDING, StepStatus.SKIPPED):
+            continue
+        detail: dict[str, Any] = {"step": step.step_id, "status": step.status.value}
+        if step.http_status is not None:
+            detail["http_status"] = step.http_status
+        try:
+            store.add_audit(
+                AuditEntry(
+                    at=step.finished_at or time.time(),
+                    actor=f"runner {owner}",
+                    action="late outcome",
+                    run_id=step.run_id,
+                    step_index=step.index,
+                    detail=detail,
+                )
+            )
+        except StoreError as exc:  # evidence only: the run's own record is the new owner's
+            log.warning("could not keep a late outcome of run %s: %s", step.run_id[:12], exc)
 
 
 def _deferrable(exc: ProviderError, req: OutboundRequest) -> bool:

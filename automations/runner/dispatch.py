@@ -13,9 +13,10 @@ The dispatcher decides which run executes next; it never holds the whole backlog
 - **Order keys.** Runs that share an order key (the same row of the same recipe) execute one at a
   time, in the order recorded; the others of the recipe go ahead meanwhile.
 - **Pages.** Per recipe, at most ``window`` runs are in memory. The newest runs are handed over
-  as they are recorded (``notify``) while the recipe's queue has room; beyond that, the runs
-  stay in the store and are read in pages (``read(recipe, after, limit)``, oldest first) as the
-  queue empties. Memory stays flat whatever the backlog.
+  as they are recorded (``notify``, or ``take`` for runs the runner claimed as it recorded them,
+  as many as ``room`` said) while the recipe's queue has room; beyond that, the runs stay in the
+  store and are read in pages (``read(recipe, after, limit)``, oldest first: the runner claims
+  them) as the queue empties. Memory stays flat whatever the backlog.
 - **Admission.** Before a slot is given, ``admit(lane)`` says how many runs the lane may have
   executing now (0 while a connection of the lane is paused, 1 for its probe) and when to ask
   again.
@@ -181,6 +182,66 @@ class Dispatcher:
             self._add(q, run, order_key)
         for q in touched.values():
             self._schedule(q)
+
+    def room(self, recipe: str) -> int:
+        """How many runs of ``recipe`` just recorded may be handed over (``take``) now: none
+        while runs of it wait in the store (they go first) or it is not loaded. Read from any
+        thread: an estimate, which ``take`` never refuses for being a little off."""
+        lane = self._lane_of(recipe)
+        if self.closed or lane is None or (self._admit is not None and not self._admit(lane)[0]):
+            return 0  # not loaded, or its connection is paused: its runs wait in the store
+        q = self._queues.get(recipe)
+        if q is None:
+            return self.window
+        if q.more or q.reading:
+            return 0
+        return max(0, self.window - q.held)
+
+    def take(self, runs: Iterable[tuple[RunRecord, str | None]]) -> list[RunRecord]:
+        """Runs claimed for this dispatcher as they were recorded (``room``): each is kept in
+        memory, whatever the window, and executes in its turn. Returns the runs it cannot run
+        (closed, or their recipe is not loaded): the caller gives them back."""
+        refused: list[RunRecord] = []
+        touched: dict[str, _Queue] = {}
+        for run, order_key in runs:
+            if run.id in self._known:
+                continue
+            if self.closed or self._lane_of(run.recipe) is None:
+                refused.append(run)
+                continue
+            q = touched.get(run.recipe) or self._queue(run.recipe)
+            touched[run.recipe] = q
+            self._add(q, run, order_key)
+        for q in touched.values():
+            self._schedule(q)
+        return refused
+
+    def let_go(self, lane_name: str) -> list[RunRecord]:
+        """Forget the runs of ``lane_name`` waiting in memory for a slot (not those executing or
+        backing off): they wait in the store instead, and are read again in their turn (the
+        lane's connection was paused: the caller gives their claims back)."""
+        dropped: list[_Entry] = []
+        for q in list(self._queues.values()):
+            if q.lane != lane_name:
+                continue
+            here = list(q.ready) + [e for chain in q.chains.values() for e in chain]
+            if not here:
+                continue
+            q.ready.clear()
+            q.chains.clear()
+            gone = {id(e) for e in here}
+            for key, owner in list(q.owner.items()):
+                if id(owner) in gone:
+                    del q.owner[key]
+            q.held -= len(here)
+            q.more = True
+            dropped.extend(here)
+        lane = self._lanes.get(lane_name)
+        if lane is not None:
+            lane.rotation.clear()
+        for entry in dropped:
+            self._known.discard(entry.run.id)
+        return [e.run for e in dropped]
 
     def wake(self, recipe: str) -> None:
         """The store may hold runs of ``recipe`` the dispatcher does not know (at start, or its
@@ -377,10 +438,14 @@ class Dispatcher:
 
     # -- stopping ------------------------------------------------------------------------------
 
+    def knows(self, run_id: str) -> bool:
+        """Whether ``run_id`` is in memory (waiting, executing or backing off)."""
+        return run_id in self._known
+
     @property
     def in_flight(self) -> int:
-        """Runs executing now."""
-        return sum(lane.active for lane in self._lanes.values())
+        """Runs executing now (read from any thread: ``/healthz``)."""
+        return sum(lane.active for lane in list(self._lanes.values()))
 
     def idle(self) -> bool:
         """Nothing executing, ready, backing off or left to read."""
@@ -430,11 +495,13 @@ class Dispatcher:
     # -- what it knows -------------------------------------------------------------------------
 
     def lanes(self) -> list[LaneView]:
-        """Every lane seen so far: runs executing, runs in memory waiting, recipes waiting."""
+        """Every lane seen so far: runs executing, runs in memory waiting, recipes waiting.
+        Read from any thread (``/healthz``): each structure is copied in one step first."""
         out = []
-        for lane in sorted(self._lanes.values(), key=lambda ln: ln.name):
-            queues = [q for q in self._queues.values() if q.lane == lane.name]
-            waiting = sum(len(q.ready) + sum(map(len, q.chains.values())) for q in queues)
+        every = list(self._queues.values())
+        for lane in sorted(list(self._lanes.values()), key=lambda ln: ln.name):
+            queues = [q for q in every if q.lane == lane.name]
+            waiting = sum(len(q.ready) + sum(map(len, list(q.chains.values()))) for q in queues)
             out.append(
                 LaneView(
                     lane.name,

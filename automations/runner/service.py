@@ -1,12 +1,17 @@
-"""The runner: recipes loaded and hot-reloaded, trigger sources started, runs dispatched.
+"""The runner: recipes loaded and hot-reloaded, trigger sources started, runs claimed and executed.
 
-Start-up order (what makes a restart lose nothing): open the store, load the recipes, resume
-every run left ``pending`` or ``running`` (the dispatcher reads them from the store in pages),
-then start the trigger sources (which catch up on table rows and schedule fire times missed
-while down) and the webhook server.
+Start-up order (what makes a restart lose nothing): open the store, load the recipes, give back
+the runs a previous run of this node left ``running`` (a SQLite file has one node: all of
+them; on PostgreSQL other nodes' leases are rescued when they expire), then wake the dispatcher
+for every recipe with a backlog (it claims runs in pages), then start the trigger sources (which
+catch up on table rows and schedule fire times missed while down); the webhook server comes
+last (``cli/serve.py``).
 
-Store calls of the intake and of execution are made on threads of their own (``StoreThread``):
-a locked, full or slow database makes those callers wait, never the event loop.
+Threads (what keeps the intake answering whatever executes): the webhook intake runs on an event
+loop of its own (``cli/serve.py``); it records each event (and claims its run) on its own store
+thread and hands the run over with ``call_soon_threadsafe``, never waiting for execution. This
+runner's loop executes (dispatcher, executor, connections), watches recipes and runs the trigger
+sources, with its store calls on another thread. Leases are renewed on a third (``claims``).
 """
 
 from __future__ import annotations
@@ -14,43 +19,39 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import os
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from watchfiles import awatch
 
 from automations.actions import ACTIONS
 from automations.breaker import Breaker
 from automations.connections import Connections
-from automations.diagnostics import Diagnostic, Severity
-from automations.errors import StoreError
+from automations.diagnostics import Diagnostic
+from automations.errors import LeaseLost
 from automations.execution.executor import Executor
 from automations.execution.held import decisions
 from automations.execution.pauses import Pause, clear_pauses, record_pause
-from automations.execution.progress import BacklogProgress
-from automations.execution.rows import row_for
 from automations.execution.versions import load_version
 from automations.metrics import instrument
-from automations.model import Recipe, ScheduleTrigger, TableTrigger, WebhookTrigger
+from automations.model import Recipe
 from automations.outbound import Connection
-from automations.ports import Store
-from automations.recipes.compiler import RECIPE_SUFFIXES, display_name, missing_variables
-from automations.recipes.upsert import upsert_key
-from automations.records import RunRecord, RunStatus, TriggerKind
+from automations.ports import Enqueue, Lease, Store
+from automations.records import RunRecord, RunStatus
+from automations.runner import upkeep, watching
+from automations.runner.claims import ClaimSettings, LeaseKeeper, node_name
 from automations.runner.dispatch import Dispatcher, Outcome
-from automations.runner.health import Health, HealthSection, relative_to
+from automations.runner.health import Health
+from automations.runner.health_view import add_runner_sections, dispatch_view
 from automations.runner.inbox import IntakePressure
 from automations.runner.lead import Lead
+from automations.runner.ordering import order_key_for
 from automations.runner.registry import RecipeSet, reload
-from automations.runner.sources import run_schedule, run_table, supervised
 from automations.stores.leaders import leaders_for
 from automations.stores.thread import StoreThread
-from automations.stores.wakeup import wakeup_for
+from automations.stores.wakeup import Wakeup, wakeup_for
 from automations.triggers.table_files import TableAccess
 
 __all__ = ["Runner", "RunnerOptions"]
@@ -61,8 +62,7 @@ runs_log = logging.getLogger("automations.runs")
 #: Run outcomes logged as warnings: someone should look at them.
 _NEEDS_A_LOOK = frozenset({RunStatus.FAILED, RunStatus.UNKNOWN})
 
-#: Warnings that a variable is not set: a dry run lists the variables once instead.
-_UNSET_CODES = frozenset({"ENV001", "ENV002"})
+_Accepted = tuple[RunRecord, bool, Lease | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +86,10 @@ class RunnerOptions:
     #: How often the runner looks for held runs a person approved or discarded (another
     #: process: ``automations approve``).
     decisions_every_s: float = 1.0
+    #: Lease and claim timings (``claims.ClaimSettings``: ``AUTOMATIONS_LEASE_*``).
+    claims: ClaimSettings = field(default_factory=ClaimSettings)
+    #: This node's name as the owner of its leases (default: host, pid and a random part).
+    node: str | None = None
     #: Never LISTEN for wake-ups on PostgreSQL (PgBouncer in transaction mode): poll only.
     poll_only: bool = False
     #: How long a node's lead (schedules, table watching, pruning) lasts unless renewed; it is
@@ -101,6 +105,8 @@ class Runner:
         connections: Connections,
         env: Mapping[str, str],
         options: RunnerOptions = RunnerOptions(),
+        *,
+        wake: Wakeup | None = None,
     ) -> None:
         self.directory = directory
         self.store = store
@@ -112,17 +118,9 @@ class Runner:
         self.intake_io = StoreThread("store-intake")
         self.executor = Executor(store, connections, env, io=self.exec_io, defer_refused=True)
         self.pressure = IntakePressure()
-        #: Wakes a claim loop when runs wait unclaimed: a NOTIFY from any node on PostgreSQL
-        #: (unless ``poll_only``), else this process's own ``set()`` (``stores/wakeup.py``).
-        self.wakeup = wakeup_for(store, poll_only=options.poll_only)
-        #: Which node fires schedules, watches tables and prunes: the one holding the lead
-        #: (always this one on a store one process owns). Correctness never rests on it: runs
-        #: are unique by (recipe, event key); it saves doing the work twice.
-        self.lead = Lead(leaders_for(store), ttl_s=options.leader_ttl_s, changed=self._lead_changed)
-        self._leader: asyncio.Task[None] | None = None
         self.dispatcher = Dispatcher(
             self._execute,
-            self._read_backlog,
+            self._claim_page,
             lane_of=self.lane_of,
             order_key_of=self._order_key_of,
             admit=self._admit,
@@ -130,144 +128,294 @@ class Runner:
             gate=self.pressure.wait,
         )
         connections.breaker_listeners.append(self._breaker_changed)
+        #: This node, as the owner of its leases; the leases of the runs it holds in memory.
+        self.node = options.node or node_name()
+        self.claims = options.claims
+        self._leases: dict[str, Lease] = {}
+        self.keeper = LeaseKeeper(
+            store, self.node, self.claims, rescued=self._rescued, renewed=self._renewed
+        )
+        #: Runs this node held at the last renewal that the dispatcher did not know.
+        self._strays: set[str] = set()
+        #: Wakes the claim loop before its poll when runs wait unclaimed: a NOTIFY from any node
+        #: on PostgreSQL (unless ``poll_only``), else this process's own ``set()``
+        #: (``stores/wakeup.py``).
+        self.wakeup = wake or wakeup_for(store, poll_only=options.poll_only)
+        #: Which node fires schedules, watches tables and prunes: the one holding the lead
+        #: (always this one on a store one process owns). Correctness never rests on it: runs
+        #: are unique by (recipe, event key); it saves doing the work twice.
+        self.lead = Lead(leaders_for(store), ttl_s=options.leader_ttl_s, changed=self._lead_changed)
         #: Pending and running runs per recipe, as last counted in the store (``/healthz``).
         self.backlog: dict[str, int] = {}
         self.recipes = RecipeSet()
         self.started = False
-        self._sources: dict[str, tuple[Any, asyncio.Task[None]]] = {}
+        #: Trigger sources by recipe name: the trigger they serve and their task.
+        self.sources: dict[str, tuple[Any, asyncio.Task[None]]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
         self._watcher: asyncio.Task[None] | None = None
-        self._pruner: asyncio.Task[None] | None = None
-        self._counter: asyncio.Task[None] | None = None
         #: Lane names by recipe version (``lane_of``).
         self._lanes: dict[str, str] = {}
-        self._backlog_logger: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
-        self._stop = asyncio.Event()
+        self.stopping = asyncio.Event()
         self.reloads = 0
         #: Errors of the last hot reload that failed as a whole (by display file name), until a
         #: reload succeeds; the recipes' own diagnostics are in ``recipes.diagnostics``.
         self.reload_errors: dict[str, tuple[Diagnostic, ...]] = {}
         self.tables = TableAccess.for_recipes(directory, env, options.tables_outside)
-        #: Held runs per recipe (the flood brake), as the store has them.
+        #: Held runs per recipe (the flood brake), as the store has them; replaced whole, never
+        #: changed in place (``/healthz`` reads it from the intake's thread).
         self.held: dict[str, int] = {}
         #: Why a recipe's trigger source cannot use its table, by recipe name.
         self.source_errors: dict[str, str] = {}
-        self._decisions = 0
-        self._decider: asyncio.Task[None] | None = None
+        self.decisions_seen = 0
         self.health = Health.from_env(env)
-        self._health_sections()
+        add_runner_sections(self)
         #: Writes of breaker pauses to the store still in flight (kept so they are not lost).
         self._pause_writes: set[asyncio.Task[None]] = set()
         #: In a dry run, the variables last reported as not set.
-        self._unset: list[str] = []
+        self.unset: list[str] = []
         #: ``/metrics``: counters hooked to the connections, the executor and the intake.
         self.metrics = instrument(self)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        folder = _identity(self.directory)  # the folder these recipes come from
+        folder = watching.folder_identity(self.directory)  # the folder these recipes come from
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         await self.wakeup.start()
-        self._apply(
+        self.apply_recipes(
             reload(self.recipes, self.directory, self.env, tables=self.tables), initial=True
         )
         await self.exec_io(clear_pauses, self.store)  # this runner's breakers start closed
-        self._decisions = await self.exec_io(decisions, self.store)
+        if not self.store.shared:
+            # one node per store (a SQLite file): whatever was running was this node's
+            resumed = await self.exec_io(self.store.rescue_all)
+            if resumed:
+                log.info("%d run(s) were cut off by the last stop: resuming them", resumed)
+        self.decisions_seen = await self.exec_io(decisions, self.store)
         self.held = await self.exec_io(self.store.count_by_recipe, RunStatus.HELD)
         self.backlog = await self.exec_io(self.store.unfinished_counts)
         for recipe in self.backlog:
             self.dispatcher.wake(recipe)
         if self.backlog:
             log.info("resuming %d run(s) left unfinished", sum(self.backlog.values()))
+        self.keeper.start()
         await self.lead.check()  # the sources start here when this node leads
         loop = asyncio.get_running_loop()
-        self._leader = loop.create_task(self.lead.keep())
-        self._watcher = loop.create_task(self._watch_recipes(folder))
-        self._pruner = loop.create_task(self._prune_forever())
-        self._counter = loop.create_task(self._count_backlog())
-        self._backlog_logger = loop.create_task(self._report_backlog_forever())
-        self._decider = loop.create_task(self._watch_decisions())
+        self._watcher = loop.create_task(watching.watch_recipes(self, folder))
+        self._tasks = [
+            loop.create_task(coro)
+            for coro in (
+                self.lead.keep(),
+                upkeep.prune_forever(self),
+                upkeep.count_backlog(self),
+                upkeep.report_backlog_forever(self),
+                upkeep.watch_decisions(self),
+                self._claim_forever(),
+            )
+        ]
         self.started = True
 
     async def stop(self) -> None:
-        """Stop taking events, let the runs already executing finish (bounded by ``grace_s``);
-        runs not started yet stay pending for the next start."""
-        self._stop.set()
-        for task in (
-            self._pruner,
-            self._counter,
-            self._backlog_logger,
-            self._decider,
-            self._leader,
-        ):
-            if task is not None:
-                task.cancel()
+        """Stop taking events, let the runs already executing finish (bounded by ``grace_s``),
+        then give back the runs held with nothing in flight (another node, or the next start,
+        continues them at once); a run cut off mid-send keeps its lease until it expires."""
+        self.stopping.set()
+        for task in self._tasks:
+            task.cancel()
         if self._watcher is not None:
             self._watcher.cancel()
-        for _, task in self._sources.values():
+        for _, task in self.sources.values():
             task.cancel()
-        tasks = [t for _, t in self._sources.values()]
+        tasks = [t for _, t in self.sources.values()]
         if self._watcher is not None:
             tasks.append(self._watcher)
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, *self._tasks, return_exceptions=True)
         await self.lead.resign()
         await self.wakeup.aclose()
         finished = await self.dispatcher.drain(self.options.grace_s, finish_queued=False)
         if not finished:
             log.warning("stopped with runs in flight; they resume on the next start")
+        await asyncio.to_thread(self.keeper.stop)
+        try:
+            released = await self.exec_io(self.store.release_idle, self.node)
+        except Exception as exc:  # their leases expire and are rescued instead
+            log.warning("could not give back this runner's runs: %s", exc)
+        else:
+            if released:
+                log.info("gave back %d run(s) not finished here", released)
         # the calls already made complete (a write is never cut in half)
         await asyncio.to_thread(self.intake_io.close)
         await asyncio.to_thread(self.exec_io.close)
         await asyncio.to_thread(self.lead.close)
+
+    async def _lead_changed(self) -> None:
+        # the sources start when this node leads, and stop when it does not
+        await watching.start_sources(self)
+
+    def apply_recipes(self, new: RecipeSet, *, initial: bool = False) -> None:
+        """Run ``new`` from now on (``watching.apply_recipe_set``)."""
+        watching.apply_recipe_set(self, new, initial=initial)
 
     # -- events in ---------------------------------------------------------------------------
 
     def accept_many(
         self, items: Sequence[tuple[RunRecord, str | None]]
     ) -> list[tuple[RunRecord, bool]]:
-        """Record runs durably in one commit and dispatch the new ones (the trigger sources'
-        callback). Called on any thread: the table sources scan on worker threads; the
-        dispatcher hears of the new runs on the event loop."""
-        results = self.store.enqueue_many([r for r, _ in items])
-        if any(new and run.status is RunStatus.PENDING for run, new in results):
-            # committed: wake the other nodes (a hint; no-op on a store of one process)
-            self.store.notify_pending()
-        loop = self._loop
-        if loop is None or threading.get_ident() == self._loop_thread:
-            self._dispatch(results, items)
-        else:
-            loop.call_soon_threadsafe(self._dispatch, results, items)
-        return results
+        """Record runs durably in one commit, claiming those the dispatcher has room for, and
+        hand them over (the trigger sources' callback). Called on any thread: the table sources
+        scan on worker threads; the dispatcher hears of the new runs on its event loop."""
+        entries = self._entries(items)
+        results = self._enqueue(entries)
+        self._hand_over(results, entries)
+        return [(stored, new) for stored, new, _ in results]
 
     async def accept_batch(
         self, items: Sequence[tuple[RunRecord, str | None]]
     ) -> list[tuple[RunRecord, bool]]:
         """``accept_many`` with the commit made on the intake's store thread (the webhook
-        intake's callback, through ``GroupCommit``)."""
-        results = await self.intake_io(self.store.enqueue_many, [r for r, _ in items])
-        self._dispatch(results, items)
+        intake's callback, through ``GroupCommit``, on the intake's own event loop)."""
+        entries = self._entries(items)
+        results = await self.intake_io(self._enqueue, entries)
+        self._hand_over(results, entries)
+        return [(stored, new) for stored, new, _ in results]
+
+    def _entries(self, items: Sequence[tuple[RunRecord, str | None]]) -> list[Enqueue]:
+        """Each run with its order key and whether to claim it now: while its recipe's queue in
+        memory has room and nothing of the recipe waits in the store before it (else it waits
+        its turn in the store, and the dispatcher claims it when it has room)."""
+        rooms: dict[str, int] = {}
+        entries: list[Enqueue] = []
+        for run, key in items:
+            room = rooms.get(run.recipe)
+            if room is None:
+                room = self.dispatcher.room(run.recipe)
+            rooms[run.recipe] = room - 1
+            entries.append((run, self._notify_key(run, key), room > 0))
+        return entries
+
+    def _enqueue(self, entries: list[Enqueue]) -> list[_Accepted]:
+        results = self.store.enqueue_claimed(entries, self.node, ttl_s=self.claims.ttl_s)
+        if any(
+            new and lease is None and r.status is RunStatus.PENDING for r, new, lease in results
+        ):
+            # committed, not claimed here: wake the other nodes (a hint; a no-op on a store
+            # of one process)
+            self.store.notify_pending()
         return results
 
-    def _dispatch(
-        self,
-        results: Sequence[tuple[RunRecord, bool]],
-        items: Sequence[tuple[RunRecord, str | None]],
-    ) -> None:
-        ready = []
-        for (stored, is_new), (_, key) in zip(results, items, strict=True):
+    def _hand_over(self, results: list[_Accepted], entries: list[Enqueue]) -> None:
+        loop = self._loop
+        if loop is None or threading.get_ident() == self._loop_thread:
+            self._dispatch(results, entries)
+        else:
+            loop.call_soon_threadsafe(self._dispatch, results, entries)
+
+    def _dispatch(self, results: list[_Accepted], entries: list[Enqueue]) -> None:
+        claimed: list[tuple[RunRecord, str | None]] = []
+        waiting: set[str] = set()
+        held: dict[str, int] = {}
+        for (stored, is_new, lease), (_, key, _) in zip(results, entries, strict=True):
             if not is_new:
                 continue
-            if stored.status is RunStatus.PENDING:
-                ready.append((stored, self._notify_key(stored, key)))
+            if lease is not None:
+                self._leases[stored.id] = lease
+                claimed.append((stored, key))
+            elif stored.status is RunStatus.PENDING:
+                waiting.add(stored.recipe)
             elif stored.status is RunStatus.HELD:  # waits for a person (approve / discard)
-                self.held[stored.recipe] = self.held.get(stored.recipe, 0) + 1
-        self.dispatcher.notify_many(ready)
+                held[stored.recipe] = held.get(stored.recipe, 0) + 1
+        if held:
+            merged = dict(self.held)
+            for recipe, n in held.items():
+                merged[recipe] = merged.get(recipe, 0) + n
+            self.held = merged
+        for run in self.dispatcher.take(claimed):  # not loaded here: given back
+            self._give_back(run.id)
+        for recipe in waiting:
+            self.dispatcher.wake(recipe)
 
-    async def _read_backlog(self, recipe: str, after: str | None, limit: int) -> list[RunRecord]:
-        return await self.exec_io(self.store.unfinished_after, recipe, after, limit)
+    async def _claim_page(self, recipe: str, after: str | None, limit: int) -> list[RunRecord]:
+        """The dispatcher's page of ``recipe``'s backlog: up to ``limit`` runs claimed (none
+        while its connection is paused: they wait in the store, ``pending``)."""
+        lane = self.lane_of(recipe)
+        if lane is None or not self._admit(lane)[0]:
+            return []
+        claimed = await self.exec_io(
+            functools.partial(
+                self.store.claim_ready,
+                self.node,
+                ttl_s=self.claims.ttl_s,
+                limit=limit,
+                recipe=recipe,
+            )
+        )
+        for c in claimed:
+            self._leases[c.run.id] = c.lease
+        return [c.run for c in claimed]
+
+    async def _claim_forever(self) -> None:
+        """Every ``poll_s``, or when woken: wake the dispatcher for each recipe with runs no
+        node claimed (a node that stopped, a source that recorded more than its room, a
+        deferred run ready again); it claims them as it has room."""
+        while True:
+            self.keeper.beat()
+            await self.wakeup.wait(self.claims.poll_s)
+            try:
+                recipes = await self.exec_io(self.store.ready_recipes)
+            except Exception as exc:  # the next poll tries again
+                log.debug("could not look for runs to claim: %s", exc)
+                continue
+            for recipe in recipes:
+                if self.lane_of(recipe) is not None:
+                    self.dispatcher.wake(recipe)
+
+    def _rescued(self, runs: dict[str, int]) -> None:
+        """Runs of a stopped node are ready again (``LeaseKeeper``'s thread): claim them now."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self.wakeup.set)
+
+    def _renewed(self, held: dict[str, int]) -> None:
+        """A renewal kept ``held`` (``LeaseKeeper``'s thread): check them on the loop."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._check_strays, held)
+
+    def _check_strays(self, held: dict[str, int]) -> None:
+        """A run this node holds must be in its dispatcher, or nobody would ever run it (held
+        and renewed forever). One held but unknown at two renewals in a row (not a claim on
+        its way to the dispatcher) is given back."""
+        if self.dispatcher.closed:
+            return
+        strays = {r for r in held if not self.dispatcher.knows(r)}
+        for run_id in strays & self._strays:
+            log.warning("run %s was held here but not queued: given back", run_id[:12])
+            lease = self._leases.get(run_id) or Lease(run_id, self.node, held[run_id])
+            self._leases[run_id] = lease
+            self._give_back(run_id)
+        self._strays = strays - self._strays
+
+    def _give_back(self, run_id: str, hold_s: float = 0.0) -> None:
+        """Release the claim of a run this node will not execute now (its recipe is not loaded
+        here, its connection is paused): ready again for any node at once. This node claims
+        only for recipes it has loaded and connections that work, so it does not take it
+        back in a loop."""
+        lease = self._leases.pop(run_id, None)
+        if lease is not None:
+            task = asyncio.get_running_loop().create_task(self._release(lease, hold_s))
+            self._pause_writes.add(task)
+            task.add_done_callback(self._pause_writes.discard)
+
+    async def _release(self, lease: Lease, hold_s: float) -> None:
+        try:
+            await self.exec_io(
+                functools.partial(self.store.release, lease, available_at=time.time() + hold_s)
+            )
+        except Exception as exc:  # its lease expires and is rescued instead
+            log.warning("could not give back run %s: %s", lease.run_id[:12], exc)
 
     # -- lanes and breakers ------------------------------------------------------------------
 
@@ -316,6 +464,13 @@ class Runner:
         return limit, recheck
 
     def _breaker_changed(self, breaker: Breaker) -> None:
+        if breaker.paused:
+            # the runs claimed for its lanes would only wait: back to the store, ``pending``
+            name = breaker.view().connection
+            for lane in self.dispatcher.lanes():
+                if name in lane.lane.split("+"):
+                    for run in self.dispatcher.let_go(lane.lane):
+                        self._give_back(run.id)
         self.dispatcher.refresh()
         # written for `status` and `show`, which read the store alone (execution/pauses.py)
         view = breaker.view()
@@ -335,60 +490,41 @@ class Runner:
     # -- runs out ----------------------------------------------------------------------------
 
     async def _execute(self, run: RunRecord) -> Outcome:
-        recipe = await self._recipe_for(run)
-        if recipe is None:
-            log.warning(
-                "run %s waits: recipe %s is not loaded (it runs when the recipe is back)",
-                run.id[:12],
-                run.recipe,
-                extra={"run_id": run.id},
+        lease = self._leases.get(run.id)
+        if lease is None:  # deferred before (its lease given back), or tried again
+            claimed = await self.exec_io(
+                functools.partial(self.store.claim_run, run.id, self.node, ttl_s=self.claims.ttl_s)
             )
+            if claimed is None:
+                return Outcome.DONE  # finished, or another node has it now
+            lease = self._leases[run.id] = claimed.lease
+        try:
+            recipe = await self._recipe_for(run)
+            if recipe is None:
+                log.warning(
+                    "run %s waits: recipe %s is not loaded (it runs when the recipe is back)",
+                    run.id[:12],
+                    run.recipe,
+                    extra={"run_id": run.id},
+                )
+                self._give_back(run.id)
+                return Outcome.DONE
+            started = time.perf_counter()
+            final = await self.executor.execute(
+                run, recipe, dry_run=self.options.dry_run, lease=lease
+            )
+        except LeaseLost as exc:
+            if run.id in self._leases:
+                # this node claimed the run again meanwhile (its lease had expired and was
+                # rescued): execute it under the new lease, which applies the resume rule
+                return Outcome.DEFERRED
+            log.warning("run %s: %s", run.id[:12], exc, extra={"run_id": run.id})
             return Outcome.DONE
-        started = time.perf_counter()
-        final = await self.executor.execute(run, recipe, dry_run=self.options.dry_run)
-        ms = (time.perf_counter() - started) * 1000
-        if final.status is RunStatus.PENDING:
-            runs_log.info(
-                "run %s %s %s waits: %s",
-                final.id[:12],
-                final.recipe,
-                final.event_key,
-                final.error,
-                extra={
-                    "run": {
-                        "run_id": final.id,
-                        "recipe": final.recipe,
-                        "event_key": final.event_key,
-                        "status": final.status.value,
-                        "error": final.error,
-                    }
-                },
-            )
-            return Outcome.DEFERRED
-        # a failure, and an unknown outcome (a person must check and resolve it), are warnings
-        level = logging.WARNING if final.status in _NEEDS_A_LOOK else logging.INFO
-        runs_log.log(
-            level,
-            "run %s %s %s %s %.1fms%s",
-            final.id[:12],
-            final.recipe,
-            final.event_key,
-            final.status.value,
-            ms,
-            f" {final.error}" if final.error else "",
-            extra={
-                "run": {
-                    "run_id": final.id,
-                    "recipe": final.recipe,
-                    "event_key": final.event_key,
-                    "status": final.status.value,
-                    "duration_ms": round(ms, 2),
-                    "dry_run": final.dry_run,
-                    "error": final.error,
-                }
-            },
-        )
-        return Outcome.DONE
+        finally:
+            if self._leases.get(run.id) is lease:
+                del self._leases[run.id]
+        _log_run(final, (time.perf_counter() - started) * 1000)
+        return Outcome.DEFERRED if final.status is RunStatus.PENDING else Outcome.DONE
 
     async def _recipe_for(self, run: RunRecord) -> Recipe | None:
         current = self.recipes.by_name.get(run.recipe)
@@ -408,104 +544,11 @@ class Runner:
                 pass
         return current
 
-    # -- recipes and sources -----------------------------------------------------------------
+    # -- reports -----------------------------------------------------------------------------
 
-    def _apply(self, new: RecipeSet, *, initial: bool = False) -> None:
-        self._log_diagnostics(new)
-        added: set[str] = set()
-        if not initial:
-            added = set(new.by_name) - set(self.recipes.by_name)
-            removed = set(self.recipes.by_name) - set(new.by_name)
-            changed = {
-                n
-                for n, r in new.by_name.items()
-                if n in self.recipes.by_name and self.recipes.by_name[n] is not r
-            }
-            if added or removed or changed:
-                log.info(
-                    "recipes reloaded: added %s, changed %s, removed %s",
-                    sorted(added) or "-",
-                    sorted(changed) or "-",
-                    sorted(removed) or "-",
-                )
-        self.recipes = new
-        # runs that found their recipe gone wait in the store; it is back, so they run now
-        for name in added:
-            self.dispatcher.wake(name)
-        if not initial:
-            self.dispatcher.refresh()  # an edited recipe may use other connections
-
-    def _log_diagnostics(self, new: RecipeSet) -> None:
-        """Each file's findings when they change. In a dry run, the variables that only real
-        runs need are not warned about recipe by recipe: one line lists them all."""
-        quiet = _UNSET_CODES if self.options.dry_run else frozenset()
-        for file, diags in new.diagnostics.items():
-            old = self.recipes.diagnostics.get(file)
-            if diags != old:
-                for d in diags:
-                    if d.code not in quiet:
-                        (log.error if d.is_error else log.warning)("%s", d.format())
-                if old and any(d.is_error for d in old) and not any(d.is_error for d in diags):
-                    log.info("%s: no errors now", file)
-        if self.options.dry_run:
-            recipes = new.by_name.values()
-            unset = sorted({n for r in recipes for n in missing_variables(r, self.env)})
-            if unset != self._unset:
-                self._unset = unset
-                if unset:
-                    log.warning(
-                        "dry run: not set here (only real runs, and webhooks verified with "
-                        "them, need them): %s",
-                        ", ".join(unset),
-                    )
-
-    async def _start_sources(self) -> None:
-        wanted = {
-            r.name: r
-            for r in self.recipes.by_name.values()
-            if isinstance(r.trigger, TableTrigger | ScheduleTrigger) and self.lead.leading
-        }
-        for name in list(self._sources):
-            trig, task = self._sources[name]
-            if name not in wanted or wanted[name].trigger != trig:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-                del self._sources[name]
-                self.source_errors.pop(name, None)
-        waits = []
-        for name, recipe in wanted.items():
-            if name in self._sources:
-                continue  # unchanged trigger: its position and schedule are untouched
-            started = asyncio.Event()
-            source = (
-                functools.partial(
-                    run_table, recipe, self.store, self.accept_many, started, self._source_error
-                )
-                if isinstance(recipe.trigger, TableTrigger)
-                else functools.partial(run_schedule, recipe, self.store, self.accept_many, started)
-            )
-            task = asyncio.get_running_loop().create_task(
-                supervised(name, source), name=f"source:{name}"
-            )
-            task.add_done_callback(_log_crash)
-            self._sources[name] = (recipe.trigger, task)
-            waits.append(started.wait())
-        if waits:
-            await asyncio.wait_for(asyncio.gather(*waits), timeout=30)
-
-    async def _report_backlog_forever(self) -> None:
-        """Every ``backlog_log_every_s`` while runs wait: one line per recipe with runs waiting,
-        how many of its backlog went out and when the rest will (``execution/progress.py``)."""
-        progress = BacklogProgress()
-        while True:
-            await asyncio.sleep(self.options.backlog_log_every_s)
-            try:
-                queued = await self.exec_io(self.store.unfinished_counts)
-            except Exception:  # a busy or closing store: the next count will do
-                log.debug("backlog count skipped", exc_info=True)
-                continue
-            for line in progress.update(time.monotonic(), queued, self.held_by(queued)):
-                log.info("%s", line)
+    def dispatch_view(self) -> dict[str, Any]:
+        """What the dispatcher knows (``health_view.dispatch_view``): ``/healthz``, the console."""
+        return dispatch_view(self)
 
     def held_by(self, recipes: Iterable[str]) -> dict[str, str]:
         """Why runs of ``recipes`` cannot go on now, for those that cannot: their recipe is not
@@ -526,279 +569,50 @@ class Runner:
                 out[recipe] = "paused: " + "; ".join(reasons)
         return out
 
-    def _source_error(self, name: str, error: str | None) -> None:
-        if error is None:
-            self.source_errors.pop(name, None)
-        else:
-            self.source_errors[name] = error
 
-    async def _watch_decisions(self) -> None:
-        """Pick up what a person decided about held runs (``automations approve`` / ``discard``
-        in another process): the held counts are refreshed and the recipes whose held runs were
-        released read their backlog again (the released runs are ``pending`` there)."""
-        while True:
-            await asyncio.sleep(self.options.decisions_every_s)
-            try:
-                seen = await self.exec_io(decisions, self.store)
-                if seen == self._decisions:
-                    continue
-                held = await self.exec_io(self.store.count_by_recipe, RunStatus.HELD)
-            except StoreError as exc:
-                log.debug("could not read the held runs: %s", exc)
-                continue
-            decided = [r for r, n in self.held.items() if held.get(r, 0) < n]
-            self._decisions, self.held = seen, held
-            for recipe in decided:
-                self.dispatcher.wake(recipe)
-
-    async def _prune_forever(self) -> None:
-        """Delete finished runs past their retention, now and then (the leading node only);
-        never pending or running ones. Failures are kept longer than successes."""
-        opts = self.options
-        while True:
-            if not self.lead.leading:
-                await asyncio.sleep(opts.leader_ttl_s / 3)
-                continue
-            try:
-                removed = await self.exec_io(
-                    functools.partial(
-                        self.store.prune,
-                        now=time.time(),
-                        keep_succeeded_s=opts.keep_succeeded_s,
-                        keep_failed_s=opts.keep_failed_s,
-                    )
-                )
-            except StoreError as exc:  # tried again at the next interval
-                log.warning("could not prune old runs: %s", exc)
-            else:
-                if removed:
-                    log.info("pruned %d run(s) past their retention", removed)
-            await asyncio.sleep(opts.prune_every_s)
-
-    async def _lead_changed(self) -> None:
-        await self._start_sources()  # started when this node leads, stopped when it does not
-
-    async def _count_backlog(self) -> None:
-        """Count the pending and running runs per recipe now and then, off the event loop
-        (what ``/healthz`` shows as ``backlog``)."""
-        while True:
-            await asyncio.sleep(self.options.backlog_every_s)
-            try:
-                self.backlog = await self.exec_io(self.store.unfinished_counts)
-            except StoreError as exc:
-                log.debug("could not count the backlog: %s", exc)
-
-    async def _watch_recipes(self, watched: tuple[int, int] | None) -> None:
-        """Reload on every change to a recipe file, for as long as the runner runs: whatever
-        goes wrong is logged with the files and shown in ``/healthz``, and watching goes on.
-
-        The folder itself may go (its recipes are then dropped, as deleted files are) and come
-        back, or be replaced by another (a deploy that renames a fresh checkout into place):
-        every 2 s without changes its identity is checked, and a new folder is loaded and
-        watched from then on."""
-        gone_logged = False
-        while not self._stop.is_set():
-            identity = _identity(self.directory)
-            if identity is None:
-                if not gone_logged:
-                    log.warning("recipes folder %s is gone; waiting for it", self.directory)
-                    gone_logged = True
-                await asyncio.sleep(1.0)
-                continue
-            gone_logged = False
-            if identity != watched:
-                watched = identity
-                log.info("recipes folder %s is new: loading it", self.directory)
-                await self._reload_recipes([str(self.directory)])
-            try:
-                async for changes in awatch(
-                    self.directory,
-                    debounce=50,
-                    step=10,
-                    recursive=True,
-                    stop_event=self._stop,
-                    rust_timeout=2000,
-                    yield_on_timeout=True,
-                ):
-                    suffixes: tuple[str, ...] = RECIPE_SUFFIXES
-                    if self.recipes.errors():
-                        # a recipe refused for its table's header (REF001, TBL002...) loads
-                        # once the table is fixed
-                        suffixes = (*RECIPE_SUFFIXES, *_TABLE_SUFFIXES)
-                    files = sorted({p for _, p in changes if Path(p).suffix.lower() in suffixes})
-                    if files:
-                        await self._reload_recipes(files)
-                    if _identity(self.directory) != watched:
-                        break  # removed or replaced: watch what is there now
-            except Exception as exc:  # the watch itself failed (inotify limits, ...)
-                log.error(
-                    "watching %s for recipe changes failed (%s: %s); watching again in 1 s",
-                    self.directory,
-                    exc.__class__.__name__,
-                    exc,
-                )
-                await asyncio.sleep(1.0)
-
-    async def _reload_recipes(self, files: Sequence[str]) -> None:
-        """One hot reload after changes to ``files`` (absolute paths); never raises."""
-        try:
-            self._apply(reload(self.recipes, self.directory, self.env, tables=self.tables))
-            self.reloads += 1
-            await self._start_sources()
-        except Exception as exc:
-            names = [display_name(Path(f)) for f in files]
-            log.exception(
-                "hot reload after a change to %s failed; the recipes running before keep "
-                "running and the next change reloads again",
-                ", ".join(names),
-            )
-            message = (
-                f"hot reload failed unexpectedly ({exc.__class__.__name__}: {exc}); the "
-                "version running before keeps running; save the file again to retry"
-            )
-            self.reload_errors = {
-                n: (Diagnostic(n, 1, 1, Severity.ERROR, "INT001", message),) for n in names
-            }
-        else:
-            self.reload_errors = {}
-
-    # -- health ------------------------------------------------------------------------------
-
-    def _health_sections(self) -> None:
-        """The runner's own parts of ``/healthz``'s detail (see ``runner.health``)."""
-        self.health.bind(started=lambda: self.started, recipes=lambda: len(self.recipes.by_name))
-
-        def rel(path: str | Path) -> str:
-            return relative_to(self.directory, path)
-
-        self.health.add(HealthSection("dry_run", lambda: self.options.dry_run))
-        self.health.add(
-            HealthSection(
-                "recipes",
-                lambda: [
-                    {
-                        "name": r.name,
-                        "file": rel(r.source),
-                        "trigger": r.trigger.kind,
-                        "version": r.content_hash[:12],
-                        **(
-                            {"path": r.trigger.path}
-                            if isinstance(r.trigger, WebhookTrigger)
-                            else {}
-                        ),
-                    }
-                    for r in sorted(self.recipes.by_name.values(), key=lambda r: r.name)
-                ],
-            )
-        )
-        self.health.add(
-            HealthSection(
-                "errors",
-                lambda: {
-                    rel(f): [{**d.as_dict(), "file": rel(d.file)} for d in ds]
-                    for f, ds in self._errors().items()
-                },
-                errors=lambda: len(self._errors()),
-            )
-        )
-        self.health.add(
-            HealthSection(
-                "held",
-                lambda: dict(sorted((n, c) for n, c in self.held.items() if c)),
-                errors=lambda: sum(1 for c in self.held.values() if c),
-            )
-        )
-        self.health.add(
-            HealthSection(
-                "tables",
-                lambda: dict(sorted(self.source_errors.items())),
-                errors=lambda: len(self.source_errors),
-            )
-        )
-        self.health.add(HealthSection("in_flight", lambda: self.dispatcher.in_flight))
-        self.health.add(HealthSection("reloads", lambda: self.reloads))
-        # a paused connection counts as an error in the public summary: monitoring sees it
-        self.health.add(
-            HealthSection(
-                "dispatch",
-                self.dispatch_view,
-                errors=lambda: sum(b.paused for b in self.connections.breakers()),
-            )
-        )
-
-    def _errors(self) -> dict[str, list[Diagnostic] | tuple[Diagnostic, ...]]:
-        """Errors by file: each file's latest version, then a hot reload that failed."""
-        return {**self.recipes.errors(), **self.reload_errors}
-
-    def dispatch_view(self) -> dict[str, Any]:
-        """What the dispatcher knows, for ``/healthz`` and ``automations status``: per lane the
-        runs executing and waiting in memory, per recipe the backlog as last counted in the
-        store, and each provider connection's breaker (paused or not, why, next probe)."""
-        return {
-            "lanes": {
-                v.lane: {"running": v.running, "queued": v.queued, "recipes": list(v.recipes)}
-                for v in self.dispatcher.lanes()
-            },
-            "backlog": dict(sorted(self.backlog.items())),
-            "connections": {
-                view.connection: {
-                    "state": view.state.value,
-                    "reason": view.reason,
-                    "paused_at": view.paused_at,
-                    "probe_in_s": None if view.probe_in_s is None else round(view.probe_in_s, 1),
-                    "auth_failures": view.failures,
+def _log_run(final: RunRecord, ms: float) -> None:
+    """One line per run outcome (``automations.runs``); a deferred run says why it waits."""
+    if final.status is RunStatus.PENDING:
+        runs_log.info(
+            "run %s %s %s waits: %s",
+            final.id[:12],
+            final.recipe,
+            final.event_key,
+            final.error,
+            extra={
+                "run": {
+                    "run_id": final.id,
+                    "recipe": final.recipe,
+                    "event_key": final.event_key,
+                    "status": final.status.value,
+                    "error": final.error,
                 }
-                for view in (b.view() for b in self.connections.breakers())
             },
-        }
+        )
+        return
+    # a failure, and an unknown outcome (a person must check and resolve it), are warnings
+    level = logging.WARNING if final.status in _NEEDS_A_LOOK else logging.INFO
+    runs_log.log(
+        level,
+        "run %s %s %s %s %.1fms%s",
+        final.id[:12],
+        final.recipe,
+        final.event_key,
+        final.status.value,
+        ms,
+        f" {final.error}" if final.error else "",
+        extra={
+            "run": {
+                "run_id": final.id,
+                "recipe": final.recipe,
+                "event_key": final.event_key,
+                "status": final.status.value,
+                "duration_ms": round(ms, 2),
+                "dry_run": final.dry_run,
+                "error": final.error,
+            }
+        },
+    )
 
 
-def order_key_for(run: RunRecord, recipe: Recipe | None) -> str | None:
-    """The order key of ``run``: runs sharing one execute one at a time, in the order recorded.
-
-    A recipe with a ``quo.upsert_contact`` orders its runs by the upsert's key (its
-    ``externalId`` for the run's row): two runs for one contact never look it up at the same
-    time, so they cannot both find nothing and both create it. Other runs keep their source's key
-    (the row of a table, the row and fire time of a schedule)."""
-    if recipe is not None and any(a.response_as for a in recipe.actions):
-        try:
-            key = upsert_key(recipe.actions, row_for(recipe, run.event))
-        except Exception:  # a row its columns cannot be computed over: no upsert key
-            key = None
-        if key is not None:
-            return f"{run.recipe}:upsert:{key}"
-    return _order_key(run)
-
-
-def _identity(folder: Path) -> tuple[int, int] | None:
-    """The folder's device and inode (``None`` if it is not there): a folder replaced by another
-    of the same name has a new identity."""
-    try:
-        st = os.stat(folder)
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino)
-
-
-def _order_key(run: RunRecord) -> str | None:
-    """The order key the run's source gave it (``sources``), rebuilt from its event key."""
-    if run.trigger is TriggerKind.TABLE:
-        # an updated row's event key is "<row key>@<16 hex digits>"; row keys (e-mail
-        # addresses) may hold "@" themselves, so only that exact suffix is cut
-        key, at, digest = run.event_key.rpartition("@")
-        if not (at and len(digest) == 16 and all(c in _HEX for c in digest)):
-            key = run.event_key
-        return f"{run.recipe}:{key}"
-    if run.trigger is TriggerKind.SCHEDULE and ":" in run.event_key[20:]:
-        return f"{run.recipe}:{run.event_key[21:]}"
-    return None
-
-
-_HEX = frozenset("0123456789abcdef")
 _PROVIDERS = {c.value: c for c in (Connection.QUO, Connection.LOOPS)}
-_TABLE_SUFFIXES = (".csv", ".jsonl", ".ndjson")
-
-
-def _log_crash(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("trigger source %s stopped: %r", task.get_name(), task.exception())

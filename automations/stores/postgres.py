@@ -117,6 +117,8 @@ class PostgresStore(PostgresClaims, Store):
     created or upgraded on open). ``clock`` gives the time ``claim`` records as ``started_at``;
     ``pool_size`` bounds the connections this process opens."""
 
+    shared = True
+
     def __init__(
         self,
         url: str,

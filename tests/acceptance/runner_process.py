@@ -78,7 +78,7 @@ class RunnerProcess:
     def start(self) -> RunnerProcess:
         assert not self.running, "already running"
         self.starts += 1
-        log = open(self.logs_dir / f"runner-{self.starts}.log", "wb")  # noqa: SIM115
+        log = open(self.logs_dir / f"runner-{self.port}-{self.starts}.log", "wb")  # noqa: SIM115
         cmd = [
             sys.executable,
             "-m",
@@ -131,7 +131,7 @@ class RunnerProcess:
     def log(self) -> str:
         """Everything every start of this runner wrote to stderr (and stdout)."""
         return "".join(
-            (self.logs_dir / f"runner-{n}.log").read_text("utf-8", "replace")
+            (self.logs_dir / f"runner-{self.port}-{n}.log").read_text("utf-8", "replace")
             for n in range(1, self.starts + 1)
         )
 

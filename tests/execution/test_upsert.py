@@ -120,7 +120,7 @@ def test_a_skipped_upsert_skips_both_writes(harness: Harness, tmp_path: Path) ->
 def test_runs_of_an_upserting_recipe_are_ordered_by_the_upsert_key(tmp_path: Path) -> None:
     from automations.execution.executor import new_run
     from automations.records import TriggerKind
-    from automations.runner.service import order_key_for
+    from automations.runner.ordering import order_key_for
 
     recipe = _recipe(tmp_path)
     a1 = new_run(recipe.name, TriggerKind.WEBHOOK, "e1", {"Email": "a@example.com"})

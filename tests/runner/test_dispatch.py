@@ -413,3 +413,73 @@ def test_intake_pressure_never_blocks_for_long() -> None:
             await asyncio.wait_for(pressure.wait(), timeout=5)
 
     asyncio.run(main())
+
+
+# -- runs claimed as they are recorded (take, room) and let go when their lane pauses ------------
+
+
+def _recorded(
+    box: Inbox, recipe: str, keys: list[str], order: str | None = None
+) -> list[RunRecord]:
+    runs = [new_run(recipe, TriggerKind.WEBHOOK, k, {"key": order} if order else {}) for k in keys]
+    box.store.enqueue_many(runs)
+    return runs
+
+
+def test_room_says_how_many_runs_may_be_handed_over_now() -> None:
+    paused: set[str] = set()
+
+    def admit(lane: str) -> tuple[int, float | None]:
+        return (0 if lane in paused else 4), None
+
+    async def go() -> None:
+        box = Inbox(window=4, admit=admit, work=lambda run: asyncio.sleep(3600))
+        d = box.dispatcher
+        assert d.room("loops-a") == 4
+        assert d.room("not-loaded") == 0
+        runs = _recorded(box, "loops-a", ["e0", "e1", "e2"])
+        assert d.take([(r, None) for r in runs]) == []
+        await asyncio.sleep(0.01)
+        assert d.room("loops-a") == 1
+        paused.add("loops")
+        assert d.room("loops-a") == 0  # its connection is paused: its runs wait in the store
+        d.close(finish_queued=False)
+        [late] = _recorded(box, "sms", ["late"])
+        assert d.take([(late, None)]) == [late]  # closed: the caller gives it back
+        await d.drain(0.1, finish_queued=False)
+
+    asyncio.run(go())
+
+
+def test_runs_taken_past_the_window_are_all_executed_in_order() -> None:
+    async def go() -> list[str]:
+        box = Inbox(concurrency=1, window=2)
+        runs = _recorded(box, "loops-a", [f"e{i}" for i in range(5)])
+        assert box.dispatcher.take([(r, None) for r in runs]) == []
+        await asyncio.wait_for(box.dispatcher.wait_idle(), 10)
+        return box.log
+
+    assert asyncio.run(go()) == ["e0", "e1", "e2", "e3", "e4"]
+
+
+def test_let_go_forgets_the_waiting_runs_of_a_lane_but_not_those_executing() -> None:
+    async def go() -> tuple[list[str], list[str], list[str]]:
+        gate = asyncio.Event()
+        box = Inbox(concurrency=1, work=lambda run: gate.wait())
+        d = box.dispatcher
+        loops = _recorded(box, "loops-a", ["l0", "l1", "l2"], order="k")
+        sms = _recorded(box, "sms", ["s0"])
+        d.take([(r, "k") for r in loops] + [(r, None) for r in sms])
+        await asyncio.sleep(0.01)  # l0 and s0 execute; l1, l2 wait (behind l0's key)
+        dropped = [r.event_key for r in d.let_go("loops")]
+        started = list(box.log)
+        gate.set()
+        await asyncio.wait_for(d.wait_idle(), 10)
+        return dropped, started, box.log
+
+    dropped, started, log = asyncio.run(go())
+    assert dropped == ["l1", "l2"]
+    assert started == ["l0", "s0"]
+    # the dropped runs wait in the store; read back in their turn, each runs once, in order
+    assert sorted(log) == ["l0", "l1", "l2", "s0"]
+    assert [k for k in log if k.startswith("l")] == ["l0", "l1", "l2"]

@@ -39,11 +39,11 @@ class FaultyRunner(Runner):
 
     faults = 0
 
-    def _apply(self, new: RecipeSet, *, initial: bool = False) -> None:
+    def apply_recipes(self, new: RecipeSet, *, initial: bool = False) -> None:
         if not initial and self.faults:
             self.faults -= 1
             raise RuntimeError("injected fault")
-        super()._apply(new, initial=initial)
+        super().apply_recipes(new, initial=initial)
 
 
 async def _until(probe: Callable[[], object], what: str, timeout: float = 20.0) -> None:

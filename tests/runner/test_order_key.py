@@ -6,7 +6,7 @@ import pytest
 
 from automations.execution.executor import new_run
 from automations.records import TriggerKind
-from automations.runner.service import _order_key
+from automations.runner.ordering import source_order_key as _order_key
 
 
 @pytest.mark.parametrize(

@@ -66,7 +66,9 @@ class _Outcome:
     def __init__(self, status: RunStatus) -> None:
         self.status = status
 
-    async def execute(self, run: RunRecord, recipe: object, *, dry_run: bool) -> RunRecord:
+    async def execute(
+        self, run: RunRecord, recipe: object, *, dry_run: bool, lease: object = None
+    ) -> RunRecord:
         return dataclasses.replace(run, status=self.status, error="sms: no answer came back")
 
 
@@ -95,6 +97,7 @@ def test_each_run_line_carries_its_id_and_unknown_is_a_warning(
             runner.recipes = reload(RecipeSet(), recipe_dir, {})
             runner.executor = _Outcome(status)  # type: ignore[assignment]
             run = make_run("0123456789abcdef0123456789abcdef", recipe="hook")
+            store.enqueue(run)
             with caplog.at_level(logging.INFO, logger="automations.runs"):
                 await runner._execute(run)
         store.close()

@@ -48,7 +48,7 @@ def test_a_version_1_database_is_upgraded_in_place(tmp_path: Path) -> None:
     by_key = store.list_runs(RunFilter(key="evt-402"))
     store.close()
 
-    assert rows(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(5,)]
+    assert rows(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(6,)]
     # version 5: held and unknown runs counted from their own index, not a scan of every run
     plan = rows(
         path,

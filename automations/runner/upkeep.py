@@ -1,0 +1,94 @@
+"""The runner's periodic work beside execution: pruning, backlog counts and reports, the
+decisions people take about held runs. Each is a loop on the runner's event loop whose store
+calls run on the execution's store thread; none of it blocks the intake."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from automations.errors import StoreError
+from automations.execution.held import decisions
+from automations.execution.progress import BacklogProgress
+from automations.records import RunStatus
+
+if TYPE_CHECKING:
+    from automations.runner.service import Runner
+
+__all__ = ["count_backlog", "prune_forever", "report_backlog_forever", "watch_decisions"]
+
+log = logging.getLogger("automations.runner")
+
+
+async def report_backlog_forever(runner: Runner) -> None:
+    """Every ``backlog_log_every_s`` while runs wait: one line per recipe with runs waiting,
+    how many of its backlog went out and when the rest will (``execution/progress.py``)."""
+    progress = BacklogProgress()
+    while True:
+        await asyncio.sleep(runner.options.backlog_log_every_s)
+        try:
+            queued = await runner.exec_io(runner.store.unfinished_counts)
+        except Exception:  # a busy or closing store: the next count will do
+            log.debug("backlog count skipped", exc_info=True)
+            continue
+        for line in progress.update(time.monotonic(), queued, runner.held_by(queued)):
+            log.info("%s", line)
+
+
+async def watch_decisions(runner: Runner) -> None:
+    """Pick up what a person decided about held runs (``automations approve`` / ``discard``
+    in another process): the held counts are refreshed and the recipes whose held runs were
+    released read their backlog again (the released runs are ``pending`` there)."""
+    while True:
+        await asyncio.sleep(runner.options.decisions_every_s)
+        try:
+            seen = await runner.exec_io(decisions, runner.store)
+            if seen == runner.decisions_seen:
+                continue
+            held = await runner.exec_io(runner.store.count_by_recipe, RunStatus.HELD)
+        except StoreError as exc:
+            log.debug("could not read the held runs: %s", exc)
+            continue
+        decided = [r for r, n in runner.held.items() if held.get(r, 0) < n]
+        runner.decisions_seen, runner.held = seen, held
+        for recipe in decided:
+            runner.dispatcher.wake(recipe)
+
+
+async def prune_forever(runner: Runner) -> None:
+    """Delete finished runs past their retention, now and then (the leading node only);
+    never pending or running ones. Failures are kept longer than successes."""
+    opts = runner.options
+    while True:
+        if not runner.lead.leading:
+            await asyncio.sleep(opts.leader_ttl_s / 3)
+            continue
+        try:
+            removed = await runner.exec_io(
+                functools.partial(
+                    runner.store.prune,
+                    now=time.time(),
+                    keep_succeeded_s=opts.keep_succeeded_s,
+                    keep_failed_s=opts.keep_failed_s,
+                )
+            )
+        except StoreError as exc:  # tried again at the next interval
+            log.warning("could not prune old runs: %s", exc)
+        else:
+            if removed:
+                log.info("pruned %d run(s) past their retention", removed)
+        await asyncio.sleep(opts.prune_every_s)
+
+
+async def count_backlog(runner: Runner) -> None:
+    """Count the pending and running runs per recipe now and then, off the event loop
+    (what ``/healthz`` shows as ``backlog``)."""
+    while True:
+        await asyncio.sleep(runner.options.backlog_every_s)
+        try:
+            runner.backlog = await runner.exec_io(runner.store.unfinished_counts)
+        except StoreError as exc:
+            log.debug("could not count the backlog: %s", exc)
