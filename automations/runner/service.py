@@ -152,6 +152,7 @@ class Runner:
         #: Trigger sources by recipe name: the trigger they serve and their task.
         self.sources: dict[str, tuple[Any, asyncio.Task[None]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._leader: asyncio.Task[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
         #: Lane names by recipe version (``lane_of``).
         self._lanes: dict[str, str] = {}
@@ -205,17 +206,17 @@ class Runner:
         await self.lead.check()  # the sources start here when this node leads
         loop = asyncio.get_running_loop()
         self._watcher = loop.create_task(watching.watch_recipes(self, folder))
-        self._tasks = [
-            loop.create_task(coro)
-            for coro in (
-                self.lead.keep(),
-                upkeep.prune_forever(self),
-                upkeep.count_backlog(self),
-                upkeep.report_backlog_forever(self),
-                upkeep.watch_decisions(self),
-                self._claim_forever(),
-            )
-        ]
+        #: Keeps (or takes) the lead while the runner runs.
+        self._leader = loop.create_task(self.lead.keep())
+        self._tasks = [self._leader]
+        for coro in (
+            upkeep.prune_forever(self),
+            upkeep.count_backlog(self),
+            upkeep.report_backlog_forever(self),
+            upkeep.watch_decisions(self),
+            self._claim_forever(),
+        ):
+            self._tasks.append(loop.create_task(coro))
         self.started = True
 
     async def stop(self) -> None:

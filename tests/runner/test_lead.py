@@ -163,12 +163,12 @@ def test_only_the_leader_fires_and_a_new_leader_catches_up(tmp_path: Path) -> No
         try:
             await a.start()
             await b.start()
-            first = [a.lead.leading, b.lead.leading, bool(a._sources), bool(b._sources)]
+            first = [a.lead.leading, b.lead.leading, bool(a.sources), bool(b.sources)]
             await asyncio.sleep(2.5)
             # a dies without a word: its lead and its schedule stop, its lease runs out
             assert a._leader is not None
             a._leader.cancel()
-            for _, task in a._sources.values():
+            for _, task in a.sources.values():
                 task.cancel()
             died = time.time()
             before = fire_keys(stores[0])
@@ -177,7 +177,7 @@ def test_only_the_leader_fires_and_a_new_leader_catches_up(tmp_path: Path) -> No
                     break
                 await asyncio.sleep(0.1)
             await asyncio.sleep(2.0)
-            after = [b.lead.leading, bool(b._sources)]
+            after = [b.lead.leading, bool(b.sources)]
             keys = fire_keys(stores[0])
             print(f"takeover after {time.time() - died:.1f} s")
             return first, after, before, keys
