@@ -1,4 +1,5 @@
-"""One runner per run database: an exclusive lock on ``<database>.lock``.
+"""One runner per SQLite file: an exclusive lock on ``<database>.lock`` (a PostgreSQL database
+takes none: several runners share it through claims with leases, ``stores/leases.py``).
 
 Two runners on one SQLite file would both scan the same tables and both execute the same pending
 runs. ``RunnerLock`` takes an exclusive, non-blocking advisory lock (``flock``; ``msvcrt.locking``
