@@ -27,7 +27,7 @@ from automations.console.server import (
 )
 from automations.errors import ConfigError, StartupError
 from automations.runner.app import build_app
-from automations.runner.claims import ClaimSettings
+from automations.runner.claims import ClaimSettings, node_name
 from automations.runner.httpguard import (
     DEFAULT_LIMITS,
     HttpLimits,
@@ -157,7 +157,7 @@ async def _serve(
     sock: socket.socket,
     ui_sock: socket.socket | None,
 ) -> None:
-    store = open_store(db)
+    store = open_store(db, application_name=f"automations:{options.node}")
     if isinstance(store, SQLiteStore):
         try:
             # every event is recorded before it is answered: a store that cannot be written
@@ -307,6 +307,13 @@ async def _serve(
     help="A directory outside DIRECTORY that table files may be in (repeatable).",
 )
 @click.option(
+    "--node-id",
+    envvar="AUTOMATIONS_NODE_ID",
+    help="This runner's name among the runners sharing a database (default: the host's name): "
+    "its leases, its lead and its PostgreSQL connections (application_name automations:ID:...) "
+    "show it.",
+)
+@click.option(
     "--poll-only",
     is_flag=True,
     envvar="AUTOMATIONS_POLL_ONLY",
@@ -333,6 +340,7 @@ def run(
     keep_failed: float,
     log_format: str,
     tables_outside: tuple[Path, ...],
+    node_id: str | None,
     poll_only: bool,
 ) -> None:
     """Run the recipes in DIRECTORY: serve webhooks, watch tables, fire schedules; reload
@@ -363,6 +371,7 @@ def run(
         tables_outside=tables_outside,
         poll_only=poll_only,
         claims=ClaimSettings.from_env(os.environ),
+        node=node_name(_node_id(node_id)),
     )
     path = resolve_db(db)
     if dry_run and db is None:
@@ -395,6 +404,20 @@ def run(
             sock.close()
             if ui_sock is not None:
                 ui_sock.close()
+
+
+def _node_id(value: str | None) -> str | None:
+    """``--node-id`` checked: a short name of printable characters (it goes into lease owners,
+    log lines and ``application_name``, which PostgreSQL cuts at 63 bytes)."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    if len(value) > 40 or not value.isprintable():
+        raise click.BadParameter(
+            f"{value[:60]!r}: give up to 40 printable characters, e.g. the host's name",
+            param_hint="--node-id / AUTOMATIONS_NODE_ID",
+        )
+    return value
 
 
 def _seconds(env: dict[str, str] | os._Environ[str], variable: str, default: float) -> float:

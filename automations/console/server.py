@@ -56,7 +56,11 @@ class ConsoleServer:
         self.gate = Gate.from_env(env)
         # a private in-memory database is visible to its own connection only
         self._own_store = location != ":memory:"
-        self.store: Store = open_store(location) if self._own_store else runner.store
+        self.store: Store = (
+            open_store(location, application_name=f"automations:{runner.node}:console")
+            if self._own_store
+            else runner.store
+        )
         # /metrics behind the console's guard (a session, or the token as a Bearer); its store
         # gauges read through the console's connection, so a scrape never waits on the runner's
         if runner.metrics.store_gauges is not None:

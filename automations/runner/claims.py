@@ -90,10 +90,11 @@ class ClaimSettings:
         return settings
 
 
-def node_name() -> str:
-    """This process's name as a lease owner: host, pid and a random part (a restarted process
-    with a recycled pid is another node)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+def node_name(node_id: str | None = None) -> str:
+    """This process's name as a lease owner: ``node_id`` (``--node-id``; default the host's
+    name), the pid and a random part. A restarted process is another node even under the same
+    id: the runs the dead one held are rescued, never renewed by its successor."""
+    return f"{node_id or socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 class LeaseKeeper:

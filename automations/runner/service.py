@@ -144,7 +144,12 @@ class Runner:
         #: Which node fires schedules, watches tables and prunes: the one holding the lead
         #: (always this one on a store one process owns). Correctness never rests on it: runs
         #: are unique by (recipe, event key); it saves doing the work twice.
-        self.lead = Lead(leaders_for(store), ttl_s=options.leader_ttl_s, changed=self._lead_changed)
+        self.lead = Lead(
+            leaders_for(store),
+            ttl_s=options.leader_ttl_s,
+            changed=self._lead_changed,
+            node=self.node,
+        )
         #: Pending and running runs per recipe, as last counted in the store (``/healthz``).
         self.backlog: dict[str, int] = {}
         self.recipes = RecipeSet()

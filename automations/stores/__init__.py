@@ -49,9 +49,10 @@ def display_location(location: str | Path) -> str:
     return str(location)
 
 
-def open_store(location: str | Path) -> Store:
+def open_store(location: str | Path, *, application_name: str = "automations") -> Store:
     """Open the run store ``location`` names: a ``postgresql://`` URL (the schema is created or
-    upgraded), else a SQLite file (created with its folder if needed; ``~`` is expanded;
+    upgraded; its connections show ``application_name`` in ``pg_stat_activity`` unless the URL
+    names one), else a SQLite file (created with its folder if needed; ``~`` is expanded;
     ``":memory:"`` gives a private in-memory SQLite database).
 
     Raises ``StoreError`` when the store cannot be opened or is not a run store.
@@ -59,7 +60,7 @@ def open_store(location: str | Path) -> Store:
     if is_postgres_url(location):
         from automations.stores.postgres import PostgresStore
 
-        return PostgresStore(str(location))
+        return PostgresStore(str(location), application_name=application_name)
     if str(location) == ":memory:":
         return SQLiteStore(":memory:")
     file = Path(location).expanduser()

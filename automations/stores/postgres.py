@@ -26,13 +26,14 @@ claim runs with leases (``leases.py``, the rules beside their SQL in ``postgres_
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -126,17 +127,27 @@ class PostgresStore(PostgresClaims, Store):
         clock: Callable[[], float] = time.time,
         pool_size: int = 4,
         connect_timeout_s: int = 10,
+        application_name: str = "automations",
     ) -> None:
         self.url = masked_url(url)
-        self._dsn = url
         self._clock = clock
         self._local = threading.local()
         try:
+            params = conninfo_to_dict(url)
             # a connect_timeout in the URL wins over the default
-            given = conninfo_to_dict(url).get("connect_timeout")
+            given = params.get("connect_timeout")
             connect_timeout_s = int(given) if given is not None else connect_timeout_s
         except (psycopg.Error, ValueError, TypeError) as exc:
             raise StoreError(f"cannot open run store {self.url}: {error_text(exc, url)}") from exc
+        # every connection of this process says who it is in pg_stat_activity (a runner:
+        # ``automations:<node>``), unless the URL or PGAPPNAME names it already
+        if "application_name" not in params and not os.environ.get("PGAPPNAME"):
+            url += ("&" if "?" in url else "?") + "application_name=" + quote(application_name)
+        self._dsn = url
+        #: What this store's connections show as ``application_name``.
+        self.application_name = str(
+            params.get("application_name") or os.environ.get("PGAPPNAME") or application_name
+        )
         try:
             with psycopg.connect(url, autocommit=True, connect_timeout=connect_timeout_s) as conn:
                 migrate(conn)

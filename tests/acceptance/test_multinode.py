@@ -1,5 +1,4 @@
-"""Runners on one PostgreSQL under a seeded nemesis keep every promise of one runner (``NODES``
-of them: one until runs are claimed with leases, then three).
+"""Three runners on one PostgreSQL under a seeded nemesis keep every promise of one runner.
 
 Rows are appended to a table file and signed webhooks posted (to any node, as a load balancer
 does) without pause, while the nemesis SIGKILLs and restarts a node, SIGSTOPs one past its
@@ -47,9 +46,7 @@ from tests.nemesis.nodes import Node
 
 pytestmark = pytest.mark.acceptance
 
-#: One node until the runner claims runs with leases (a second runner on one database is
-#: refused today); three once it does.
-NODES = 1
+NODES = 3
 #: Lease settings for the test: a paused node loses its runs after about two seconds.
 LEASE_S = 2.0
 NODE_ARGS = ("--grace", "2")
@@ -136,12 +133,9 @@ actions:
 """
 
 
-def _app_name_of(name: str) -> str:
-    return f"automations:{name}"
-
-
 def _app_name(node: Node) -> str:
-    return _app_name_of(node.name)
+    """What every PostgreSQL connection of ``node`` starts its ``application_name`` with."""
+    return f"automations:{node.name}:"
 
 
 # -- the clients --------------------------------------------------------------------------------
@@ -280,7 +274,7 @@ def server() -> Iterator[PostgresServer]:
         yield server
 
 
-def test_nodes_keep_every_promise_under_a_nemesis(
+def test_three_nodes_keep_every_promise_under_a_nemesis(
     recipes_dir: Path, fakes: Fakes, server: PostgresServer, tmp_path: Path
 ) -> None:
     seed = int(os.environ.get("AUTOMATIONS_NEMESIS_SEED", time.time_ns() % 1_000_000))
@@ -299,7 +293,7 @@ def test_nodes_keep_every_promise_under_a_nemesis(
     for n in range(1, NODES + 1):
         name = f"node-{n}"
         env = runner_env(fakes, env={"AUTOMATIONS_RATE_GUARD_MS": RATE_GUARD_MS, **LEASE_ENV})
-        args = ("--db", f"{server.url}&application_name={_app_name_of(name)}", *NODE_ARGS)
+        args = ("--db", server.url, "--node-id", name, *NODE_ARGS)
         nodes.append(Node(name, recipes_dir, free_port(), args, env, logs))
     history = History(
         seed,
@@ -314,7 +308,7 @@ def test_nodes_keep_every_promise_under_a_nemesis(
             node.wait_healthy(60.0)
         names = server.application_names()
         for node in nodes:
-            assert _app_name(node) in names, names
+            assert any(n.startswith(_app_name(node)) for n in names), names
 
         row_events: list[Event] = []
         hook_events: list[Event] = []
