@@ -68,6 +68,7 @@ def add_runner_sections(runner: Runner) -> None:
         )
     )
     health.add(HealthSection("in_flight", lambda: runner.dispatcher.in_flight))
+    health.add(HealthSection("lead", runner.lead.view))
     health.add(HealthSection("reloads", lambda: runner.reloads))
     # a paused connection counts as an error in the public summary: monitoring sees it
     health.add(

@@ -88,6 +88,10 @@ class Lead:
         """The term of this node's current lead (``None`` when it does not lead)."""
         return self._term if self._leading else None
 
+    def view(self) -> dict[str, object]:
+        """What ``/healthz`` shows: this node's name, whether it leads, in which term."""
+        return {"node": self.node, "leading": self._leading, "term": self.term}
+
     async def keep(self) -> None:
         """Check the lead every third of the lease, for ever."""
         while True:

@@ -164,6 +164,11 @@ def test_only_the_leader_fires_and_a_new_leader_catches_up(tmp_path: Path) -> No
             await a.start()
             await b.start()
             first = [a.lead.leading, b.lead.leading, bool(a.sources), bool(b.sources)]
+            views = [r.health.answer(detail=True)["detail"]["lead"] for r in (a, b)]
+            assert views == [
+                {"node": a.lead.node, "leading": True, "term": 1},
+                {"node": b.lead.node, "leading": False, "term": None},
+            ]
             await asyncio.sleep(2.5)
             # a dies without a word: its lead and its schedule stop, its lease runs out
             assert a._leader is not None
