@@ -16,7 +16,7 @@ import pytest
 from automations.actions import ACTIONS
 from automations.connections import Connections, ConnectionSettings, Pacing
 from automations.connections.pacing import SharedRateLimiter
-from automations.errors import StoreError
+from automations.errors import ProviderError, StoreError
 from automations.outbound import Connection
 from automations.ports import RateGate
 from automations.ratelimit import RateLimiter
@@ -250,3 +250,49 @@ def test_a_keys_row_is_named_by_a_hash_of_the_key_and_its_host() -> None:
     assert shared_key({"QUO_API_KEY": "another-key"}) != key
     sandbox = {"QUO_API_KEY": "quo-secret-key", "QUO_BASE_URL": "http://127.0.0.1:9"}
     assert shared_key(sandbox) != key
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"retry-after": "3"},
+        {"ratelimit": '"default";r=0;t=3'},
+        {"x-ratelimit-remaining": "0", "x-ratelimit-reset": "3"},
+    ],
+    ids=["retry-after", "quo-ratelimit", "loops-x-ratelimit"],
+)
+def test_a_providers_signal_at_one_node_holds_every_node(headers: dict[str, str]) -> None:
+    clock = VirtualClock(start=1000.0)
+    gate = MemoryRateGate(clock=clock)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(429, headers=headers, json={"message": "slow down"})
+
+    req = ACTIONS["quo.send_sms"].build(
+        {"to": ["+15555550100"], "from": "PN1", "content": "Hi"},
+        run_id="r1",
+        step_index=0,
+        phone_region="US",
+    )
+
+    async def main() -> float:
+        async with Connections(
+            ConnectionSettings.from_env({"QUO_API_KEY": "k"}),
+            transport=httpx.MockTransport(handler),
+            clock=clock,
+            sleep=clock.sleep,
+            pacing=Pacing(gate),
+        ) as conns:
+            with pytest.raises(ProviderError):
+                await conns.send(req, RetryPolicy(max_attempts=1))
+            limiter = conns.limiter_for(Connection.QUO)
+            assert isinstance(limiter, SharedRateLimiter)
+            for _ in range(100):  # the hold reaches the gate on the pacing's thread
+                await asyncio.sleep(0.01)
+            other = SharedRateLimiter(
+                limiter.key, gate, direct, 10, 1.0, guard=0.01, clock=clock, sleep=clock.sleep
+            )
+            return (await other.acquire()).at
+
+    # the other node's next slot is 3 s after the 429 (sent at 1000.0)
+    assert asyncio.run(main()) == pytest.approx(1003.0)
