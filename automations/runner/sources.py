@@ -172,11 +172,14 @@ class TableLook:
         spec, reader = self.reader.spec, self.reader
         kept: list[TableBatch] = []
         marks = count = held_count = 0
-        held: bool | None = None  # decided once the look has more runs than the limit
+        # decided once the look has more runs than the limit, or at once when it cannot
+        held: bool | None = None
         for batch in reader.scan_batches(settled=settled):
             count += len(batch.events)
             if held is None and flooded(spec, reader, count):
                 held = True
+            elif held is None and not flooded(spec, reader, 1 << 62):
+                held = False  # the brake cannot hold this look (off, or existing_rows: run)
             if held is None:
                 kept.append(batch)
                 marks += len(batch.changes)
@@ -186,7 +189,8 @@ class TableLook:
                 self._record(batches, held=False)
             else:
                 batches, kept = [*kept, batch], []
-                held_count += sum(len(b.events) for b in batches)
+                if held:
+                    held_count += sum(len(b.events) for b in batches)
                 self._record(batches, held=held)
             if self.stop.is_set():
                 break

@@ -221,7 +221,11 @@ class TableReader:
             self.problems = [TableProblem(0, f"cannot read {self.spec.path}: {exc.strerror}")]
             return
         with handle:
-            start = None if plan.whole else resume(handle, Position.from_meta(meta), self._live)
+            try:
+                start = None if plan.whole else resume(handle, Position.from_meta(meta), self._live)
+            except OSError as exc:
+                self.problems = [TableProblem(0, f"cannot read {self.spec.path}: {exc.strerror}")]
+                return
             if start is None:
                 handle.seek(0)
                 position, hasher = Position(), None

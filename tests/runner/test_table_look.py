@@ -116,3 +116,27 @@ def test_few_runs_among_many_marks_run_and_the_rest_of_a_flood_is_held(
         "held, nothing sent for them (the first 50 were found among more than 1000 rows read "
         "before the brake could tell, and run)" in caplog.text
     )
+
+
+def test_a_look_the_brake_cannot_hold_keeps_nothing_back(tmp_path: Path) -> None:
+    """``existing_rows: run`` (and ``flood_limit: 0``): each batch is recorded as it is read,
+    so a first look at a large table holds one batch of runs in memory, not 50,000 marks'."""
+
+    class Watching(Inbox):
+        def __init__(self, reader: TableReader) -> None:
+            super().__init__()
+            self.reader = reader
+            self.waiting: list[int] = []
+
+        def __call__(self, items: Sequence[tuple[RunRecord, str | None]]) -> object:
+            self.waiting.append(len(self.reader._pending))  # batches read, not recorded yet
+            return super().__call__(items)
+
+    for trigger in ("existing_rows: run, flood_limit: 10", "existing_rows: run, flood_limit: 0"):
+        (tmp_path / "leads.csv").write_text("id,name\n" + _rows(0, 10_000))
+        look, _, _ = _look(tmp_path, trigger)
+        inbox = Watching(look.reader)
+        look.enqueue = inbox
+        look(False)
+        assert inbox.statuses() == {RunStatus.PENDING: 10_000}
+        assert max(inbox.waiting) == 1  # only the batch being recorded (of 6)
