@@ -113,7 +113,9 @@ class RowStates:
 
     ``generation`` separates the keys of different key columns (``k<generation>:<key>``);
     ``reads`` are the columns the recipe reads (``None``: the whole row). Stateless between
-    calls (safe to create per scan); ``compare`` and ``record`` each make one store call.
+    calls (safe to create per scan); ``compare`` and ``record`` each make one store call. A
+    subclass may override ``digest`` (how a row's read columns are hashed; database tables
+    leave out the columns they write back).
     """
 
     def __init__(
@@ -130,6 +132,8 @@ class RowStates:
         self.reads = sorted(reads) if reads is not None else None
         self.rules = rules
         self._prefix = f"k{generation}:"
+        #: The mark's hash is the row's content hash (``digest`` not overridden, whole row).
+        self._whole_row = reads is None and type(self).digest is RowStates.digest
 
     def entry(self, key: str) -> str:
         """The state entry holding ``key``'s mark."""
@@ -166,7 +170,7 @@ class RowStates:
         rules = self.rules
         for key, item in latest.items():
             # the whole row's hash is the mark's when the recipe reads it all: hashed once
-            whole = content_hash(item.row) if self.reads is None else None
+            whole = content_hash(item.row) if self._whole_row else None
             digest = whole[:16] if whole is not None else self.digest(item.row)
             old = stored.get(key)
             if old is None:

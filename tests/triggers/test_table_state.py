@@ -121,3 +121,17 @@ def test_a_million_keys_stay_in_sqlite(tmp_path: Path) -> None:
     assert states.compare(_rows(("u17", "x"), ("u19999", "x"))).events == []
     assert len(states.marks([f"u{i}" for i in range(0, 20_000, 7)])) == 2858
     store.close()
+
+
+def test_an_overridden_digest_is_used_for_whole_rows_too() -> None:
+    """Database tables hash rows their own way (``digest`` overridden): the whole-row shortcut
+    (one SHA-256 for the mark and the event) must not bypass it."""
+
+    class Lengths(RowStates):
+        def digest(self, row: object) -> str:
+            return f"{len(str(row)):016x}"
+
+    state = MemoryStateStore()
+    states = Lengths(state, SCOPE, 0, None, RowRules())
+    states.record(states.compare(_rows(("a", "1"))).changes)
+    assert state.data[SCOPE]["k0:a"] == f"{len(str({'id': 'a', 'v': '1'})):016x}.0"
