@@ -199,7 +199,9 @@ async def reload_recipes(runner: Runner, files: Sequence[str]) -> None:
     """One hot reload after changes to ``files`` (absolute paths); never raises."""
     try:
         runner.apply_recipes(
-            reload(runner.recipes, runner.directory, runner.env, tables=runner.tables)
+            reload(
+                runner.recipes, runner.directory, runner.env, tables=runner.tables, changed=files
+            )
         )
         runner.reloads += 1
         await start_sources(runner)
