@@ -33,7 +33,7 @@ from automations.execution.resolve import OUTCOMES, Outcome, resolve
 from automations.execution.versions import load_version
 from automations.model import Recipe
 from automations.ports import Store
-from automations.records import AuditEntry, RunRecord, RunStatus, StepStatus
+from automations.records import AuditEntry, RunRecord, RunStatus, StepRecord, StepStatus
 
 if TYPE_CHECKING:
     from automations.console.app import Console
@@ -58,6 +58,8 @@ class PlannedStep:
     action: str
     #: Why it is sent: ``failed`` / ``not sent`` (resolved) / ``not reached``.
     why: str
+    #: For an SMS step that was tried: the numbers its request was addressed to.
+    to: tuple[str, ...] = ()
 
 
 def replay_plan(run: RunRecord, recipe: Recipe | None) -> list[PlannedStep]:
@@ -77,7 +79,8 @@ def replay_plan(run: RunRecord, recipe: Recipe | None) -> list[PlannedStep]:
             why = "resolved: not sent"
         else:
             why = step.status.value
-        out.append(PlannedStep(step_id, kinds.get(step_id) or (step.action if step else "?"), why))
+        action = kinds.get(step_id) or (step.action if step else "?")
+        out.append(PlannedStep(step_id, action, why, _sms_to(step) if step else ()))
     return out
 
 
@@ -318,16 +321,20 @@ def routes(console: Console) -> list[BaseRoute]:
     ]
 
 
+def _sms_to(step: StepRecord) -> tuple[str, ...]:
+    """The numbers an SMS step's recorded request was addressed to."""
+    body = (step.request or {}).get("body")
+    if step.action != "quo.send_sms" or not isinstance(body, dict):
+        return ()
+    to = body.get("to")
+    return tuple(n for n in (to if isinstance(to, list) else [to]) if isinstance(n, str))
+
+
 def masked_recipients(run: RunRecord) -> list[str]:
     """The SMS recipients of a run's recorded requests, masked (a bulk preview's list)."""
-    out = []
-    for step in run.steps:
-        body = (step.request or {}).get("body")
-        if step.status in _KEEP:
-            continue
-        if step.action == "quo.send_sms" and isinstance(body, dict):
-            to = body.get("to")
-            for number in to if isinstance(to, list) else [to]:
-                if isinstance(number, str):
-                    out.append(mask_text(number))
-    return out
+    return [
+        mask_text(number)
+        for step in run.steps
+        if step.status not in _KEEP
+        for number in _sms_to(step)
+    ]

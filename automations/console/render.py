@@ -58,6 +58,7 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "mask": mask_text,
     "first_line": first_line,
     "thousands": _thousands,
+    "took": lambda run: duration_text(run_duration(run)),
 }
 
 

@@ -20,7 +20,7 @@ def test_the_replay_confirmation_names_the_steps_it_would_send(client: TestClien
     plan = re.search(r'<ul class="plan" id="plan">(.*?)</ul>', page.text, re.S)
     assert plan is not None
     assert re.findall(r"<li>(.*?)</li>", plan.group(1)) == [
-        "<code>sms</code> quo.send_sms <small>(failed)</small>",
+        "<code>sms</code> quo.send_sms <small>(failed)</small> to +15555550123",
         "<code>event</code> loops.send_event <small>(not reached)</small>",
     ]
     assert 'id="confirm-replay">Replay: send 2 step(s)</button>' in page.text

@@ -29,6 +29,7 @@ def test_the_timeline_shows_event_condition_and_each_step(client: TestClient) ->
     assert '"id": "msg_1"' in text
     assert "<dt>Attempts</dt><dd>1</dd>" in text
     assert "<dt>Took</dt><dd>84ms</dd>" in text
+    assert "<dt>Finished</dt><dd>2026-05-28 20:26:40 · took 400ms</dd>" in text
 
 
 def test_a_failed_run_offers_replay_and_an_unknown_step_offers_resolve(
