@@ -62,6 +62,9 @@ def browser(tmp_path: Path) -> Iterator[Any]:
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(30)
+    # A click that navigates returns before the next page is parsed: find_element waits for the
+    # element (up to 10 s) instead of failing on the page still loading, on a busy machine.
+    driver.implicitly_wait(10)
     try:
         yield driver
     finally:
