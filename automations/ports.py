@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 from automations.records import (
     AuditEntry,
     RunFilter,
+    RunPage,
     RunRecord,
     RunStatus,
     StepRecord,
@@ -121,9 +122,15 @@ class RunStore(ABC):
     def find_run(self, recipe: str, event_key: str) -> RunRecord | None:
         """The run recorded for this event, if any."""
 
-    @abstractmethod
     def list_runs(self, flt: RunFilter) -> list[RunRecord]:
-        """Runs matching ``flt``, the most recently recorded first, each with its steps."""
+        """Runs matching ``flt``, newest first (``RunFilter``), each with its steps."""
+        return self.list_runs_page(flt).runs
+
+    @abstractmethod
+    def list_runs_page(self, flt: RunFilter) -> RunPage:
+        """``list_runs`` with the keyset cursor of the next page: pass it as
+        ``RunFilter(before=page.next)`` (same filter) to read on. Each page costs the same
+        however deep it is (no OFFSET)."""
 
     @abstractmethod
     def prune(self, *, now: float, keep_succeeded_s: float, keep_failed_s: float) -> int:

@@ -13,7 +13,9 @@ from typing import Any
 
 __all__ = [
     "AuditEntry",
+    "PageCursor",
     "RunFilter",
+    "RunPage",
     "RunRecord",
     "RunStatus",
     "StepRecord",
@@ -169,22 +171,42 @@ class AuditEntry:
 
 @dataclass(frozen=True, slots=True)
 class RunFilter:
-    """Which runs ``RunStore.list_runs`` returns, newest first."""
+    """Which runs ``RunStore.list_runs`` returns, newest first: by ``created_at``, then by the
+    order recorded (every filter, alone or combined, is answered by an index of the stores)."""
 
     recipe: str | None = None
     status: RunStatus | None = None
+    #: Runs created at or after this time (unix seconds).
     since: float | None = None
     limit: int = 50
     #: The runs of one event or row: see ``key_matches``.
     key: str | None = None
-    #: Only runs recorded before (``before_id``) or after (``after_id``) the run with this id:
-    #: the console's keyset cursors (a cursor whose run is gone matches nothing).
+    #: Only runs listed after (``before_id``: older) or before (``after_id``: newer) the run
+    #: with this id, in the order listed: the console's keyset cursors (a cursor whose run is
+    #: gone matches nothing).
     before_id: str | None = None
     after_id: str | None = None
     #: Only runs created before this time (unix s); ``since`` is the other end of the range.
     until: float | None = None
     #: Leave out runs ``skipped`` by their condition (the console hides them by default).
     hide_skipped: bool = False
+    #: A keyset cursor: only runs after this one in the order listed (older), as
+    #: ``RunPage.next`` gave it for the page before.
+    before: PageCursor | None = None
+
+
+#: Where a page of runs ended: the last run's ``(created_at, position recorded)``. Opaque to
+#: callers but stable: a run recorded meanwhile never shifts the pages after it.
+PageCursor = tuple[float, int]
+
+
+@dataclass(frozen=True, slots=True)
+class RunPage:
+    """One page of ``RunStore.list_runs_page``: the runs, and the cursor of the next page
+    (``RunFilter(before=next)``), ``None`` when this page is the last."""
+
+    runs: list[RunRecord]
+    next: PageCursor | None
 
 
 #: A schedule's fire key (``2024-03-10T07:00:00Z``) and the ``:`` before a table row's key.

@@ -12,7 +12,8 @@ import click
 from automations.cli import friendly_errors
 from automations.cli.history import db_option, resolve_db
 from automations.errors import StoreError
-from automations.stores import display_location, is_postgres_url, open_store
+from automations.stores import SQLiteStore, display_location, is_postgres_url, open_store
+from automations.stores.sqlite import VacuumChange
 
 __all__ = ["COMMANDS"]
 
@@ -31,6 +32,7 @@ def migrate_command(db: str | None) -> None:
     runner do it too when they open the store; this does it ahead, e.g. before a deploy)."""
     location = resolve_db(db)
     shown = display_location(location)
+    vacuum: VacuumChange | None = None
     if is_postgres_url(location):
         import psycopg
 
@@ -43,7 +45,12 @@ def migrate_command(db: str | None) -> None:
             raise StoreError(f"cannot open run store {shown}: {error_text(exc, location)}") from exc
     else:
         before = _sqlite_version(Path(location).expanduser())
-        open_store(location).close()
+        store = open_store(location)
+        try:
+            assert isinstance(store, SQLiteStore)
+            vacuum = store.enable_incremental_vacuum()
+        finally:
+            store.close()
         after = _sqlite_version(Path(location).expanduser())
     if before == after:
         click.echo(f"{shown}: schema version {after}, up to date")
@@ -51,6 +58,24 @@ def migrate_command(db: str | None) -> None:
         click.echo(f"{shown}: schema created (version {after})")
     else:
         click.echo(f"{shown}: schema upgraded from version {before} to {after}")
+    if vacuum is not None:
+        _echo_vacuum(shown, vacuum)
+
+
+def _echo_vacuum(shown: str, change: VacuumChange) -> None:
+    """What became of the file's space when runs are pruned (``enable_incremental_vacuum``)."""
+    if change is VacuumChange.DONE:
+        click.echo(f"{shown}: rewritten once to give space back when runs are pruned")
+    elif change is VacuumChange.NO_SPACE:
+        raise StoreError(
+            f"{shown} was not rewritten to give space back when runs are pruned: the disk "
+            "needs twice its size free; free some space and run db migrate again"
+        )
+    elif change is VacuumChange.BUSY:
+        raise StoreError(
+            f"{shown} was not rewritten to give space back when runs are pruned: another "
+            "process has it open; stop the runner and run db migrate again"
+        )
 
 
 def _sqlite_version(path: Path) -> int:

@@ -226,6 +226,11 @@ def _database_row(spec: DbTableSpec, key: str) -> dict[str, Any]:
 @click.option("--status", type=click.Choice([s.value for s in RunStatus]), default=None)
 @click.option("--since", default=None, help="A date, ISO time, or a duration back: 24h, 7d.")
 @click.option(
+    "--until",
+    default=None,
+    help="Only runs created before this: a date, ISO time, or a duration back (as --since).",
+)
+@click.option(
     "--key",
     default=None,
     help="Only the runs of this row or event: an e-mail, a phone number, an event id (the "
@@ -241,18 +246,20 @@ def runs(
     recipe: str | None,
     status: str | None,
     since: str | None,
+    until: str | None,
     key: str | None,
     limit: int,
     fmt: str,
 ) -> None:
-    """The run history, newest first: key, status, how long each took, and the first line of
-    its error."""
+    """The run history, newest first (by the time each run was created): key, status, how long
+    each took, and the first line of its error."""
     store = open_existing(db)
     try:
         flt = RunFilter(
             recipe=recipe,
             status=RunStatus(status) if status else None,
             since=_parse_since(since),
+            until=_parse_since(until),
             limit=limit,
             key=key,
         )

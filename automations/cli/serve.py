@@ -38,6 +38,7 @@ from automations.runner.lock import RunnerLock
 from automations.runner.logs import configure_logging, log_secrets
 from automations.runner.service import Runner, RunnerOptions
 from automations.stores import SQLiteStore, is_postgres_url, open_store
+from automations.stores.sqlite import VacuumChange
 from automations.triggers.webhook import DEFAULT_MAX_BODY
 
 __all__ = ["COMMANDS"]
@@ -139,6 +140,33 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
         return None
 
 
+#: The largest run database the runner converts to give space back by itself at start-up (a
+#: few seconds); a larger one is left to ``automations db migrate``, run at a quiet time.
+AUTO_VACUUM_BYTES = 256 << 20
+
+
+def _give_space_back(store: SQLiteStore) -> None:
+    """A database from before schema 7 does not shrink when runs are pruned until converted
+    once (``SQLiteStore.enable_incremental_vacuum``): small ones are converted here."""
+    change = store.enable_incremental_vacuum(max_bytes=AUTO_VACUUM_BYTES)
+    if change is VacuumChange.DONE:
+        log.info("run store %s converted to give space back when runs are pruned", store.path)
+    elif change is not VacuumChange.ALREADY:
+        why = {
+            VacuumChange.TOO_LARGE: f"it is over {AUTO_VACUUM_BYTES >> 20} MB",
+            VacuumChange.NO_SPACE: "the disk has less free space than twice its size",
+            VacuumChange.BUSY: "another process has it open",
+        }[change]
+        log.warning(
+            "run store %s keeps its size when runs are pruned (the space is reused, not given "
+            "back): %s. Stop the runner and run `automations db migrate --db %s` once (it "
+            "rewrites the file: about a minute per GB, twice its size free)",
+            store.path,
+            why,
+            store.path,
+        )
+
+
 def dry_run_db(db: Path) -> Path:
     """Where a dry run records when no --db is given: beside the real database, with
     ``.dry-run`` before its suffix (``automations.db`` -> ``automations.dry-run.db``), so a dry
@@ -163,6 +191,7 @@ async def _serve(
             # every event is recorded before it is answered: a store that cannot be written
             # would answer 500 to every webhook; refuse to start instead, having recorded nothing
             store.check_writable()
+            _give_space_back(store)
         except BaseException:
             store.close()
             raise

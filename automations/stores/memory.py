@@ -17,6 +17,7 @@ from automations.ports import Claimed, Enqueue, Lease, Store, check_end_hold
 from automations.records import (
     AuditEntry,
     RunFilter,
+    RunPage,
     RunRecord,
     RunStatus,
     StepRecord,
@@ -212,21 +213,36 @@ class MemoryStore(Store):
             run_id = self._t.by_event.get((recipe, event_key))
             return None if run_id is None else self._with_steps(run_id)
 
-    def list_runs(self, flt: RunFilter) -> list[RunRecord]:
+    def list_runs_page(self, flt: RunFilter) -> RunPage:
         with self._lock:
             seq = self._t.seq
-            lo = hi = None
+            hi = lo = None  # the console's cursors: a run gone matches nothing
             if flt.before_id is not None:
-                hi = seq.get(flt.before_id, -1)
+                hi = self._position(flt.before_id) or (float("-inf"), -1)
             if flt.after_id is not None:
-                lo = seq.get(flt.after_id, 1 << 62)
-            ids = [
-                i
+                lo = self._position(flt.after_id) or (float("inf"), 1 << 62)
+            if flt.before is not None:
+                hi = flt.before if hi is None else min(hi, flt.before)
+            found = [
+                (r.created_at, seq[i], i)
                 for i, r in self._t.runs.items()
-                if _matches(r, flt) and (hi is None or seq[i] < hi) and (lo is None or seq[i] > lo)
+                if _matches(r, flt)
+                and (hi is None or (r.created_at, seq[i]) < hi)
+                and (lo is None or (r.created_at, seq[i]) > lo)
             ]
-            ids.sort(key=lambda i: self._t.seq[i], reverse=True)  # newest recorded first
-            return [self._with_steps(i) for i in ids[: max(flt.limit, 0)]]
+            found.sort(reverse=True)  # newest first, then the last recorded first
+            limit = max(flt.limit, 0)
+            page = found[:limit]
+            last = page[-1] if page and len(found) > limit else None
+            return RunPage(
+                [self._with_steps(i) for _, _, i in page],
+                None if last is None else (last[0], last[1]),
+            )
+
+    def _position(self, run_id: str) -> tuple[float, int] | None:
+        """Where the run ``run_id`` is in the order listed (``None``: no such run)."""
+        run = self._t.runs.get(run_id)
+        return None if run is None else (run.created_at, self._t.seq[run_id])
 
     def count(self, status: RunStatus | None = None) -> int:
         with self._lock:

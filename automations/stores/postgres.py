@@ -42,7 +42,14 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from automations.errors import StoreError
 from automations.ports import Lease, Store, check_end_hold
-from automations.records import AuditEntry, RunFilter, RunRecord, RunStatus, StepRecord
+from automations.records import (
+    AuditEntry,
+    RunFilter,
+    RunPage,
+    RunRecord,
+    RunStatus,
+    StepRecord,
+)
 from automations.stores import postgres_sql as sql
 from automations.stores.codec import check_run_changes, normalize_run
 from automations.stores.leases import PostgresClaims
@@ -60,6 +67,10 @@ __all__ = ["PostgresStore", "error_text", "masked_url", "migrate"]
 
 _KEEP_FAILED = ("failed", "unknown")
 _KEEP_SUCCEEDED = [s.value for s in RunStatus if s.is_final and s.value not in _KEEP_FAILED]
+#: Runs deleted per commit when pruning.
+PRUNE_BATCH = 5000
+#: Where ``created_at`` is in a row of ``RUN_SELECT``.
+_CREATED_AT = 1 + sql.RUN_COLUMNS.replace(" ", "").split(",").index("created_at")
 
 
 def masked_url(url: str) -> str:
@@ -326,12 +337,19 @@ class PostgresStore(PostgresClaims, Store):
                 cur, sql.RUN_BY_EVENT_LOCKED if locked else sql.RUN_BY_EVENT, (recipe, event_key)
             )
 
-    def list_runs(self, flt: RunFilter) -> list[RunRecord]:
+    def list_runs_page(self, flt: RunFilter) -> RunPage:
         if flt.limit <= 0:
-            return []
+            return RunPage([], None)
         where, params = _filter_sql(flt)
         with self._cursor() as cur:
-            return self._select(cur, sql.LIST_RUNS.format(where=where), (*params, flt.limit))
+            # one more than asked: whether there is a next page, without counting
+            rows = cur.execute(
+                sql.LIST_RUNS.format(where=where), (*params, flt.limit + 1)
+            ).fetchall()
+            more = len(rows) > flt.limit
+            del rows[flt.limit :]
+            runs = self._with_steps(cur, rows)
+        return RunPage(runs, (rows[-1][_CREATED_AT], rows[-1][0]) if more else None)
 
     def count(self, status: RunStatus | None = None) -> int:
         where, params = _filter_sql(RunFilter(status=status))
@@ -345,10 +363,14 @@ class PostgresStore(PostgresClaims, Store):
             "succeeded_statuses": _KEEP_SUCCEEDED,
             "succeeded_before": now - keep_succeeded_s,
         }
-        with self._cursor(atomic=True) as cur:
-            cur.execute(sql.PRUNE_STEPS, params)
-            cur.execute(sql.PRUNE_RUNS, params)
-            return int(cur.rowcount)
+        removed = 0
+        while True:  # in batches, each its own commit: no transaction holds a million rows
+            with self._cursor(atomic=True) as cur:
+                cur.execute(sql.PRUNE_BATCH, {**params, "batch": PRUNE_BATCH})
+                batch = int(cur.rowcount)
+            removed += batch
+            if batch < PRUNE_BATCH:
+                return removed
 
     def end_hold(
         self, recipe: str, status: RunStatus, *, now: float, error: str | None = None
@@ -425,7 +447,9 @@ class PostgresStore(PostgresClaims, Store):
         self, cur: psycopg.Cursor[Any], query: str, params: Sequence[object]
     ) -> list[RunRecord]:
         """The runs ``query`` reads, each with its steps (read in one more query)."""
-        rows = cur.execute(query, params).fetchall()
+        return self._with_steps(cur, cur.execute(query, params).fetchall())
+
+    def _with_steps(self, cur: psycopg.Cursor[Any], rows: list[tuple[Any, ...]]) -> list[RunRecord]:
         by_run: dict[int, list[tuple[Any, ...]]] = {}
         if rows:
             for step in cur.execute(sql.STEPS_OF_RUNS, ([row[0] for row in rows],)):
@@ -460,13 +484,17 @@ def _filter_sql(flt: RunFilter) -> tuple[str, list[object]]:
         params.extend([flt.until, flt.until])
     if flt.hide_skipped:
         clauses.append("status <> 'skipped'")
-    # keyset cursors: the seq of the run named (none when it is gone: nothing matches)
+    # keyset cursors, in the order listed: after or before the run named (none when it is gone:
+    # nothing matches), or after a (created_at, seq) position
     if flt.before_id is not None:
-        clauses.append("seq < (SELECT seq FROM runs WHERE id = %s)")
+        clauses.append(sql.BEFORE_RUN)
         params.append(flt.before_id)
     if flt.after_id is not None:
-        clauses.append("seq > (SELECT seq FROM runs WHERE id = %s)")
+        clauses.append(sql.AFTER_RUN)
         params.append(flt.after_id)
+    if flt.before is not None:
+        clauses.append(sql.BEFORE_CURSOR)
+        params.extend(flt.before)
     if flt.key is not None:
         clauses.append(sql.KEY_FILTER)
         k = flt.key

@@ -33,7 +33,7 @@ __all__ = [
     "INSERT_RUN",
     "MIGRATIONS",
     "MIGRATION_LOCK",
-    "PRUNE_RUNS",
+    "PRUNE_BATCH",
     "PUT_STEP",
     "RUN_SELECT",
     "SCHEMA_VERSION",
@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 #: The schema version this code writes.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 #: The key of the advisory lock migrations take (any constant; "automations" in ASCII, cut).
 MIGRATION_LOCK = 0x6175746F6D6174
@@ -151,10 +151,32 @@ CREATE TABLE leaders (
 # leases gets an expired one, so that a rescue resumes it (instead of it waiting forever).
 _SCHEMA_V4 = """
 UPDATE runs SET lease_expires_at = 0 WHERE status = 'running' AND lease_expires_at IS NULL
+
+"""
+
+# Version 5 (issue 12, "history stays cheap"): ``runs`` lists newest first by (created_at, seq),
+# and every filter, alone or combined, is one index range read in that order, stopping at the
+# page's limit (the keyset cursor is a row comparison on the same columns). The status index
+# also finds what pruning deletes. They replace the indexes by created_at, by (recipe, seq) and
+# the partial one by (status, seq).
+_SCHEMA_V5 = """
+CREATE INDEX runs_listed ON runs (created_at, seq);
+CREATE INDEX runs_recipe_listed ON runs (recipe, created_at, seq);
+CREATE INDEX runs_status_listed ON runs (status, created_at, seq);
+CREATE INDEX runs_recipe_status_listed ON runs (recipe, status, created_at, seq);
+DROP INDEX runs_created;
+DROP INDEX runs_recipe;
+DROP INDEX runs_status;
 """
 
 #: ``MIGRATIONS[n]`` takes a database from schema version ``n`` to ``n + 1``.
-MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4)
+MIGRATIONS: tuple[str, ...] = (
+    _SCHEMA_V1,
+    _SCHEMA_V2,
+    _SCHEMA_V3,
+    _SCHEMA_V4,
+    _SCHEMA_V5,
+)
 
 # -- migrations ----------------------------------------------------------------------------------
 
@@ -228,7 +250,13 @@ UNFINISHED_COUNTS = (
     "SELECT recipe, COUNT(*) FROM runs WHERE status IN ('pending', 'running') GROUP BY recipe"
 )
 COUNT_BY_RECIPE = "SELECT recipe, COUNT(*) FROM runs WHERE status = %s GROUP BY recipe"
-LIST_RUNS = f"{RUN_SELECT} WHERE {{where}} ORDER BY seq DESC LIMIT %s"
+LIST_RUNS = f"{RUN_SELECT} WHERE {{where}} ORDER BY created_at DESC, seq DESC LIMIT %s"
+#: ``RunFilter.before``: after this (created_at, seq) in the order listed.
+BEFORE_CURSOR = "(created_at, seq) < (%s, %s)"
+#: ``RunFilter.before_id`` / ``after_id``: after / before the run with this id in the order listed
+#: (no row when it is gone: the comparison is null, nothing matches).
+BEFORE_RUN = "(created_at, seq) < (SELECT created_at, seq FROM runs WHERE id = %s)"
+AFTER_RUN = "(created_at, seq) > (SELECT created_at, seq FROM runs WHERE id = %s)"
 COUNT_RUNS = "SELECT COUNT(*) FROM runs WHERE {where}"
 #: ``RunFilter.key`` (``records.key_matches``), each term answered by an index.
 KEY_FILTER = (
@@ -243,8 +271,12 @@ _PRUNABLE = (
     "(status IN ('failed', 'unknown') AND created_at < %(failed_before)s) OR "
     "(status = ANY(%(succeeded_statuses)s) AND created_at < %(succeeded_before)s)"
 )
-PRUNE_STEPS = f"DELETE FROM steps WHERE run_seq IN (SELECT seq FROM runs WHERE {_PRUNABLE})"
-PRUNE_RUNS = f"DELETE FROM runs WHERE {_PRUNABLE}"
+#: One batch of a prune: at most ``%(batch)s`` runs and their steps, in one statement.
+PRUNE_BATCH = (
+    f"WITH gone AS (SELECT seq FROM runs WHERE {_PRUNABLE} LIMIT %(batch)s), "
+    "steps_gone AS (DELETE FROM steps WHERE run_seq IN (SELECT seq FROM gone)) "
+    "DELETE FROM runs WHERE seq IN (SELECT seq FROM gone)"
+)
 
 END_HOLD = (
     "UPDATE runs SET status = %(status)s, "

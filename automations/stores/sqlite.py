@@ -16,7 +16,10 @@ processes may open the same file (a CLI reading while the runner writes); writer
 
 from __future__ import annotations
 
+import enum
+import shutil
 import sqlite3
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -27,7 +30,14 @@ from typing import Any
 
 from automations.errors import StoreError
 from automations.ports import Lease, Store, check_end_hold
-from automations.records import AuditEntry, RunFilter, RunRecord, RunStatus, StepRecord
+from automations.records import (
+    AuditEntry,
+    RunFilter,
+    RunPage,
+    RunRecord,
+    RunStatus,
+    StepRecord,
+)
 from automations.stores.codec import check_run_changes, dump_json, normalize_run
 from automations.stores.sqlite_claims import SQLiteClaims
 from automations.stores.sqlite_schema import (
@@ -44,9 +54,11 @@ from automations.stores.sqlite_schema import (
     stored_run,
 )
 
-__all__ = ["SQLiteStore"]
+__all__ = ["PRUNE_BATCH", "SQLiteStore", "VacuumChange"]
 
 _RUN_SELECT = f"SELECT seq, {RUN_COLUMNS} FROM runs"
+#: Where ``created_at`` is in a row of ``_RUN_SELECT``.
+_CREATED_AT = 1 + RUN_COLUMNS.replace(" ", "").split(",").index("created_at")
 _STEP_SELECT = f"SELECT run_seq, {STEP_COLUMNS} FROM steps"
 _INSERT_RUN = (
     f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ({', '.join('?' * len(RUN_COLUMNS.split(',')))}) "
@@ -67,12 +79,45 @@ _IN_CHUNK = 500
 _UNFINISHED = (RunStatus.PENDING.value, RunStatus.RUNNING.value)
 #: The statuses the ``runs_attention`` index holds (schema version 5).
 _ATTENTION = frozenset({RunStatus.HELD.value, RunStatus.UNKNOWN.value})
+#: Pruning: runs deleted per statement (at most ``_IN_CHUNK``), how long one commit may take
+#: (a writer waits this long at most), and the pause between commits.
+PRUNE_BATCH = 50
+_PRUNE_SLICE_S = 0.01
+_PRUNE_PAUSE_S = 0.005
+#: The page cache of the store's connection: 32 MB (SQLite's default is 2 MB), so that pruning
+#: and the indexes of a large history are not read again from the file at every statement.
+_CACHE_KIB = 32 * 1024
+#: ``PRAGMA auto_vacuum`` values: INCREMENTAL frees pages on request (``reclaim``).
+_INCREMENTAL = 2
+#: Pages given back per commit at most, and how long ``reclaim`` holds the database at a time.
+_VACUUM_STEP_PAGES = 16
+_VACUUM_SLICE_S = 0.01
+#: Free space kept beyond what a VACUUM needs.
+_SPACE_MARGIN = 64 << 20
+#: The WAL is truncated back to this size at each checkpoint (it had grown to the largest
+#: transaction, and stayed there until a restart).
+_WAL_LIMIT = 64 << 20
 _KEEP_FAILED = (RunStatus.FAILED.value, RunStatus.UNKNOWN.value)
 _KEEP_SUCCEEDED = tuple(s.value for s in RunStatus if s.is_final and s.value not in _KEEP_FAILED)
 _PRUNABLE = (
     f"(status IN ({', '.join('?' * len(_KEEP_FAILED))}) AND created_at < ?) OR "
     f"(status IN ({', '.join('?' * len(_KEEP_SUCCEEDED))}) AND created_at < ?)"
 )
+
+
+class VacuumChange(enum.Enum):
+    """What ``SQLiteStore.enable_incremental_vacuum`` did."""
+
+    #: The file gives space back already (every file created since schema 7).
+    ALREADY = "already"
+    #: Converted now.
+    DONE = "done"
+    #: Not converted: the file is larger than allowed here (``automations db migrate`` does it).
+    TOO_LARGE = "too-large"
+    #: Not converted: less free space than twice the file's size.
+    NO_SPACE = "no-space"
+    #: Not converted: another process had the file open (or the disk filled up meanwhile).
+    BUSY = "busy"
 
 
 class SQLiteStore(SQLiteClaims, Store):
@@ -110,7 +155,11 @@ class SQLiteStore(SQLiteClaims, Store):
             raise StoreError(f"cannot open run store {self.path}: {exc}") from exc
         try:
             self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+            # before the first table: a new file gives space back when runs are pruned
+            self._db.execute(f"PRAGMA auto_vacuum = {_INCREMENTAL}")
             self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute(f"PRAGMA journal_size_limit = {_WAL_LIMIT}")
+            self._db.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._db.execute("PRAGMA foreign_keys = ON")
             migrate(self._db, self.path)
@@ -297,12 +346,20 @@ class SQLiteStore(SQLiteClaims, Store):
         with self._guard:
             return self._select_one("recipe = ? AND event_key = ?", (recipe, event_key))
 
-    def list_runs(self, flt: RunFilter) -> list[RunRecord]:
+    def list_runs_page(self, flt: RunFilter) -> RunPage:
         if flt.limit <= 0:
-            return []
+            return RunPage([], None)
         where, params = _filter_sql(flt)
         with self._guard:
-            return self._select(f"{where} ORDER BY seq DESC LIMIT ?", (*params, flt.limit))
+            # one more than asked: whether there is a next page, without counting
+            rows = self._db.execute(
+                f"{_RUN_SELECT} WHERE {where} ORDER BY created_at DESC, seq DESC LIMIT ?",
+                (*params, flt.limit + 1),
+            ).fetchall()
+            more = len(rows) > flt.limit
+            del rows[flt.limit :]
+            runs = self._with_steps(rows)
+        return RunPage(runs, (rows[-1][_CREATED_AT], rows[-1][0]) if more else None)
 
     def count(self, status: RunStatus | None = None) -> int:
         where, params = _filter_sql(RunFilter(status=status))
@@ -311,18 +368,93 @@ class SQLiteStore(SQLiteClaims, Store):
         return int(row[0])
 
     def prune(self, *, now: float, keep_succeeded_s: float, keep_failed_s: float) -> int:
+        """Deletes in commits of about ``_PRUNE_SLICE_S`` each (``PRUNE_BATCH`` runs at a time
+        within one), pausing between them so other threads (the intake) write in between; a
+        writer waits for one slice at most. Then gives the space back (``reclaim``)."""
         params = (
             *_KEEP_FAILED,
             now - keep_failed_s,
             *_KEEP_SUCCEEDED,
             now - keep_succeeded_s,
+            PRUNE_BATCH,
         )
-        with _Transaction(self):
-            self._db.execute(
-                f"DELETE FROM steps WHERE run_seq IN (SELECT seq FROM runs WHERE {_PRUNABLE})",
-                params,
-            )
-            return int(self._db.execute(f"DELETE FROM runs WHERE {_PRUNABLE}", params).rowcount)
+        removed = 0
+        more = True
+        while more:
+            with _Transaction(self):
+                deadline = time.monotonic() + _PRUNE_SLICE_S
+                while more and time.monotonic() < deadline:
+                    seqs = [
+                        row[0]
+                        for row in self._db.execute(
+                            f"SELECT seq FROM runs WHERE {_PRUNABLE} LIMIT ?", params
+                        )
+                    ]
+                    if seqs:
+                        marks = ", ".join("?" * len(seqs))
+                        self._db.execute(f"DELETE FROM steps WHERE run_seq IN ({marks})", seqs)
+                        self._db.execute(f"DELETE FROM runs WHERE seq IN ({marks})", seqs)
+                    removed += len(seqs)
+                    more = len(seqs) == PRUNE_BATCH
+            if more:
+                time.sleep(_PRUNE_PAUSE_S)  # the lock is free: a waiting writer takes it now
+        if removed:
+            self.reclaim()
+        return removed
+
+    def reclaim(self) -> None:
+        """Give the pages freed by deletions back to the file system: the file shrinks (with
+        ``auto_vacuum = INCREMENTAL``: ``enable_incremental_vacuum``) in slices of about
+        ``_VACUUM_SLICE_S``, so a writer waits for one slice at most, and the WAL is
+        checkpointed and truncated to zero (unless a reader holds it: then at the next prune)."""
+        with self._guard:
+            incremental = self._db.execute("PRAGMA auto_vacuum").fetchone()[0] == _INCREMENTAL
+        while incremental:
+            with self._guard:
+                deadline = time.monotonic() + _VACUUM_SLICE_S
+                while (left := self._db.execute("PRAGMA freelist_count").fetchone()[0]) and (
+                    time.monotonic() < deadline
+                ):
+                    # each execution is its own commit: a few pages (one, with Python's
+                    # sqlite3, which steps the statement once) moved to the freed places and
+                    # the file cut after them
+                    self._db.execute(f"PRAGMA incremental_vacuum({_VACUUM_STEP_PAGES})").fetchall()
+            if not left:
+                break
+            time.sleep(_PRUNE_PAUSE_S)
+        with self._guard:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
+    def enable_incremental_vacuum(self, *, max_bytes: int | None = None) -> VacuumChange:
+        """Make a file created before schema 7 give space back when runs are pruned: set
+        ``auto_vacuum = INCREMENTAL``, which takes one ``VACUUM`` (a rewrite of the whole file
+        into a copy, then back through the WAL: it needs about twice the file's size free, and
+        holds the database for roughly a minute per GB). Not done when the file is over
+        ``max_bytes`` or the free space is short, nor while another process reads the file
+        (``VacuumChange`` says which); done at most once per file."""
+        with self._guard:
+            if self._db.execute("PRAGMA auto_vacuum").fetchone()[0] == _INCREMENTAL:
+                return VacuumChange.ALREADY
+            if self.path == ":memory:" or not Path(self.path).exists():
+                return VacuumChange.ALREADY
+            size = Path(self.path).stat().st_size
+            wal = Path(f"{self.path}-wal")
+            size += wal.stat().st_size if wal.exists() else 0
+            if max_bytes is not None and size > max_bytes:
+                return VacuumChange.TOO_LARGE
+            folders = {str(Path(self.path).resolve().parent), tempfile.gettempdir()}
+            if any(shutil.disk_usage(f).free < 2 * size + _SPACE_MARGIN for f in folders):
+                return VacuumChange.NO_SPACE
+            try:
+                self._db.execute(f"PRAGMA auto_vacuum = {_INCREMENTAL}")
+                self._db.execute("VACUUM")
+            except sqlite3.OperationalError:  # busy (a reader), or the disk filled up
+                with suppress(sqlite3.Error):
+                    self._db.execute("PRAGMA auto_vacuum = 0")
+                return VacuumChange.BUSY
+            with suppress(sqlite3.Error):
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            return VacuumChange.DONE
 
     def end_hold(
         self, recipe: str, status: RunStatus, *, now: float, error: str | None = None
@@ -456,7 +588,9 @@ class SQLiteStore(SQLiteClaims, Store):
 
     def _select(self, where: str, params: Sequence[object]) -> list[RunRecord]:
         """The runs matching ``where``, each with its steps."""
-        rows = self._db.execute(f"{_RUN_SELECT} WHERE {where}", params).fetchall()
+        return self._with_steps(self._db.execute(f"{_RUN_SELECT} WHERE {where}", params).fetchall())
+
+    def _with_steps(self, rows: list[tuple[Any, ...]]) -> list[RunRecord]:
         steps = self._steps_for([row[0] for row in rows])
         return [run_from_row(row, steps.get(row[0], ())) for row in rows]
 
@@ -501,16 +635,28 @@ def _filter_sql(flt: RunFilter) -> tuple[str, list[object]]:
         params.extend([flt.until, flt.until])
     if flt.hide_skipped:
         clauses.append("status <> 'skipped'")
-    # keyset cursors: the seq of the run named (none when it is gone: nothing matches)
+    # keyset cursors, in the order listed (created_at, then seq): after or before the run named
+    # (none when it is gone: nothing matches), or after a (created_at, seq) position. The first
+    # term of each is a range on the indexes' created_at.
     if flt.before_id is not None:
-        clauses.append("seq < (SELECT seq FROM runs WHERE id = ?)")
-        params.append(flt.before_id)
+        clauses.append(
+            f"created_at <= {_AT_RUN} AND (created_at < {_AT_RUN} OR seq < {_SEQ_OF_RUN})"
+        )
+        params.extend([flt.before_id] * 3)
     if flt.after_id is not None:
-        clauses.append("seq > (SELECT seq FROM runs WHERE id = ?)")
-        params.append(flt.after_id)
+        clauses.append(
+            f"created_at >= {_AT_RUN} AND (created_at > {_AT_RUN} OR seq > {_SEQ_OF_RUN})"
+        )
+        params.extend([flt.after_id] * 3)
+    if flt.before is not None:
+        clauses.append("created_at <= ? AND (created_at < ? OR seq < ?)")
+        params.extend([flt.before[0], flt.before[0], flt.before[1]])
     if flt.key is not None:
         # records.key_matches, written so that each term uses an index (runs_event_key,
-        # runs_schedule_key): a key's runs are found in microseconds among a million
+        # runs_schedule_key): a key's runs are found in microseconds among a million. The
+        # other terms are made unusable by an index (unary +), so the planner never prefers
+        # walking a recipe's or a status's whole history in order over these few rows.
+        clauses = [_no_index(c) for c in clauses]
         clauses.append(
             "(event_key = ? OR (event_key > ? AND event_key < ? AND length(event_key) = ? "
             "AND substr(event_key, -16) NOT GLOB '*[^0-9a-f]*') "
@@ -520,6 +666,16 @@ def _filter_sql(flt: RunFilter) -> tuple[str, list[object]]:
         # "@" then "A" in code point order: the range holds exactly the keys "key@..."
         params.extend([k, k + "@", k + "A", len(k) + 17, k])
     return (" AND ".join(clauses) or "1"), params
+
+
+_AT_RUN = "(SELECT created_at FROM runs WHERE id = ?)"
+_SEQ_OF_RUN = "(SELECT seq FROM runs WHERE id = ?)"
+
+
+def _no_index(clause: str) -> str:
+    for column in ("recipe", "status", "created_at", "seq"):
+        clause = clause.replace(f"{column} ", f"+{column} ")
+    return clause
 
 
 class _Guard:

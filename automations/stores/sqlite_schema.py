@@ -49,11 +49,10 @@ __all__ = [
 ]
 
 #: The schema version this code writes (``PRAGMA user_version``).
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 # The comments inside the CREATE statements are kept by SQLite: ``.schema`` shows them.
-# Indexes serve list_runs newest first: all runs (runs_created), by recipe (runs_recipe), by
-# status (runs_status, also used by unfinished() and prune()).
+# Indexes serve list_runs newest first: see version 7.
 # No statement may contain a semicolon except as its terminator (see ``migrate``).
 _SCHEMA_V1 = """
 CREATE TABLE runs (
@@ -168,6 +167,18 @@ CREATE INDEX runs_leases ON runs (lease_expires_at) WHERE status = 'running';
 UPDATE runs SET lease_expires_at = 0 WHERE status = 'running';
 """
 
+# Version 7 (issue 12, "history stays cheap"): ``runs`` lists newest first by created_at (then
+# seq, the rowid every index ends with), and every filter, alone or combined, is one index range
+# read in that order, stopping at the page's limit: the time range alone (runs_created),
+# by recipe, by status, by both. The status index also finds what pruning deletes. runs_recipe
+# (recipe alone) is the first column of two of these.
+_SCHEMA_V7 = """
+CREATE INDEX runs_recipe_created ON runs (recipe, created_at);
+CREATE INDEX runs_status_created ON runs (status, created_at);
+CREATE INDEX runs_recipe_status_created ON runs (recipe, status, created_at);
+DROP INDEX runs_recipe;
+"""
+
 #: ``MIGRATIONS[n]`` takes a database from schema version ``n`` to ``n + 1``.
 MIGRATIONS: tuple[str, ...] = (
     _SCHEMA_V1,
@@ -176,6 +187,7 @@ MIGRATIONS: tuple[str, ...] = (
     _SCHEMA_V4,
     _SCHEMA_V5,
     _SCHEMA_V6,
+    _SCHEMA_V7,
 )
 
 #: The columns of ``runs`` (but ``seq``) in the order ``run_params`` gives their values.

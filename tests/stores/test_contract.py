@@ -366,6 +366,65 @@ def test_list_runs_hides_skipped_runs_when_asked(store: Store) -> None:
     assert ids(store.list_runs(RunFilter(limit=3, hide_skipped=True))) == ["r6", "r5", "r4"]
 
 
+def test_list_runs_orders_by_creation_time_then_as_recorded(store: Store) -> None:
+    _history(store)
+    store.enqueue(make_run("r7", recipe="b", created_at=T0 + 3))  # recorded last, created before r5
+    assert ids(store.list_runs(RunFilter())) == ["r6", "r5", "r7", "r4", "r3", "r2", "r1"]
+    # the console's cursors follow the same order
+    assert ids(store.list_runs(RunFilter(before_id="r5"))) == ["r7", "r4", "r3", "r2", "r1"]
+    assert ids(store.list_runs(RunFilter(after_id="r4"))) == ["r6", "r5", "r7"]
+    assert ids(store.list_runs(RunFilter(after_id="r7", before_id="r6"))) == ["r5"]
+
+
+@pytest.mark.parametrize(
+    ("flt", "expected"),
+    [
+        (RunFilter(until=T0 + 2), ["r2", "r1"]),
+        (RunFilter(since=T0 + 1, until=T0 + 5), ["r5", "r4", "r3", "r2"]),
+        (RunFilter(recipe="a", status=RunStatus.FAILED, since=T0, until=T0 + 3), ["r4"]),
+        (RunFilter(status=RunStatus.SUCCEEDED, until=T0 + 4), ["r1"]),
+    ],
+)
+def test_list_runs_in_a_time_range(store: Store, flt: RunFilter, expected: list[str]) -> None:
+    _history(store)
+    assert ids(store.list_runs(flt)) == expected
+
+
+@pytest.mark.parametrize(
+    "flt",
+    [RunFilter(limit=2), RunFilter(limit=1, recipe="a"), RunFilter(limit=4), RunFilter(limit=6)],
+)
+def test_pages_follow_each_other_through_the_cursor(store: Store, flt: RunFilter) -> None:
+    """Keyset pages: each run once, in the order of one whole listing; a run recorded while
+    paging (newest) shifts nothing; the last page has no cursor."""
+    _history(store)
+    whole = ids(store.list_runs(dataclasses.replace(flt, limit=100)))
+    seen: list[str] = []
+    page = store.list_runs_page(flt)
+    store.enqueue(make_run("late", recipe="a", created_at=T0 + 9))
+    while True:
+        assert 0 < len(page.runs) <= flt.limit
+        seen += ids(page.runs)
+        if page.next is None:
+            break
+        page = store.list_runs_page(dataclasses.replace(flt, before=page.next))
+    assert seen == whole
+    assert store.list_runs_page(dataclasses.replace(flt, limit=100)).next is None
+
+
+def test_a_page_cursor_separates_runs_created_in_the_same_instant(store: Store) -> None:
+    for i in range(5):
+        store.enqueue(make_run(f"t{i}", created_at=T0))
+    first = store.list_runs_page(RunFilter(limit=2))
+    assert ids(first.runs) == ["t4", "t3"]
+    assert first.next is not None
+    second = store.list_runs_page(RunFilter(limit=2, before=first.next))
+    assert ids(second.runs) == ["t2", "t1"]
+    assert second.next is not None
+    last = store.list_runs_page(RunFilter(limit=2, before=second.next))
+    assert (ids(last.runs), last.next) == (["t0"], None)
+
+
 def test_list_runs_by_key(store: Store) -> None:
     """``--key``: the runs of one row or event, whatever produced them, and no other."""
     import dataclasses
@@ -545,6 +604,24 @@ def test_prune_deletes_final_runs_past_their_window(store: Store) -> None:
     _, new = store.enqueue(make_run("again", event_key="key-ok-old"))
     assert new is True
     assert store.get_run("again").steps == ()
+
+
+def test_prune_deletes_in_batches(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A prune larger than a batch takes several commits and deletes exactly what one would."""
+    import automations.stores.postgres as postgres_store
+    import automations.stores.sqlite as sqlite_store
+
+    monkeypatch.setattr(sqlite_store, "PRUNE_BATCH", 3)
+    monkeypatch.setattr(postgres_store, "PRUNE_BATCH", 3)
+    now, day = T0 + 100 * 86400, 86400.0
+    for i in range(10):
+        store.enqueue(make_run(f"old{i}", status=RunStatus.SUCCEEDED, created_at=now - 9 * day))
+        store.put_step(make_step(f"old{i}"))
+    store.enqueue(make_run("new", status=RunStatus.SUCCEEDED, created_at=now - day))
+    store.put_step(make_step("new"))
+    assert store.prune(now=now, keep_succeeded_s=7 * day, keep_failed_s=30 * day) == 10
+    assert ids(store.list_runs(RunFilter(limit=100))) == ["new"]
+    assert store.get_run("new").steps == (make_step("new"),)
 
 
 def test_prune_with_nothing_to_do(store: Store) -> None:

@@ -48,7 +48,7 @@ def test_a_version_1_database_is_upgraded_in_place(tmp_path: Path) -> None:
     by_key = store.list_runs(RunFilter(key="evt-402"))
     store.close()
 
-    assert rows(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(6,)]
+    assert rows(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(7,)]
     # version 5: held and unknown runs counted from their own index, not a scan of every run
     plan = rows(
         path,
@@ -65,9 +65,13 @@ def test_a_version_1_database_is_upgraded_in_place(tmp_path: Path) -> None:
     ]
     # version 4: the runs of one event are found by key (an index search)
     assert [r.event_key for r in by_key] == ["evt-402"]
-    assert {"runs_event_key", "runs_schedule_key"} <= {
+    indexes = {
         name for (name,) in rows(path, "SELECT name FROM sqlite_master WHERE type = 'index'")
     }
+    assert {"runs_event_key", "runs_schedule_key"} <= indexes
+    # version 7: the runs filters' indexes, in the order listed (runs_recipe is in two of them)
+    assert {"runs_recipe_created", "runs_status_created", "runs_recipe_status_created"} <= indexes
+    assert "runs_recipe" not in indexes
     # every old column keeps its value; the new ones come after them
     after = rows(path, "SELECT * FROM runs ORDER BY seq")
     assert [r[:16] for r in after] == before

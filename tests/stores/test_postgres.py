@@ -163,4 +163,19 @@ def test_a_version_1_database_is_upgraded_in_place() -> None:
             store.close()
         with psycopg.connect(url) as conn:
             rows = conn.execute("SELECT lease_token, order_key FROM runs ORDER BY seq").fetchall()
+            indexes = {
+                name
+                for (name,) in conn.execute(
+                    "SELECT indexname FROM pg_indexes WHERE tablename = 'runs' "
+                    "AND schemaname = current_schema()"
+                )
+            }
         assert rows == [(0, None), (0, None)]
+        # version 5: the runs filters' indexes, in the order listed
+        assert {
+            "runs_listed",
+            "runs_recipe_listed",
+            "runs_status_listed",
+            "runs_recipe_status_listed",
+        } <= indexes
+        assert not {"runs_created", "runs_recipe", "runs_status"} & indexes

@@ -91,7 +91,8 @@ def test_a_typical_run_costs_little_on_disk(tmp_path: Path) -> None:
 
     About half is the JSON the engine records (event, requests, responses; the row is stored
     only when ``columns:`` makes it differ from the event); the rest is ids, keys, times,
-    indexes and page space. Today: ~950 bytes/run, ~530 besides the JSON.
+    indexes and page space. Today: ~1,080 bytes/run, ~670 besides the JSON (schema 7's indexes
+    for the runs filters, by recipe, status and both in creation order, cost ~140 of them).
     """
     path = tmp_path / "runs.db"
     store = SQLiteStore(path)
@@ -115,8 +116,8 @@ def test_a_typical_run_costs_little_on_disk(tmp_path: Path) -> None:
     ).fetchone()
     db.close()
     per_run = path.stat().st_size / runs
-    assert per_run - json_bytes / runs <= 650
-    assert per_run <= 1_024
+    assert per_run - json_bytes / runs <= 750
+    assert per_run <= 1_150
 
 
 def test_a_run_committed_by_a_killed_process_is_there(tmp_path: Path) -> None:

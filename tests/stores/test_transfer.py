@@ -74,7 +74,8 @@ def test_a_sqlite_history_arrives_whole_and_unchanged(tmp_path: Path, pg: str) -
         assert postgres.count_by_recipe(RunStatus.HELD) == {"flood": 1}
         assert postgres.unfinished() == sqlite.unfinished()
         # the copy is a working store: new runs follow the copied ones
-        postgres.enqueue(make_run("after"))
+        newest = max(r.created_at for r in sqlite.list_runs(ALL))
+        postgres.enqueue(make_run("after", created_at=newest + 1))
         assert postgres.list_runs(RunFilter(limit=1))[0].id == "after"
     finally:
         sqlite.close()
