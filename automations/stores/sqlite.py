@@ -155,8 +155,9 @@ class SQLiteStore(SQLiteClaims, Store):
             raise StoreError(f"cannot open run store {self.path}: {exc}") from exc
         try:
             self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-            # before the first table: a new file gives space back when runs are pruned
-            self._db.execute(f"PRAGMA auto_vacuum = {_INCREMENTAL}")
+            if self._db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is None:
+                # a new file, before its first table: it gives space back when runs are pruned
+                self._db.execute(f"PRAGMA auto_vacuum = {_INCREMENTAL}")
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute(f"PRAGMA journal_size_limit = {_WAL_LIMIT}")
             self._db.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")

@@ -1,6 +1,6 @@
 """httpcore, under httpx, asks which event loop runs on every connection lock: with ``sniffio``
 installed that is a dictionary lookup; without it, a failed import through every finder of
-``sys.meta_path`` each time (15 per run, a third of the engine's CPU per run)."""
+``sys.meta_path`` each time (15 per run: 3.6 instead of 3.0 ms of CPU per run)."""
 
 from __future__ import annotations
 
