@@ -609,11 +609,6 @@ class SQLiteStore(SQLiteClaims, Store):
         return by_run
 
 
-#: The first run recorded at or after a time (``runs_created``), and a seq above every run.
-_FIRST_AT = "SELECT seq FROM runs WHERE created_at >= ? ORDER BY created_at LIMIT 1"
-_NO_SEQ = 9223372036854775807
-
-
 def _filter_sql(flt: RunFilter) -> tuple[str, list[object]]:
     clauses: list[str] = []
     params: list[object] = []
@@ -623,17 +618,12 @@ def _filter_sql(flt: RunFilter) -> tuple[str, list[object]]:
     if flt.status is not None:
         clauses.append("status = ?")
         params.append(flt.status.value)
-    # A time range also bounds seq (runs are recorded in time order, to within the
-    # milliseconds between threads): a page of a rare status in a range reads that range
-    # through the primary key, never the whole history before it.
     if flt.since is not None:
         clauses.append("created_at >= ?")
-        clauses.append(f"seq >= COALESCE(({_FIRST_AT}), {_NO_SEQ})")
-        params.extend([flt.since, flt.since])
+        params.append(flt.since)
     if flt.until is not None:
         clauses.append("created_at < ?")
-        clauses.append(f"seq < COALESCE(({_FIRST_AT}), {_NO_SEQ})")
-        params.extend([flt.until, flt.until])
+        params.append(flt.until)
     if flt.hide_skipped:
         clauses.append("status <> 'skipped'")
     # keyset cursors, in the order listed (created_at, then seq): after or before the run named
