@@ -26,7 +26,7 @@ import json
 import operator
 from typing import Any, TypeVar
 
-from automations.records import RunRecord, RunStatus, StepRecord, TriggerKind
+from automations.records import RunFilter, RunRecord, RunStatus, StepRecord, TriggerKind
 
 __all__ = [
     "JSON_TEXT_LIMIT",
@@ -192,3 +192,23 @@ def check_run_changes(fields: dict[str, object]) -> dict[str, object]:
         error = changes["error"]
         changes["error"] = cap_text(error) if isinstance(error, str) or error is None else error
     return changes
+
+
+def column_filters(flt: RunFilter, mark: str) -> tuple[list[str], list[object]]:
+    """The SQL terms of ``flt``'s plain column filters (recipe, status, time range, skipped
+    hidden), with ``mark`` as the parameter placeholder. Every SQL store shares them; cursors
+    and the key search are each store's own (they lean on its indexes)."""
+    clauses: list[str] = []
+    params: list[object] = []
+    for term, value in (
+        (f"recipe = {mark}", flt.recipe),
+        (f"status = {mark}", flt.status.value if flt.status is not None else None),
+        (f"created_at >= {mark}", flt.since),
+        (f"created_at < {mark}", flt.until),
+    ):
+        if value is not None:
+            clauses.append(term)
+            params.append(value)
+    if flt.hide_skipped:
+        clauses.append("status <> 'skipped'")
+    return clauses, params

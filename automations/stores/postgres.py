@@ -51,7 +51,7 @@ from automations.records import (
     StepRecord,
 )
 from automations.stores import postgres_sql as sql
-from automations.stores.codec import check_run_changes, normalize_run
+from automations.stores.codec import check_run_changes, column_filters, normalize_run
 from automations.stores.leases import PostgresClaims
 from automations.stores.sqlite_schema import (
     audit_from_row,
@@ -458,22 +458,7 @@ class PostgresStore(PostgresClaims, Store):
 
 
 def _filter_sql(flt: RunFilter) -> tuple[str, list[object]]:
-    clauses: list[str] = []
-    params: list[object] = []
-    if flt.recipe is not None:
-        clauses.append("recipe = %s")
-        params.append(flt.recipe)
-    if flt.status is not None:
-        clauses.append("status = %s")
-        params.append(flt.status.value)
-    if flt.since is not None:
-        clauses.append("created_at >= %s")
-        params.append(flt.since)
-    if flt.until is not None:
-        clauses.append("created_at < %s")
-        params.append(flt.until)
-    if flt.hide_skipped:
-        clauses.append("status <> 'skipped'")
+    clauses, params = column_filters(flt, "%s")
     # keyset cursors, in the order listed: after or before the run named (none when it is gone:
     # nothing matches), or after a (created_at, seq) position
     if flt.before_id is not None:

@@ -38,7 +38,7 @@ from automations.records import (
     RunStatus,
     StepRecord,
 )
-from automations.stores.codec import check_run_changes, dump_json, normalize_run
+from automations.stores.codec import check_run_changes, column_filters, dump_json, normalize_run
 from automations.stores.sqlite_claims import SQLiteClaims
 from automations.stores.sqlite_schema import (
     AUDIT_COLUMNS,
@@ -610,22 +610,7 @@ class SQLiteStore(SQLiteClaims, Store):
 
 
 def _filter_sql(flt: RunFilter) -> tuple[str, list[object]]:
-    clauses: list[str] = []
-    params: list[object] = []
-    if flt.recipe is not None:
-        clauses.append("recipe = ?")
-        params.append(flt.recipe)
-    if flt.status is not None:
-        clauses.append("status = ?")
-        params.append(flt.status.value)
-    if flt.since is not None:
-        clauses.append("created_at >= ?")
-        params.append(flt.since)
-    if flt.until is not None:
-        clauses.append("created_at < ?")
-        params.append(flt.until)
-    if flt.hide_skipped:
-        clauses.append("status <> 'skipped'")
+    clauses, params = column_filters(flt, "?")
     # keyset cursors, in the order listed (created_at, then seq): after or before the run named
     # (none when it is gone: nothing matches), or after a (created_at, seq) position. The first
     # term of each is a range on the indexes' created_at.
