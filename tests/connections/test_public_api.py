@@ -26,6 +26,7 @@ PUBLIC = {
         "parse_rate",
         "read_body",
     ],
+    "automations.connections.http11": ["Http11Transport"],
     "automations.endpoints": [
         "DEFAULT_RATE",
         "USER_AGENT",
