@@ -3,7 +3,9 @@
 ``ConnectionSettings.from_env`` reads which provider endpoints and API keys to use. ``Connections``
 owns one ``httpx.AsyncClient`` and one pacer per API key (``pacing``: in this process, or shared
 by every node through PostgreSQL), and ``send`` carries an
-``OutboundRequest`` to a ``SendResult`` or a ``ProviderError``:
+``OutboundRequest`` to a ``SendResult`` or a ``ProviderError``. Under a client it makes itself,
+the bytes go through ``http11.Http11Transport`` (HTTP/1.1 over asyncio; httpx's own transport
+when the environment names a proxy):
 
     attempt := wait for the key's rate-limiter slot, send (reporting when it left)
       2xx or an ``also_success`` status     -> SendResult
@@ -27,7 +29,8 @@ Every answer is read for the vendor's pacing signal (``signals``: ``Retry-After`
 ``ratelimit``, Loops' ``x-ratelimit-*``), which holds the key's whole rate limiter.
 
 The package by role: ``client`` (``Connections``: pacing, the retry loop), ``wire`` (the request
-bytes of one attempt, reading answers), ``outcome`` (results and errors, secrets masked),
+bytes of one attempt, reading answers), ``http11`` (the transport: pooled HTTP/1.1 connections),
+``outcome`` (results and errors, secrets masked),
 ``signals`` (the vendors' pacing headers), ``pacing`` (one rate limit per key across nodes);
 where each connection sends is
 ``automations.endpoints``.

@@ -76,6 +76,10 @@ class Connections:
         self.settings = settings
         self._client = client
         self._owns_client = client is None
+        #: The transport of the client this object made for itself, when it is ours: requests
+        #: go to it directly (``Http11Transport.send``), past the client's layers of auth,
+        #: redirects, hooks and cookies, which such a client never uses.
+        self._direct: Http11Transport | None = None
         self._transport = transport
         self._timeout = timeout
         self._clock = clock
@@ -130,6 +134,7 @@ class Connections:
         if self._owns_client and self._client is not None:
             await self._client.aclose()
             self._client = None
+            self._direct = None
         self.pacing.close()
 
     def _http(self) -> httpx.AsyncClient:
@@ -137,7 +142,7 @@ class Connections:
             transport = self._transport
             if transport is None and not _proxied():
                 # httpx's own transport costs ten times as much CPU per request (http11.py)
-                transport = Http11Transport()
+                transport = self._direct = Http11Transport()
             client = httpx.AsyncClient(
                 transport=transport, timeout=self._timeout, follow_redirects=False
             )
@@ -351,7 +356,11 @@ class Connections:
             retry_after: float | None = None
             unsent = False  # whether this attempt provably never reached the provider
             try:
-                response = await client.send(request)
+                direct = self._direct
+                if direct is not None:
+                    response = await direct.send(request)
+                else:
+                    response = await client.send(request)
             except _NOT_SENT as exc:
                 reason = f"could not be reached ({type(exc).__name__})"
                 unsent = True

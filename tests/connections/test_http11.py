@@ -343,3 +343,19 @@ def test_an_idle_connection_to_another_origin_makes_room_at_the_limit() -> None:
             return statuses, a.connections, b.connections
 
     assert asyncio.run(main()) == ([200, 200, 200], 2, 1)
+
+
+def test_send_gives_the_answer_read_whole_and_decoded() -> None:
+    async def use(client: httpx.AsyncClient, server: WireServer) -> list[Any]:
+        transport = Http11Transport()
+        request = httpx.Request(
+            "GET", server.url + "/x", extensions={"timeout": {"read": 1.0, "connect": 1.0}}
+        )
+        answers = [await transport.send(request) for _ in range(2)]
+        await transport.aclose()
+        return [(a.status_code, a.content, a.request is request) for a in answers]
+
+    zipped = ok(gzip.compress(b'{"z": 1}'), headers=b"Content-Encoding: gzip\r\n")
+    answers, server = over([zipped], use)
+    assert answers == [(200, b'{"z": 1}', True)] * 2
+    assert server.connections == 1
