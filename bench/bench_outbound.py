@@ -1,18 +1,23 @@
 """Engine CPU per run: a webhook's run sending 2 requests (a Quo contact, a Loops update).
 
-    python bench/bench_outbound.py [--runs 2000] [--rounds 5] [--concurrency 8] [--profile]
+    python bench/bench_outbound.py [--runs 2000] [--rounds 5] [--concurrency 8] [--lease]
+                                   [--profile]
 
-In this process: a SQLite store in a temporary folder, the runner's ``Connections`` (httpx) and
+In this process: a SQLite store in a temporary folder, the runner's ``Connections`` (httpx, over ``Http11Transport``) and
 ``Executor`` with its store thread, against a loopback fake Quo + Loops (a subprocess of
 ``bench_webhooks.py`` that answers at once; rate limits set very high). Each round records
 ``--runs`` webhook runs and executes them, ``--concurrency`` at a time, as the dispatcher would;
 the figure is this process's CPU time (every thread) per run, median of ``--rounds`` rounds
 after a warm-up round. Every run must end ``succeeded`` with its 2 steps. Goal: <= 1.5 ms
-(about 650 runs/s per core). ``--profile``: one round under cProfile, the top functions printed
-(cProfile sees the event loop's thread only, not the store thread's SQLite work).
+(about 650 runs/s per core). ``--lease``: each run is first claimed under a lease
+(``claim_run``, on the store thread) and executed under it, as the runner's service does: one
+commit more per run, and every write fenced by the lease. ``--profile``: one round under
+cProfile, the top functions printed (cProfile sees the event loop's thread only, not the store
+thread's SQLite work).
 
 On the 2-core machine of issue 12 (alternating, medians): 3.2 ms per run when httpx's own
-transport (httpcore on anyio) carried the requests, 1.0 ms with ``connections/http11.py``. Of
+transport (httpcore on anyio) carried the requests, 1.0 ms with ``connections/http11.py`` (1.1 ms
+with ``--lease``). Of
 that, about 0.6 ms is the event loop's thread (the executor, ``Connections``, the transport and
 the kernel's loopback TCP) and 0.4 ms the store thread (four SQLite commits per run: the claim,
 the Quo step's ``sending`` mark, its outcome before the Loops request, the last outcome with
@@ -27,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import functools
 import os
 import pstats
 import statistics
@@ -58,7 +64,12 @@ def event(i: int) -> dict[str, str]:
 
 
 async def one_round(
-    executor: Executor, store: SQLiteStore, recipe: object, runs: int, concurrency: int
+    executor: Executor,
+    store: SQLiteStore,
+    recipe: object,
+    runs: int,
+    concurrency: int,
+    lease: bool = False,
 ) -> float:
     tag = uuid.uuid4().hex[:8]
     records = [
@@ -69,7 +80,13 @@ async def one_round(
 
     async def worker() -> None:
         for run in pending:
-            final = await executor.execute(run, recipe)  # type: ignore[arg-type]
+            held = None
+            if lease:
+                claim = functools.partial(store.claim_run, run.id, "bench", ttl_s=60.0)
+                claimed = await executor.io(claim)
+                assert claimed is not None
+                held = claimed.lease
+            final = await executor.execute(run, recipe, lease=held)  # type: ignore[arg-type]
             if final.status is not RunStatus.SUCCEEDED or len(final.steps) != 2:
                 raise SystemExit(f"run {final.id} ended {final.status}: {final.error}")
 
@@ -97,14 +114,19 @@ async def bench(opts: argparse.Namespace, fake_url: str, folder: Path) -> list[f
     try:
         async with Connections(ConnectionSettings.from_env(env)) as conns:
             executor = Executor(store, conns, env, io=io, defer_refused=True)
-            await one_round(executor, store, loaded.recipe, max(100, opts.runs // 10), 8)
+            warm = max(100, opts.runs // 10)
+            await one_round(executor, store, loaded.recipe, warm, 8, opts.lease)
             for _ in range(opts.rounds):
-                used = await one_round(executor, store, loaded.recipe, opts.runs, opts.concurrency)
+                used = await one_round(
+                    executor, store, loaded.recipe, opts.runs, opts.concurrency, opts.lease
+                )
                 cpu.append(used / opts.runs)
             if opts.profile:
                 profile = cProfile.Profile()
                 profile.enable()
-                await one_round(executor, store, loaded.recipe, opts.runs, opts.concurrency)
+                await one_round(
+                    executor, store, loaded.recipe, opts.runs, opts.concurrency, opts.lease
+                )
                 profile.disable()
                 stats = pstats.Stats(profile).sort_stats("tottime")
                 stats.print_stats(35)
@@ -119,11 +141,14 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--lease", action="store_true")
     parser.add_argument("--profile", action="store_true")
     opts = parser.parse_args()
     opts.runs = min(max(100, opts.runs), 50_000)
     opts.rounds = min(max(1, opts.rounds), 20)
-    print(f"engine CPU per run (2 sends), python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+    under = ", under a lease" if opts.lease else ""
+    python = sys.version.split()[0]
+    print(f"engine CPU per run (2 sends{under}), python {python}, {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         port = free_port()

@@ -44,6 +44,9 @@ _VALUE = re.compile(rb"(?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?")
 _TARGET = re.compile(rb"[^\x00\s]+")
 _DEFAULT_PORTS = {b"http": 80, b"https": 443}
 _NO_TIMEOUT: dict[str, float | None] = {}
+#: The most bytes an answer's head may take (httpcore's limit): a server sending headers
+#: without end fails the request instead of filling memory.
+MAX_HEAD_BYTES = 100 * 1024
 
 
 class Http11Transport(httpx.AsyncBaseTransport):
@@ -258,6 +261,8 @@ class _Connection(asyncio.Protocol):
         self._seen_headers = False
         self._until_close = False
         self._complete = False
+        #: Bytes received before the answer's head was complete.
+        self._head_bytes = 0
         self._last_read = 0.0
         self._timer: asyncio.TimerHandle | None = None
 
@@ -274,6 +279,7 @@ class _Connection(asyncio.Protocol):
         self._head_only = request.method == "HEAD"
         self._headers, self._body = [], []
         self._seen_headers = self._until_close = self._complete = False
+        self._head_bytes = 0
         waiter = self._waiter = loop.create_future()
         try:
             transport.write(data)
@@ -344,10 +350,15 @@ class _Connection(asyncio.Protocol):
             return
         if self._timer is not None:
             self._last_read = self._loop.time()
+        if not self._seen_headers:
+            self._head_bytes += len(data)
         try:
             self._parser.feed_data(data)
         except Exception as exc:  # httptools.HttpParserError, HttpParserUpgrade
             self._fail(httpx.RemoteProtocolError(f"the answer is not valid HTTP/1.1 ({exc})"))
+            return
+        if not self._seen_headers and self._head_bytes > MAX_HEAD_BYTES:
+            self._fail(httpx.RemoteProtocolError("the answer's head is too long"))
 
     def eof_received(self) -> bool | None:
         return None  # close the transport (connection_lost follows)
@@ -401,7 +412,7 @@ class _Connection(asyncio.Protocol):
             self._reason = reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if not self._complete:
+        if not self._complete and not self._seen_headers:  # not a chunked body's trailers
             self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:

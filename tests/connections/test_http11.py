@@ -359,3 +359,32 @@ def test_send_gives_the_answer_read_whole_and_decoded() -> None:
     answers, server = over([zipped], use)
     assert answers == [(200, b'{"z": 1}', True)] * 2
     assert server.connections == 1
+
+
+def test_an_answer_whose_head_never_ends_fails() -> None:
+    async def use(client: httpx.AsyncClient, server: WireServer) -> None:
+        await client.get(server.url + "/")
+
+    endless = b"HTTP/1.1 200 OK\r\n" + b"X-Filler: " + b"a" * 200_000 + b"\r\n"
+    with pytest.raises(httpx.RemoteProtocolError, match="head is too long"):
+        over([endless], use)
+
+
+def test_a_large_answer_arriving_with_its_head_is_read() -> None:
+    async def use(client: httpx.AsyncClient, server: WireServer) -> int:
+        return len((await client.get(server.url + "/")).content)
+
+    size, _ = over([ok(b"b" * 1_000_000)], use)
+    assert size == 1_000_000
+
+
+def test_a_chunked_answer_s_trailers_are_not_headers() -> None:
+    async def use(client: httpx.AsyncClient, server: WireServer) -> tuple[bytes, list[str]]:
+        answer = await client.get(server.url + "/")
+        return answer.content, list(answer.headers)
+
+    trailed = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX-Sum: 1\r\n\r\n"
+    )
+    (content, names), _ = over([trailed], use)
+    assert (content, names) == (b"ok", ["transfer-encoding"])
