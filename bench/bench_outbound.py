@@ -3,13 +3,13 @@
     python bench/bench_outbound.py [--runs 2000] [--rounds 5] [--concurrency 8] [--lease]
                                    [--profile]
 
-In this process: a SQLite store in a temporary folder, the runner's ``Connections`` (httpx, over ``Http11Transport``) and
-``Executor`` with its store thread, against a loopback fake Quo + Loops (a subprocess of
-``bench_webhooks.py`` that answers at once; rate limits set very high). Each round records
-``--runs`` webhook runs and executes them, ``--concurrency`` at a time, as the dispatcher would;
-the figure is this process's CPU time (every thread) per run, median of ``--rounds`` rounds
-after a warm-up round. Every run must end ``succeeded`` with its 2 steps. Goal: <= 1.5 ms
-(about 650 runs/s per core). ``--lease``: each run is first claimed under a lease
+In this process: a SQLite store in a temporary folder, the runner's ``Connections`` (httpx,
+over ``Http11Transport``) and ``Executor`` with its store thread, against a loopback fake Quo +
+Loops (a subprocess of ``bench_webhooks.py`` that answers at once; rate limits set very high).
+Each round records ``--runs`` webhook runs and executes them, ``--concurrency`` at a time, as
+the dispatcher would; the figure is this process's CPU time (every thread) per run, median of
+``--rounds`` rounds after a warm-up round. Every run must end ``succeeded`` with its 2 steps.
+Goal: <= 1.5 ms (about 650 runs/s per core). ``--lease``: each run is first claimed under a lease
 (``claim_run``, on the store thread) and executed under it, as the runner's service does: one
 commit more per run, and every write fenced by the lease. ``--profile``: one round under
 cProfile, the top functions printed (cProfile sees the event loop's thread only, not the store
