@@ -48,6 +48,7 @@ __all__ = [
     "ClaimStore",
     "Claimed",
     "Enqueue",
+    "Inbox",
     "Leaders",
     "Lease",
     "Pacer",
@@ -349,6 +350,21 @@ class Store(RunStore, StateStore, ClaimStore):
         """Tell the other nodes sharing this store that runs wait unclaimed (a wake-up hint:
         PostgreSQL ``NOTIFY``, delivered when the current transaction commits; ``stores/wakeup``
         listens). A no-op where one process owns the store."""
+
+
+class Inbox(ABC):
+    """Where the webhook intake process records events (``automations/intake``): a SQLite run
+    store's inbox file (``stores/sqlite_inbox``), or the shared store itself (PostgreSQL)."""
+
+    @abstractmethod
+    def record(self, items: Sequence[tuple[RunRecord, str | None]]) -> list[tuple[RunRecord, bool]]:
+        """Record each ``(run, order_key)`` durably in one commit, unless its event has a run
+        already. Returns each run and whether it is new; a repeated event's run carries the id
+        of the run recorded first."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Let go of the database."""
 
 
 class RateGate(ABC):

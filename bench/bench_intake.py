@@ -24,7 +24,8 @@ wrk (``bench/intake.lua``) sends pre-signed webhooks, each with its own ``webhoo
 answer, median of the rounds. Every 202's run id is then looked up in that round's database (the
 runner stopped first): all must be there. Goals: dry-run throughput >= 0.5x bare; the p99 of the
 202 during the live flood within 10x the bare p99. Also printed: each server's CPU per webhook
-(from /proc), which moves far less than rates when other processes share the machine.
+(from /proc; the runner's includes its intake process, which serves the webhook port, see
+docs/runner.md), which moves far less than rates when other processes share the machine.
 
 To compare with another version of the package, run this script with ``PYTHONPATH`` pointing at
 that checkout: the runners import ``automations`` from there.

@@ -310,10 +310,25 @@ def count_runs(db: Path, *, unfinished: bool = False) -> int:
 
 
 def cpu_seconds(proc: subprocess.Popen[bytes]) -> float:
-    """CPU time (user + system) ``proc`` has used so far: unlike rates, it hardly moves when other
-    processes share the machine."""
-    fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU time (user + system) ``proc`` and the processes it started (the runner's intake
+    process) have used so far: unlike rates, it hardly moves when other processes share the
+    machine."""
+    stats: dict[int, tuple[int, float]] = {}  # pid -> (parent, seconds)
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    tree, grew = {proc.pid}, True
+    while grew:  # descendants, whatever the order of their pids
+        before = len(tree)
+        tree |= {pid for pid, (parent, _) in stats.items() if parent in tree}
+        grew = len(tree) > before
+    return sum(stats[pid][1] for pid in tree if pid in stats)
 
 
 def throughput(folder: Path, env: dict[str, str], opts: argparse.Namespace) -> bool:

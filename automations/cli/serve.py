@@ -26,6 +26,9 @@ from automations.console.server import (
     check_console_bind,
 )
 from automations.errors import ConfigError, StartupError
+from automations.intake.link import IntakeLink
+from automations.intake.priority import runner_nice
+from automations.intake.settings import IntakeConfig
 from automations.runner.app import build_app
 from automations.runner.claims import ClaimSettings, node_name
 from automations.runner.httpguard import (
@@ -39,6 +42,7 @@ from automations.runner.logs import configure_logging, log_secrets
 from automations.runner.service import Runner, RunnerOptions
 from automations.stores import SQLiteStore, is_postgres_url, open_store
 from automations.stores.sqlite import VacuumChange
+from automations.stores.sqlite_inbox import InboxMover
 from automations.triggers.webhook import DEFAULT_MAX_BODY
 
 __all__ = ["COMMANDS"]
@@ -174,6 +178,19 @@ def dry_run_db(db: Path) -> Path:
     return db.with_name(f"{db.stem}.dry-run{db.suffix or '.db'}")
 
 
+def _intake_in_process(db: str) -> bool:
+    """Whether webhooks are taken by an intake process of their own (``automations/intake``):
+    always, but for a private in-memory database, or when ``AUTOMATIONS_INTAKE=thread`` asks
+    for the intake on a thread of the runner's process."""
+    choice = os.environ.get("AUTOMATIONS_INTAKE", "process").strip().lower()
+    if choice not in ("process", "thread"):
+        raise ConfigError(
+            f"AUTOMATIONS_INTAKE must be process or thread, not {choice!r}",
+            variable="AUTOMATIONS_INTAKE",
+        )
+    return choice == "process" and db != ":memory:"
+
+
 async def _serve(
     directory: Path,
     db: str,
@@ -184,6 +201,7 @@ async def _serve(
     limits: HttpLimits,
     sock: socket.socket,
     ui_sock: socket.socket | None,
+    log_format: str,
 ) -> None:
     store = open_store(db, application_name=f"automations:{options.node}")
     if isinstance(store, SQLiteStore):
@@ -196,18 +214,32 @@ async def _serve(
             store.close()
             raise
     env = dict(os.environ)
+    separate = _intake_in_process(db)
     async with Connections(ConnectionSettings.from_env(env), pacing=pacing_for(store)) as conns:
         runner = Runner(directory, store, conns, env, options)
-        config = uvicorn.Config(
-            build_app(runner, max_body=max_body),
-            host=host,
-            port=port,
-            http=guarded_protocol(fit_to_descriptors(limits), runner.metrics.intake_rejected),
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-        )
-        server = _Server(config)
+        fitted = fit_to_descriptors(limits)
+        http = guarded_protocol(fitted, runner.metrics.intake_rejected)
+        link: IntakeLink | None = None
+        server: _Server | None = None
+        failure: list[str] = []
+        if separate:
+            config = IntakeConfig(db, sock.fileno(), max_body, fitted, log_format)
+            mover = InboxMover(store) if isinstance(store, SQLiteStore) else None
+            link = IntakeLink(
+                runner, config, sock, mover, failed=lambda why: fail(why), nice=runner_nice(env)
+            )
+        else:
+            server = _Server(
+                uvicorn.Config(
+                    build_app(runner, max_body=max_body),
+                    host=host,
+                    port=port,
+                    http=http,
+                    log_level="warning",
+                    access_log=False,
+                    lifespan="off",
+                )
+            )
         # the console: its own listener and store connection, on this event loop
         ui = None if ui_sock is None else ConsoleServer(runner, db, env)
         loop = asyncio.get_running_loop()
@@ -215,14 +247,25 @@ async def _serve(
         def shutdown() -> None:
             log.info("stopping: no new events; finishing runs in flight")
             runner.dispatcher.close(finish_queued=False)
-            server.should_exit = True
+            if link is not None:
+                link.stop()
+            if server is not None:
+                server.should_exit = True
             if ui is not None:
                 ui.stop()
+
+        def fail(why: str) -> None:
+            log.error("%s: stopping", why)
+            failure.append(why)
+            shutdown()
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, shutdown)
         try:
             await runner.start()
+            serving = link.wait() if link is not None else None
+            if link is not None:
+                await link.start()
             log.info(
                 "serving %d recipe(s) from %s on http://%s:%d%s",
                 len(runner.recipes.by_name),
@@ -231,19 +274,24 @@ async def _serve(
                 port,
                 " (dry run: nothing is sent)" if options.dry_run else "",
             )
+            intake = serving if serving is not None else _serve_http(server, sock)  # type: ignore[arg-type]
             if ui is not None and ui_sock is not None:
                 host_, port_ = ui_sock.getsockname()[:2]
                 log.info("console on http://%s:%d", _url_host(host_), port_)
-                await asyncio.gather(_serve_http(server, sock), ui.serve(ui_sock))
+                await asyncio.gather(intake, ui.serve(ui_sock))
             else:
-                await _serve_http(server, sock)
+                await intake
         finally:
             if ui is not None:
                 ui.stop()
+            if link is not None:
+                await link.close()
             await runner.stop()
             if ui is not None:
                 ui.close()
             store.close()
+    if failure:
+        raise StartupError(failure[0])
     log.info("stopped")
 
 
@@ -428,7 +476,20 @@ def run(
             if not no_ui:
                 ui_sock = _listen_console(ui_host, ui_port, explicit=_given("ui_host", "ui_port"))
             with asyncio.Runner(loop_factory=runner_factory) as r:
-                r.run(_serve(directory, path, host, port, options, max_body, limits, sock, ui_sock))
+                r.run(
+                    _serve(
+                        directory,
+                        path,
+                        host,
+                        port,
+                        options,
+                        max_body,
+                        limits,
+                        sock,
+                        ui_sock,
+                        log_format,
+                    )
+                )
         finally:
             sock.close()
             if ui_sock is not None:

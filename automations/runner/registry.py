@@ -78,6 +78,11 @@ class RecipeSet:
     def by_name(self) -> Mapping[str, Recipe]:
         return self._names  # type: ignore[attr-defined, no-any-return]
 
+    @property
+    def hooks(self) -> Mapping[str, Recipe]:
+        """The webhook recipes by path."""
+        return self._hooks  # type: ignore[attr-defined, no-any-return]
+
     def webhook(self, path: str) -> Recipe | None:
         return self._hooks.get(path)  # type: ignore[attr-defined, no-any-return]
 

@@ -21,7 +21,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,6 +153,8 @@ class Runner:
         #: Pending and running runs per recipe, as last counted in the store (``/healthz``).
         self.backlog: dict[str, int] = {}
         self.recipes = RecipeSet()
+        #: Told of each recipe set the runner runs from now on (the intake process's link).
+        self.recipe_listeners: list[Callable[[RecipeSet], None]] = []
         self.started = False
         #: Trigger sources by recipe name: the trigger they serve and their task.
         self.sources: dict[str, tuple[Any, asyncio.Task[None]]] = {}

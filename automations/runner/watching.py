@@ -63,6 +63,8 @@ def apply_recipe_set(runner: Runner, new: RecipeSet, *, initial: bool = False) -
                 sorted(removed) or "-",
             )
     runner.recipes = new
+    for listener in runner.recipe_listeners:
+        listener(new)
     # runs that found their recipe gone wait in the store; it is back, so they run now
     for name in added:
         runner.dispatcher.wake(name)

@@ -17,7 +17,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
+from starlette.types import Receive, Scope
 
 from automations.conditions import EVALUATION_ERRORS
 from automations.errors import ConfigError, EventError, SignatureError
@@ -28,7 +29,7 @@ from automations.throttled_log import ThrottledLog
 from automations.triggers.payload import parse_event
 from automations.triggers.verify import default_event_id, verify_webhook
 
-__all__ = ["DEFAULT_MAX_BODY", "WebhookIntake"]
+__all__ = ["DEFAULT_MAX_BODY", "Answer", "WebhookIntake"]
 
 log = logging.getLogger("automations.runner")
 
@@ -42,6 +43,11 @@ Accept = Callable[
 ]
 
 
+#: An answer: status, JSON body, extra headers.
+Answer = tuple[int, bytes, dict[str, str]]
+_JSON = "application/json"
+
+
 class _TooLarge(Exception):
     pass
 
@@ -50,14 +56,13 @@ def _ignore(reason: str) -> None:
     return None
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def _error_body(message: str) -> bytes:
+    # the bytes JSONResponse({"error": message}) sends
+    return json.dumps({"error": message}, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def _answer(run_id: str, status: str, code: int) -> Response:
-    # The bytes JSONResponse would send, built without its encoder setup on every request.
-    body = f'{{"run_id":{json.dumps(run_id)},"status":"{status}"}}'.encode()
-    return Response(body, status_code=code, media_type="application/json")
+def _run_body(run_id: str, status: str) -> bytes:
+    return f'{{"run_id":{json.dumps(run_id)},"status":"{status}"}}'.encode()
 
 
 class WebhookIntake:
@@ -85,35 +90,44 @@ class WebhookIntake:
         self.on_reject = on_reject or _ignore
 
     async def handle(self, request: Request) -> Response:
-        path: str = request.scope["path"]  # request.url would parse the whole URL
+        """``answer`` as a Starlette response (the runner's in-process intake, tests)."""
+        status, body, headers = await self.answer(request.scope, request.receive)
+        return Response(body, status_code=status, headers=headers, media_type=_JSON)
+
+    async def answer(self, scope: Scope, receive: Receive) -> Answer:
+        """The answer to the webhook request ``scope`` whose body ``receive`` gives (ASGI):
+        the intake process serves it without a framework in between."""
+        path: str = scope["path"]
         recipe = self.lookup(path)
         if recipe is None:
-            return self._reject(request, 404, f"no recipe serves {path}", "not_found")
-        if request.method != "POST":
+            return self._reject(scope, 404, f"no recipe serves {path}", "not_found")
+        if scope["method"] != "POST":
             self.on_reject("method")
-            return JSONResponse({"error": "use POST"}, status_code=405, headers={"Allow": "POST"})
+            return 405, _error_body("use POST"), {"Allow": "POST"}
         try:
-            body = await self._read(request)
+            body = await self._read(scope, receive)
         except _TooLarge:
-            return self._reject(request, 413, f"body larger than {self.max_body} bytes", "size")
+            return self._reject(scope, 413, f"body larger than {self.max_body} bytes", "size")
         except ClientDisconnect:  # gone (or cut off by the body timeout): nothing recorded
             return self._reject(
-                request, 400, "the client went away before its body arrived", "disconnected"
+                scope, 400, "the client went away before its body arrived", "disconnected"
             )
         trigger = recipe.trigger
         assert isinstance(trigger, WebhookTrigger)
         secret = self.env.get(trigger.secret_env) if trigger.secret_env else None
+        # header names arrive lower-cased (ASGI); a repeated header: the last one counts
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         try:
             verify_webhook(
                 trigger.scheme,
                 secret=secret,
-                headers=request.headers,
+                headers=headers,
                 body=body,
                 header=trigger.header,
                 tolerance_s=self.tolerance_s,
             )
         except SignatureError as exc:
-            return self._reject(request, 401, str(exc), "signature")
+            return self._reject(scope, 401, str(exc), "signature")
         except ConfigError as exc:
             # the runner lacks (or cannot use) the secret: the operator is told what to set; the
             # caller only that it cannot be taken now (the provider will retry)
@@ -124,12 +138,12 @@ class WebhookIntake:
                 trigger.secret_env or "the webhook secret",
             )
             self.on_reject("not_configured")
-            return _error(503, "webhook verification is not configured on this runner")
+            return 503, _error_body("webhook verification is not configured on this runner"), {}
         try:
             payload = parse_event(body)
         except EventError as exc:
-            return self._reject(request, 400, str(exc), "bad_body")
-        event_key = self._event_key(trigger, request.headers, payload, body)
+            return self._reject(scope, 400, str(exc), "bad_body")
+        event_key = self._event_key(trigger, headers, payload, body)
         try:
             accepted = self.accept(
                 new_run(recipe.name, TriggerKind.WEBHOOK, event_key, payload), None
@@ -140,44 +154,51 @@ class WebhookIntake:
             # event is recorded then (or answered as a duplicate if this commit did land).
             log.error("webhook %s could not be recorded: %s", trigger.path, exc)
             self.on_reject("store")
-            return JSONResponse(
-                {"error": "the event could not be recorded now; retry later"},
-                status_code=503,
-                headers={"Retry-After": "5"},
+            return (
+                503,
+                _error_body("the event could not be recorded now; retry later"),
+                {"Retry-After": "5"},
             )
         if is_new:
-            return _answer(run.id, "accepted", 202)
-        return _answer(run.id, "duplicate", 200)
+            return 202, _run_body(run.id, "accepted"), {}
+        return 200, _run_body(run.id, "duplicate"), {}
 
-    def _reject(self, request: Request, status: int, reason: str, kind: str) -> JSONResponse:
+    def _reject(self, scope: Scope, status: int, reason: str, kind: str) -> Answer:
         """Answer ``status`` with ``reason``, count it as ``kind``, and log the rejection for the
         operator (a delivery the provider will retry, or someone probing). ``reason`` never holds
         a secret: signature errors name the header at fault, never its value or the expected
         one."""
         self.on_reject(kind)
-        client = request.scope.get("client")
+        client = scope.get("client")
         self.rejections.warning(
             "webhook rejections",
             "webhook %r rejected with %d: %s%s",
-            request.scope["path"],
+            scope["path"],
             status,
             reason,
             f" (from {client[0]})" if client else "",
         )
-        return _error(status, reason)
+        return status, _error_body(reason), {}
 
-    async def _read(self, request: Request) -> bytes:
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
-            raise _TooLarge
+    async def _read(self, scope: Scope, receive: Receive) -> bytes:
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                if value.isdigit() and int(value) > self.max_body:
+                    raise _TooLarge
+                break
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect
+            chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body:
                 raise _TooLarge
             chunks.append(chunk)
-        return b"".join(chunks)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     @staticmethod
     def _event_key(

@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from automations.stores.sqlite_inbox import waiting_in_inbox
+
 __all__ = ["CONSOLE_TOKEN", "WAIT_S", "RunnerProcess", "free_port", "wait_until"]
 
 T = TypeVar("T")
@@ -215,8 +217,11 @@ class RunnerProcess:
         return int(rows[0][0]) if rows else 0
 
     def unfinished(self) -> int:
+        """Runs pending or running, and webhooks recorded by the intake process that the runner
+        has not moved into ``runs`` yet (answered 202 a moment ago)."""
+        waiting = waiting_in_inbox(self.db)  # first: a row moved meanwhile is then in runs
         rows = self.query("SELECT count(*) FROM runs WHERE status IN ('pending', 'running')")
-        return int(rows[0][0]) if rows else 0
+        return (int(rows[0][0]) if rows else 0) + waiting
 
     def wait_runs(
         self, recipe: str | None, n: int, *, finished: bool = True, timeout: float = WAIT_S
