@@ -93,6 +93,45 @@ _BUSY = _response(
 )
 
 
+class _OneWrite:
+    """A connection's transport that sends each response's head together with the first bytes
+    after it: uvicorn writes the head and the body apart, two sends and two wake-ups of the
+    client where one does. An informational head (``100 Continue``) goes at once; whatever is
+    held goes before a close, and when the response is complete (``flush``)."""
+
+    __slots__ = ("_head", "_transport")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._head: bytes | None = None
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        head = self._head
+        if head is not None:
+            self._head = None
+            self._transport.write(head + bytes(data))
+        elif isinstance(data, bytes) and data.startswith(b"HTTP/1.1 ") and data[9:10] != b"1":
+            self._head = data
+        else:
+            self._transport.write(data)
+
+    def flush(self) -> None:
+        head, self._head = self._head, None
+        if head is not None:
+            self._transport.write(head)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def write_eof(self) -> None:
+        self.flush()
+        self._transport.write_eof()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class _GuardedHttpTools(HttpToolsProtocol):
     """``HttpToolsProtocol`` with the limits of ``HttpLimits`` (set per server by
     ``guarded_protocol``)."""
@@ -130,7 +169,7 @@ class _GuardedHttpTools(HttpToolsProtocol):
             cls.on_refusal("timeout")
             oldest._give_up(_TIMEOUT)
         cls.open.add(self)
-        super().connection_made(transport)
+        super().connection_made(_OneWrite(transport))  # type: ignore[arg-type]
         self._await_head()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -195,6 +234,7 @@ class _GuardedHttpTools(HttpToolsProtocol):
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
+        self.transport.flush()  # type: ignore[attr-defined]
         super().on_response_complete()
         if not self.transport.is_closing() and not self.pipeline:
             # idle until the next request (uvicorn's keep-alive timeout): first to make room
