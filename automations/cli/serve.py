@@ -223,7 +223,14 @@ async def _serve(
         server: _Server | None = None
         failure: list[str] = []
         if separate:
-            config = IntakeConfig(db, sock.fileno(), max_body, fitted, log_format)
+            config = IntakeConfig(
+                db,
+                sock.fileno(),
+                max_body,
+                fitted,
+                log_format,
+                application_name=f"automations:{options.node}:intake",
+            )
             mover = InboxMover(store) if isinstance(store, SQLiteStore) else None
             link = IntakeLink(
                 runner, config, sock, mover, failed=lambda why: fail(why), nice=runner_nice(env)

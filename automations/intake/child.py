@@ -215,7 +215,7 @@ async def _serve(read_fd: int, write_fd: int) -> None:
     intake.transport = await open_pipes(read_fd, write_fd, intake.on_message, intake.on_close)
     config = await intake.config
     configure_logging(config.log_format, secrets=log_secrets(os.environ))
-    inbox = open_inbox(config.db)
+    inbox = await asyncio.to_thread(open_inbox, config.db, application_name=config.application_name)
     try:
         app = _build_app(intake, inbox, config)
         server = _Server(

@@ -19,3 +19,5 @@ class IntakeConfig:
     max_body: int
     limits: HttpLimits
     log_format: str = "text"
+    #: What its PostgreSQL connection shows in ``pg_stat_activity``.
+    application_name: str = "automations:intake"

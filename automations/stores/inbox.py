@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from automations.ports import Inbox, Store
 from automations.records import RunRecord, RunStatus
-from automations.stores import is_postgres_url, open_store
+from automations.stores import is_postgres_url
 
 __all__ = ["StoreInbox", "open_inbox"]
 
@@ -30,11 +30,14 @@ class StoreInbox(Inbox):
         self.store.close()
 
 
-def open_inbox(location: str) -> Inbox:
+def open_inbox(location: str, *, application_name: str = "automations:intake") -> Inbox:
     """The inbox of the run store at ``location``: its inbox file for a SQLite file (the runner
     created it), the store itself for PostgreSQL."""
     if is_postgres_url(location):
-        return StoreInbox(open_store(location, application_name="automations:intake"))
+        from automations.stores.postgres import PostgresStore
+
+        # one connection: the intake process records on one thread, a commit at a time
+        return StoreInbox(PostgresStore(location, application_name=application_name, pool_size=1))
     from automations.stores.sqlite_inbox import SQLiteInbox
 
     return SQLiteInbox(location)
