@@ -169,7 +169,7 @@ def _build_app(intake: Intake, inbox: Inbox, config: IntakeConfig) -> ASGIApp:
             if is_new:
                 new[run.recipe] = new.get(run.recipe, 0) + 1
         if new:
-            intake.send(("recorded", new))
+            intake.send(("recorded", new, len(items)))
         return results
 
     commit = GroupCommit(record)

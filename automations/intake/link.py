@@ -52,6 +52,9 @@ SWEEP_S = 1.0
 #: ``FLOOD_WAIT_S`` (``runner.inbox.IntakePressure``): with 8 runs at once per lane, at least 32
 #: runs a second still start per lane, over three times what a provider's limit lets through.
 FLOOD_QUIET_S = 0.005
+#: A commit of the intake process holding this many webhooks or more means they queue up
+#: there (a steady stream, even of hundreds a second, commits them one by one): a flood.
+BUSY_BATCH = 4
 FLOOD_WAIT_S = 0.25
 #: How long a stopping intake process may take before it is killed.
 STOP_S = 10.0
@@ -219,7 +222,8 @@ class IntakeLink:
         kind = message[0]
         runner = self.runner
         if kind == "recorded":
-            runner.pressure.note()
+            if message[2] >= BUSY_BATCH:  # requests queue up at the intake: a flood
+                runner.pressure.note()
             if self.mover is not None:
                 self._move_wanted.set()
             else:

@@ -7,7 +7,8 @@ outside ever travels here. The first element of each tuple names the message:
 runner -> intake: ``("config", IntakeConfig)`` first, then ``("recipes", {path: Recipe},
 [paths gone])``, ``("health", request id, status code, body)``, ``("stop",)``.
 
-intake -> runner: ``("ready",)``, ``("recorded", {recipe: new runs})`` after each commit,
+intake -> runner: ``("ready",)``, ``("recorded", {recipe: new runs}, webhooks in the commit)``
+after each commit,
 ``("rejected", {reason: count})`` (at most every ``FLUSH_S``), ``("health?", request id,
 detail)``.
 """

@@ -122,6 +122,8 @@ class IntakePressure:
         start = time.monotonic()
         while True:
             now = time.monotonic()
-            if now - self._last >= self.quiet_s or now - start >= self.max_wait_s:
+            quiet_at = self._last + self.quiet_s
+            if now >= quiet_at or now - start >= self.max_wait_s:
                 return
-            await asyncio.sleep(self.quiet_s)
+            # woken when this quiet moment would come, not polling
+            await asyncio.sleep(min(quiet_at, start + self.max_wait_s) - now)
