@@ -17,11 +17,15 @@ comparisons on a shared machine.
    over wall time, from ``/proc``), next to the same 10 s with no writes.
 3. ``first``: a first look at ``--first-rows`` rows with ``existing_rows: run`` and ``skip``.
    Figures: seconds until HTTP answers ``/healthz``, until every row is recorded (``run``: all
-   runs in the store; ``skip``: the position at the end), and the peak RSS (``VmHWM``) then.
-   Goal: peak under 300 MB.
+   runs in the store; ``skip``: the position at the end), the peak RSS (``VmHWM``) then, and
+   the runner loop's longest lag meanwhile. Goals: peak under 300 MB, lag under 100 ms.
 4. ``stall``: ``/healthz`` and a webhook, one after the other without pause, 3 s before and then
-   during a 20,000-row append (held by the flood brake). Figures: max and p99 latency of each.
-   Goal: max under 100 ms.
+   during a 20,000-row append (held by the flood brake). Figures: max and p99 latency of each,
+   and the runner loop's longest lag during the append. Goal: max under 100 ms.
+
+The runner loop's lag is what the runner logs with ``AUTOMATIONS_DEBUG_LOOP_LAG=1`` (the longest
+lateness of a 5 ms sleep on its own event loop, each second: ``runner/looplag.py``); a baseline
+checkout without it shows ``nan``.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import socket
 import sqlite3
 import statistics
@@ -61,6 +66,7 @@ actions:
   - http.request: {method: POST, url: "http://127.0.0.1:9/hook", json: {id: /id}}
 """
 HEADER = "Email,Name\n"
+_LAG = re.compile(r"event loop lag: max ([0-9.]+) ms")
 
 
 def rows(n: int, start: int = 0) -> str:
@@ -130,6 +136,7 @@ class Bench:
         self.folder = folder
         self.opts = opts
         self.made = 0
+        self.log = folder / "runner.log"
 
     @contextmanager
     def runner(
@@ -137,7 +144,7 @@ class Bench:
     ) -> Iterator[tuple[str, Any, Path, Path, float]]:
         """A runner of ``version`` (``None``: this checkout; else a directory put first on its
         ``PYTHONPATH``); yields its URL, process, database, table file and the seconds it took
-        to answer ``/healthz``."""
+        to answer ``/healthz``. Its log is ``self.log``."""
         self.made += 1
         where = self.folder / f"r{self.made}"
         (where / "recipes" / "data").mkdir(parents=True)
@@ -145,14 +152,15 @@ class Bench:
             (where / "recipes" / name).write_text(text.lstrip(), "utf-8")
         path = where / "recipes" / "data" / "feed.csv"
         path.write_text(table, "utf-8")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # the runner logs its own event loop's longest lag every second (``runner/looplag.py``)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "AUTOMATIONS_DEBUG_LOOP_LAG": "1"}
         if version is not None:
             env["PYTHONPATH"] = version + os.pathsep + env.get("PYTHONPATH", "")
         port = free_port()
         db = where / "runs.db"
         args = [sys.executable, "-m", "automations", "run", str(where / "recipes")]
         args += ["--db", str(db), "--port", str(port), "--dry-run"]
-        log = where / "runner.log"
+        log = self.log = where / "runner.log"
         began = time.monotonic()
         with process(args, env, log, stop_s=30) as proc:
             url = f"http://{HOST}:{port}"
@@ -214,7 +222,12 @@ class Bench:
             else:
                 wait_for(lambda: position_line(db) == n + 2, "the look", self.opts.timeout, 0.5)
             done = time.monotonic() - began
-            return {"listening_s": listening, "done_s": done, "peak_mb": vm(proc.pid, "VmHWM")}
+            return {
+                "listening_s": listening,
+                "done_s": done,
+                "peak_mb": vm(proc.pid, "VmHWM"),
+                "lag_ms": loop_lag_ms(self.log),
+            }
 
     def stall(self, version: str | None) -> dict[str, float]:
         table = TABLE.format(existing="skip")
@@ -242,17 +255,31 @@ class Bench:
             quiet = {k: list(v) for k, v in seen.items()}
             for values in seen.values():
                 values.clear()
+            since = log_lines(self.log)
             append(path, rows(20_000))
             wait_for(lambda: run_count(db) >= 20_000, "the 20,000 held runs", self.opts.timeout)
             time.sleep(0.5)
             stop.set()
             thread.join(60)
-            result = {}
+            time.sleep(1.1)  # the lag of the last second is logged
+            result = {"lag_ms": loop_lag_ms(self.log, since)}
             for kind, values in seen.items():
                 result[f"{kind}_max_ms"] = max(values) * 1000
                 result[f"{kind}_p99_ms"] = percentile(values, 99) * 1000
                 result[f"{kind}_quiet_max_ms"] = max(quiet[kind]) * 1000
             return result
+
+
+def log_lines(log: Path) -> int:
+    return len(log.read_text("utf-8", "replace").splitlines())
+
+
+def loop_lag_ms(log: Path, since: int = 0) -> float:
+    """The runner loop's longest lag logged after line ``since`` (NaN: a checkout that does not
+    measure it)."""
+    lines = log.read_text("utf-8", "replace").splitlines()[since:]
+    lags = [float(m.group(1)) for line in lines if (m := _LAG.search(line))]
+    return max(lags) if lags else float("nan")
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -288,7 +315,8 @@ def orchestrate(opts: argparse.Namespace) -> int:
                     print(
                         f"  first look, {opts.first_rows:,} rows, existing_rows: {existing}: "
                         f"HTTP after {got['listening_s']:.1f} s, all recorded after "
-                        f"{got['done_s']:.1f} s, peak RSS {got['peak_mb']:.0f} MB "
+                        f"{got['done_s']:.1f} s, peak RSS {got['peak_mb']:.0f} MB, runner loop "
+                        f"lag max {got['lag_ms']:.0f} ms "
                         f"[{label(version)}]",
                         flush=True,
                     )
@@ -299,7 +327,7 @@ def orchestrate(opts: argparse.Namespace) -> int:
                     "  20,000-row append: /healthz max {healthz_max_ms:.0f} ms p99 "
                     "{healthz_p99_ms:.0f} ms (quiet max {healthz_quiet_max_ms:.0f}); webhook max "
                     "{webhook_max_ms:.0f} ms p99 {webhook_p99_ms:.0f} ms (quiet max "
-                    "{webhook_quiet_max_ms:.0f})".format(**got)
+                    "{webhook_quiet_max_ms:.0f}); runner loop lag max {lag_ms:.0f} ms".format(**got)
                     + f"  [{label(version)}]",
                     flush=True,
                 )

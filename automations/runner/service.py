@@ -221,6 +221,7 @@ class Runner:
             upkeep.count_backlog(self),
             upkeep.report_backlog_forever(self),
             upkeep.watch_decisions(self),
+            upkeep.watch_loop_lag(self),
             self._claim_forever(),
         ):
             self._tasks.append(loop.create_task(coro))

@@ -14,11 +14,18 @@ from automations.errors import StoreError
 from automations.execution.held import decisions
 from automations.execution.progress import BacklogProgress
 from automations.records import RunStatus
+from automations.runner.looplag import LoopLag, report_interval
 
 if TYPE_CHECKING:
     from automations.runner.service import Runner
 
-__all__ = ["count_backlog", "prune_forever", "report_backlog_forever", "watch_decisions"]
+__all__ = [
+    "count_backlog",
+    "prune_forever",
+    "report_backlog_forever",
+    "watch_decisions",
+    "watch_loop_lag",
+]
 
 log = logging.getLogger("automations.runner")
 
@@ -92,3 +99,11 @@ async def count_backlog(runner: Runner) -> None:
             runner.backlog = await runner.exec_io(runner.store.unfinished_counts)
         except StoreError as exc:
             log.debug("could not count the backlog: %s", exc)
+
+
+async def watch_loop_lag(runner: Runner) -> None:
+    """With ``AUTOMATIONS_DEBUG_LOOP_LAG`` set, log how late this loop answers
+    (``looplag.py``): the longest stall of each interval."""
+    every = report_interval(runner.env)
+    if every is not None:
+        await LoopLag().report(every)
