@@ -10,13 +10,17 @@ its own on ``AUTOMATIONS_TEST_PG``, dropped afterwards). Then each filter of ``r
 (``list_runs``, 50 newest, steps included) is timed: median of ``--repeats`` after one warm-up,
 and the next page through the keyset cursor. Goal: every filter under 50 ms.
 
-SQLite only: then the runs older than 30 days are pruned (the runner's retention) and the file
-and WAL sizes are printed before and after (``--no-prune`` skips this).
+SQLite only: then the runs older than 30 days are pruned (the runner's retention: on a store
+thread, with an event loop beside it measuring its own lag, as the runner's does) and the file
+and WAL sizes are printed before and after, with that loop's longest lag (``--no-prune`` skips
+this).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import functools
 import os
 import statistics
 import sys
@@ -30,7 +34,9 @@ from typing import Any
 
 from automations.ports import Store
 from automations.records import RunFilter, RunStatus
+from automations.runner.looplag import LoopLag
 from automations.stores import SQLiteStore
+from automations.stores.thread import StoreThread
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for tests.*
 
@@ -179,12 +185,31 @@ def sqlite_bench(opts: argparse.Namespace) -> bool:
             if not opts.no_prune:
                 before = sizes(path)
                 started = time.perf_counter()
-                removed = store.prune(now=END, keep_succeeded_s=30 * DAY, keep_failed_s=30 * DAY)
+                removed, lag = asyncio.run(prune_beside_a_loop(store))
                 print(
                     f"  pruned {removed:,} runs older than 30 days in "
-                    f"{time.perf_counter() - started:.1f} s: {before} -> {sizes(path)}"
+                    f"{time.perf_counter() - started:.1f} s: {before} -> {sizes(path)}; an event "
+                    f"loop beside it lagged {1000 * lag:.0f} ms at most"
                 )
         return ok
+
+
+async def prune_beside_a_loop(store: SQLiteStore) -> tuple[int, float]:
+    """The runner's prune (on a store thread of its own), with an event loop beside it measuring
+    its own lag (``LoopLag``) as the runner's does: (runs removed, longest lag in seconds)."""
+    lag = LoopLag()
+    probe = asyncio.get_running_loop().create_task(lag.run())
+    io = StoreThread("store-prune")
+    try:
+        removed = await io(
+            functools.partial(
+                store.prune, now=END, keep_succeeded_s=30 * DAY, keep_failed_s=30 * DAY
+            )
+        )
+    finally:
+        probe.cancel()
+        io.close()
+    return removed, lag.max_s
 
 
 def postgres_bench(opts: argparse.Namespace) -> bool:

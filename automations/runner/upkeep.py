@@ -1,6 +1,7 @@
 """The runner's periodic work beside execution: pruning, backlog counts and reports, the
 decisions people take about held runs. Each is a loop on the runner's event loop whose store
-calls run on the execution's store thread; none of it blocks the intake."""
+calls run on the execution's store thread (pruning: on one of its own); none of it blocks the
+intake."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from automations.execution.held import decisions
 from automations.execution.progress import BacklogProgress
 from automations.records import RunStatus
 from automations.runner.looplag import LoopLag, report_interval
+from automations.stores.thread import StoreThread
 
 if TYPE_CHECKING:
     from automations.runner.service import Runner
@@ -67,27 +69,37 @@ async def watch_decisions(runner: Runner) -> None:
 
 async def prune_forever(runner: Runner) -> None:
     """Delete finished runs past their retention, now and then (the leading node only);
-    never pending or running ones. Failures are kept longer than successes."""
+    never pending or running ones. Failures are kept longer than successes.
+
+    A prune of a large history takes a while (SQLite: half a million runs in about a minute,
+    in short commits, then the space given back): it runs on a store thread of its own, so the
+    execution's claims and step writes, on theirs, go on meanwhile (a first prune at start-up
+    never holds up the resume of the backlog)."""
     opts = runner.options
-    while True:
-        if not runner.lead.leading:
-            await asyncio.sleep(opts.leader_ttl_s / 3)
-            continue
-        try:
-            removed = await runner.exec_io(
-                functools.partial(
-                    runner.store.prune,
-                    now=time.time(),
-                    keep_succeeded_s=opts.keep_succeeded_s,
-                    keep_failed_s=opts.keep_failed_s,
+    io = StoreThread("store-prune")
+    try:
+        while True:
+            if not runner.lead.leading:
+                await asyncio.sleep(opts.leader_ttl_s / 3)
+                continue
+            try:
+                removed = await io(
+                    functools.partial(
+                        runner.store.prune,
+                        now=time.time(),
+                        keep_succeeded_s=opts.keep_succeeded_s,
+                        keep_failed_s=opts.keep_failed_s,
+                    )
                 )
-            )
-        except StoreError as exc:  # tried again at the next interval
-            log.warning("could not prune old runs: %s", exc)
-        else:
-            if removed:
-                log.info("pruned %d run(s) past their retention", removed)
-        await asyncio.sleep(opts.prune_every_s)
+            except StoreError as exc:  # tried again at the next interval
+                log.warning("could not prune old runs: %s", exc)
+            else:
+                if removed:
+                    log.info("pruned %d run(s) past their retention", removed)
+            await asyncio.sleep(opts.prune_every_s)
+    finally:
+        # a prune under way finishes its commit (never cut in half) before the store closes
+        await asyncio.to_thread(io.close)
 
 
 async def count_backlog(runner: Runner) -> None:

@@ -8,7 +8,8 @@ over both stores and the contract suite checks both alike. Each write is one tra
 - A claim makes ready runs ``running`` under a lease, oldest first; a run whose order key has
   an earlier open (``pending`` or ``running``) run waits for it.
 - ``lease_token`` + 1 on every claim; a fenced write compares owner and token.
-- A rescue is one ``UPDATE ... WHERE`` re-checking each row (never select-then-update).
+- A rescue is one ``UPDATE ... WHERE`` re-checking each row (never select-then-update); giving
+  every run back at start-up (``rescue_all``) is such updates in batches, one commit each.
 """
 
 from __future__ import annotations
@@ -95,7 +96,14 @@ RESCUE_EXPIRED = (
     _GIVE_BACK + "WHERE status = 'running' AND lease_expires_at < :now - :grace "
     "RETURNING id, lease_token"
 )
-RESCUE_ALL = _GIVE_BACK + "WHERE status = 'running'"
+#: A batch of the running runs given back at start-up (each batch its own commit).
+RESCUE_ALL = (
+    _GIVE_BACK + "WHERE status = 'running' AND seq IN "
+    "(SELECT seq FROM runs WHERE status = 'running' LIMIT :batch)"
+)
+#: Runs given back per commit by ``rescue_all``: each commit holds the file's write lock for
+#: some 50 ms, so another process's writer (a webhook being recorded) waits that long at most.
+RESCUE_BATCH = 500
 RELEASE = (
     _GIVE_BACK
     + "WHERE id = :id AND status = 'running' AND lease_owner = :owner AND "
@@ -218,8 +226,16 @@ class SQLiteClaims:
         return {str(run_id): int(token) for run_id, token in rows}
 
     def rescue_all(self) -> int:
-        with self._write():
-            return int(self._db.execute(RESCUE_ALL, {"at": None}).rowcount)
+        # in batches: 10,000 runs in one commit held the write lock for a second
+        rescued = 0
+        while True:
+            with self._write():
+                batch = int(
+                    self._db.execute(RESCUE_ALL, {"at": None, "batch": RESCUE_BATCH}).rowcount
+                )
+            rescued += batch
+            if batch < RESCUE_BATCH:
+                return rescued
 
     def release(self, lease: Lease, *, available_at: float | None = None) -> bool:
         params = {

@@ -14,6 +14,7 @@ import pytest
 from automations.ports import Lease
 from automations.records import RunStatus, StepRecord, StepStatus
 from automations.stores import MemoryStore, PostgresStore, SQLiteStore
+from automations.stores.sqlite_claims import RESCUE_BATCH
 from tests.postgres import emptied_store_url
 from tests.stores.factories import T0, FakeClock, make_run, make_step
 
@@ -211,6 +212,17 @@ def test_rescue_all_resumes_every_running_run_at_the_start_of_its_only_node(stor
     claim(store, "node-a", limit=1, now=NOW + 1000)
     assert store.rescue_all() == 2
     assert store.count(RunStatus.RUNNING) == 0
+
+
+def test_rescue_all_gives_back_more_runs_than_one_of_its_commits_holds(store: Store) -> None:
+    # SQLite gives them back RESCUE_BATCH at a time: two batches and a part, all of them
+    many = 2 * RESCUE_BATCH + 7
+    enqueue(store, *[(f"r{n}", None) for n in range(many + 3)])
+    assert len(claim(store, "node-a", limit=many)) == many
+    assert store.rescue_all() == many
+    assert store.count(RunStatus.RUNNING) == 0
+    assert store.count(RunStatus.PENDING) == many + 3
+    assert store.rescue_all() == 0
 
 
 def test_a_write_block_fenced_by_holds_commits_only_for_the_owner(store: Store) -> None:
