@@ -222,6 +222,7 @@ class Runner:
             upkeep.report_backlog_forever(self),
             upkeep.watch_decisions(self),
             upkeep.watch_loop_lag(self),
+            upkeep.hold_frozen(self),
             self._claim_forever(),
         ):
             self._tasks.append(loop.create_task(coro))
