@@ -32,6 +32,7 @@ from automations.intake.priority import Spawner, lower_runner
 from automations.intake.settings import IntakeConfig
 from automations.intake.wire import encode, open_pipes
 from automations.model import Recipe
+from automations.ports import Claimed
 from automations.runner.health import HealthSection
 from automations.runner.registry import RecipeSet
 from automations.runner.service import Runner
@@ -266,9 +267,8 @@ class IntakeLink:
 
     async def _move_all(self) -> None:
         assert self.mover is not None
-        runner = self.runner
         while True:
-            moved, dropped = await self._io(self.mover.move)
+            moved, dropped, claimed = await self._io(self._move_page)
             for run_id in dropped:
                 log.warning(
                     "webhook run %s dropped: its event was recorded already (a repeated "
@@ -278,6 +278,31 @@ class IntakeLink:
             if not moved and not dropped:
                 return
             self.moved += sum(moved.values())
-            for recipe in moved:
-                if runner.lane_of(recipe) is not None:
-                    runner.dispatcher.wake(recipe)
+            self._hand_over(moved, claimed)
+
+    def _move_page(self) -> tuple[dict[str, int], list[str], list[Claimed]]:
+        """One page moved, and as many of its runs claimed as the dispatcher has room for, in
+        one transaction of the run store (the store thread's): a run goes from the inbox to
+        this node's queue without a second commit, or a claim loop's round trip."""
+        assert self.mover is not None
+        runner = self.runner
+        store = runner.store
+        claimed: list[Claimed] = []
+        with store.transaction():
+            moved, dropped = self.mover.move()
+            for recipe, count in moved.items():
+                room = min(count, runner.dispatcher.room(recipe))
+                if room > 0:
+                    claimed += store.claim_ready(
+                        runner.node, ttl_s=runner.claims.ttl_s, limit=room, recipe=recipe
+                    )
+        return moved, dropped, claimed
+
+    def _hand_over(self, moved: dict[str, int], claimed: list[Claimed]) -> None:
+        """On the runner's loop: the claimed runs to the dispatcher; the recipes with runs
+        left unclaimed woken (it claims them as it has room)."""
+        runner = self.runner
+        taken = runner.take_claims(claimed)
+        for recipe, count in moved.items():
+            if taken.get(recipe, 0) < count and runner.lane_of(recipe) is not None:
+                runner.dispatcher.wake(recipe)

@@ -38,7 +38,7 @@ from automations.execution.versions import load_version
 from automations.metrics import instrument
 from automations.model import Recipe
 from automations.outbound import Connection
-from automations.ports import Enqueue, Lease, Store
+from automations.ports import Claimed, Enqueue, Lease, Store
 from automations.records import RunRecord, RunStatus
 from automations.runner import upkeep, watching
 from automations.runner.claims import ClaimSettings, LeaseKeeper, node_name
@@ -346,6 +346,19 @@ class Runner:
             self._give_back(run.id)
         for recipe in waiting:
             self.dispatcher.wake(recipe)
+
+    def take_claims(self, claimed: Sequence[Claimed]) -> dict[str, int]:
+        """Runs claimed for this node outside the claim loop (the intake's inbox moved and
+        claimed in one transaction) to the dispatcher; those it cannot run now are given back.
+        Returns how many per recipe it was handed."""
+        taken: dict[str, int] = {}
+        for c in claimed:
+            self._leases[c.run.id] = c.lease
+            taken[c.run.recipe] = taken.get(c.run.recipe, 0) + 1
+        items = [(c.run, self._order_key_of(c.run)) for c in claimed]
+        for run in self.dispatcher.take(items):  # not loaded here now: given back
+            self._give_back(run.id)
+        return taken
 
     async def _claim_page(self, recipe: str, after: str | None, limit: int) -> list[RunRecord]:
         """The dispatcher's page of ``recipe``'s backlog: up to ``limit`` runs claimed (none
