@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import ssl
 from collections import deque
 from typing import Any
@@ -36,12 +35,10 @@ from typing import Any
 import httptools
 import httpx
 
+from automations.connections.wire import request_bytes
+
 __all__ = ["Http11Transport"]
 
-_TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
-# h11's rules: no control characters, no whitespace at either end
-_VALUE = re.compile(rb"(?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?")
-_TARGET = re.compile(rb"[^\x00\s]+")
 _DEFAULT_PORTS = {b"http": 80, b"https": 443}
 _NO_TIMEOUT: dict[str, float | None] = {}
 #: The most bytes an answer's head may take (httpcore's limit): a server sending headers
@@ -97,7 +94,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
                 if scheme not in _DEFAULT_PORTS
                 else "Request URL has no host."
             )
-        data = await _bytes_of(request)
+        data = await request_bytes(request)
         timeouts: dict[str, float | None] = request.extensions.get("timeout", _NO_TIMEOUT)
         origin = (scheme, host, url.port or _DEFAULT_PORTS[scheme])
         conn = await self._acquire(origin, timeouts)
@@ -447,47 +444,3 @@ class _Connection(asyncio.Protocol):
         if not self._seen_headers or self._complete:
             return  # the end of an informational answer
         self._done()
-
-
-async def _bytes_of(request: httpx.Request) -> bytes:
-    """The request's bytes on the wire: its head, then its body framed as its headers say.
-    ``LocalProtocolError`` (nothing sent) for a method, target or header HTTP/1.1 cannot carry."""
-    stream = request.stream
-    if isinstance(stream, httpx.ByteStream):
-        body = b"".join(stream)
-    else:
-        body = b"".join([chunk async for chunk in stream])  # type: ignore[union-attr]
-    method = request.method.encode("ascii", "replace")
-    target = request.url.raw_path
-    if not _TOKEN.fullmatch(method):
-        raise httpx.LocalProtocolError(f"Illegal method {method!r}")
-    if not _TARGET.fullmatch(target):
-        raise httpx.LocalProtocolError(f"Illegal target characters {target!r}")
-    parts = [method, b" ", target, b" HTTP/1.1\r\n"]
-    length: bytes | None = None
-    chunked = False
-    for name, value in request.headers.raw:
-        if not _TOKEN.fullmatch(name):
-            raise httpx.LocalProtocolError(f"Illegal header name {name!r}")
-        if not _VALUE.fullmatch(value):
-            raise httpx.LocalProtocolError(f"Illegal header value {value!r}")
-        lower = name.lower()
-        if lower == b"content-length":
-            if length is not None and length != value.strip():
-                raise httpx.LocalProtocolError("conflicting Content-Length headers")
-            length = value.strip()
-        elif lower == b"transfer-encoding":
-            if value.strip().lower() != b"chunked":
-                raise httpx.LocalProtocolError("Only Transfer-Encoding: chunked is supported")
-            chunked = True
-        parts += (name, b": ", value, b"\r\n")
-    parts.append(b"\r\n")
-    if chunked:
-        if length is not None:
-            raise httpx.LocalProtocolError("both Content-Length and Transfer-Encoding are set")
-        parts += (b"%x\r\n" % len(body), body, b"\r\n0\r\n\r\n") if body else (b"0\r\n\r\n",)
-    elif body or length is not None:
-        if length is None or not length.isdigit() or int(length) != len(body):
-            raise httpx.LocalProtocolError("the body's length differs from its Content-Length")
-        parts.append(body)
-    return b"".join(parts)

@@ -1,13 +1,15 @@
 """The bytes of one attempt: the ``httpx.Request`` a connection sends, and reading its answer.
 
 ``build_request`` makes what ``client.request(..., json=...)`` would, without its cost (this runs
-for every request); ``read_body`` turns an answer into JSON or bounded text.
+for every request); ``request_bytes`` turns it into the bytes ``Http11Transport`` writes (checked
+as h11 checks them); ``read_body`` turns an answer into JSON or bounded text.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -25,12 +27,17 @@ __all__ = [
     "read_body",
     "refuse_to_send",
     "report_sending",
+    "request_bytes",
 ]
 
 #: Text bodies are kept up to this many characters (JSON bodies are parsed whole).
 MAX_TEXT_BODY = 4096
 # Methods that carry Content-Length even when empty (as httpx sends them).
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
+# h11's rules for a header value: no control characters, no whitespace at either end
+_VALUE = re.compile(rb"(?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?")
+_TARGET = re.compile(rb"[^\x00\s]+")
 # httpx's own JSON encoding of ``json=`` bodies.
 _JSON_BODY = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
@@ -80,6 +87,50 @@ def build_request(
         stream=httpx.ByteStream(body),
         extensions=extensions,
     )
+
+
+async def request_bytes(request: httpx.Request) -> bytes:
+    """The request's bytes on the wire: its head, then its body framed as its headers say.
+    ``LocalProtocolError`` (nothing sent) for a method, target or header HTTP/1.1 cannot carry."""
+    stream = request.stream
+    if isinstance(stream, httpx.ByteStream):
+        body = b"".join(stream)
+    else:
+        body = b"".join([chunk async for chunk in stream])  # type: ignore[union-attr]
+    method = request.method.encode("ascii", "replace")
+    target = request.url.raw_path
+    if not _TOKEN.fullmatch(method):
+        raise httpx.LocalProtocolError(f"Illegal method {method!r}")
+    if not _TARGET.fullmatch(target):
+        raise httpx.LocalProtocolError(f"Illegal target characters {target!r}")
+    parts = [method, b" ", target, b" HTTP/1.1\r\n"]
+    length: bytes | None = None
+    chunked = False
+    for name, value in request.headers.raw:
+        if not _TOKEN.fullmatch(name):
+            raise httpx.LocalProtocolError(f"Illegal header name {name!r}")
+        if not _VALUE.fullmatch(value):
+            raise httpx.LocalProtocolError(f"Illegal header value {value!r}")
+        lower = name.lower()
+        if lower == b"content-length":
+            if length is not None and length != value.strip():
+                raise httpx.LocalProtocolError("conflicting Content-Length headers")
+            length = value.strip()
+        elif lower == b"transfer-encoding":
+            if value.strip().lower() != b"chunked":
+                raise httpx.LocalProtocolError("Only Transfer-Encoding: chunked is supported")
+            chunked = True
+        parts += (name, b": ", value, b"\r\n")
+    parts.append(b"\r\n")
+    if chunked:
+        if length is not None:
+            raise httpx.LocalProtocolError("both Content-Length and Transfer-Encoding are set")
+        parts += (b"%x\r\n" % len(body), body, b"\r\n0\r\n\r\n") if body else (b"0\r\n\r\n",)
+    elif body or length is not None:
+        if length is None or not length.isdigit() or int(length) != len(body):
+            raise httpx.LocalProtocolError("the body's length differs from its Content-Length")
+        parts.append(body)
+    return b"".join(parts)
 
 
 def read_body(response: httpx.Response) -> Any:
