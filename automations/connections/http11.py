@@ -57,7 +57,8 @@ class Http11Transport(httpx.AsyncBaseTransport):
         max_keepalive_connections: int = 20,
         keepalive_expiry: float = 5.0,
     ) -> None:
-        self._ssl = ssl_context
+        # built now (loading the CA bundle takes a while), not on the way of the first request
+        self._ssl = ssl_context or _default_tls()
         self._max = max_connections
         self._max_idle = max_keepalive_connections
         self._expiry = keepalive_expiry
@@ -67,13 +68,6 @@ class Http11Transport(httpx.AsyncBaseTransport):
         self._open = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._closed = False
-
-    def _tls(self) -> ssl.SSLContext:
-        if self._ssl is None:
-            context = httpx.create_ssl_context()
-            context.set_alpn_protocols(["http/1.1"])
-            self._ssl = context
-        return self._ssl
 
     async def send(self, request: httpx.Request) -> httpx.Response:
         """The answer to ``request``, read whole (its content decoded): what ``client.send``
@@ -175,7 +169,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
     ) -> _Connection:
         scheme, raw_host, port = origin
         host = raw_host.decode("ascii")
-        tls = self._tls() if scheme == b"https" else None
+        tls = self._ssl if scheme == b"https" else None
         try:
             async with asyncio.timeout(timeout):
                 _, conn = await loop.create_connection(
@@ -225,6 +219,14 @@ class Http11Transport(httpx.AsyncBaseTransport):
             while idle:
                 self._drop(idle.pop())
         self._idle_count = 0
+
+
+def _default_tls() -> ssl.SSLContext:
+    """httpx's default TLS context (certifi's CAs, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``),
+    offering HTTP/1.1 only, as httpcore does."""
+    context = httpx.create_ssl_context()
+    context.set_alpn_protocols(["http/1.1"])
+    return context
 
 
 class _Connection(asyncio.Protocol):
