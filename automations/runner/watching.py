@@ -198,13 +198,24 @@ async def watch_recipes(runner: Runner, watched: tuple[int, int] | None) -> None
 
 
 async def reload_recipes(runner: Runner, files: Sequence[str]) -> None:
-    """One hot reload after changes to ``files`` (absolute paths); never raises."""
+    """One hot reload after changes to ``files`` (absolute paths); never raises.
+
+    The files are read and compiled on a worker thread (one saved file: milliseconds; a folder
+    replaced by a deploy: 10,000 recipes in about 3 s, which on the event loop stalled every run
+    executing meanwhile); the new set is applied on the loop. Reloads never overlap: the watcher
+    waits for each."""
     try:
-        runner.apply_recipes(
-            reload(
-                runner.recipes, runner.directory, runner.env, tables=runner.tables, changed=files
+        new = await asyncio.to_thread(
+            functools.partial(
+                reload,
+                runner.recipes,
+                runner.directory,
+                runner.env,
+                tables=runner.tables,
+                changed=files,
             )
         )
+        runner.apply_recipes(new)
         runner.reloads += 1
         await start_sources(runner)
     except Exception as exc:
