@@ -26,13 +26,13 @@ import socket
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from automations.intake.settings import IntakeConfig
+from automations.intake.settings import IntakeConfig, WebhookRoute
 from automations.intake.wire import FLUSH_S, encode, open_pipes
 from automations.model import Recipe
 from automations.ports import Inbox
@@ -41,6 +41,7 @@ from automations.runner.health import Health
 from automations.runner.httpguard import guarded_protocol
 from automations.runner.inbox import GroupCommit
 from automations.runner.logs import configure_logging, log_secrets
+from automations.runner.ordering import order_key_for
 from automations.stores.inbox import open_inbox
 from automations.stores.sqlite_inbox import SQLiteInbox
 from automations.stores.thread import StoreThread
@@ -71,7 +72,9 @@ class Intake:
     answers waited for."""
 
     def __init__(self) -> None:
-        self.hooks: dict[str, Recipe] = {}
+        self.hooks: dict[str, WebhookRoute] = {}
+        #: The recipes (by name) whose runs are ordered by an upsert's key.
+        self.upserts: dict[str, Recipe] = {}
         self.config: asyncio.Future[IntakeConfig] = asyncio.get_running_loop().create_future()
         self.recipes_in = asyncio.Event()
         self.closing = False
@@ -93,6 +96,7 @@ class Intake:
             for path in message[2]:
                 self.hooks.pop(path, None)
             self.hooks.update(message[1])
+            self.upserts = {r.name: r.upserts for r in self.hooks.values() if r.upserts}
             self.recipes_in.set()
         elif kind == "health":
             future = self._asked.pop(message[1], None)
@@ -173,10 +177,15 @@ def _build_app(intake: Intake, inbox: Inbox, config: IntakeConfig) -> ASGIApp:
         return results
 
     commit = GroupCommit(record)
+
+    def accept(run: RunRecord, key: str | None) -> Awaitable[tuple[RunRecord, bool]]:
+        upserts = intake.upserts.get(run.recipe)
+        return commit.accept(run, key if upserts is None else order_key_for(run, upserts))
+
     webhooks = WebhookIntake(
         intake.hooks.get,
         os.environ,
-        commit.accept,
+        accept,
         max_body=config.max_body,
         on_reject=intake.reject,
     )

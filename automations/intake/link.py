@@ -29,7 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from automations.intake.priority import Spawner, lower_runner
-from automations.intake.settings import IntakeConfig
+from automations.intake.settings import IntakeConfig, route_of
 from automations.intake.wire import encode, open_pipes
 from automations.model import Recipe
 from automations.ports import Claimed
@@ -248,7 +248,8 @@ class IntakeLink:
         changed = {p: r for p, r in hooks.items() if self._sent.get(p) is not r}
         gone = [p for p in self._sent if p not in hooks]
         if changed or gone or not self._sent:
-            self._send(("recipes", changed, gone))
+            routes = {path: route_of(recipe) for path, recipe in changed.items()}
+            self._send(("recipes", routes, gone))
         self._sent = dict(hooks)
 
     # -- moving the inbox (SQLite) -----------------------------------------------------------

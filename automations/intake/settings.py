@@ -4,9 +4,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from automations.model import Recipe, WebhookTrigger
 from automations.runner.httpguard import HttpLimits
 
-__all__ = ["IntakeConfig"]
+__all__ = ["IntakeConfig", "WebhookRoute", "route_of"]
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRoute:
+    """What the intake process needs of a webhook recipe: its name and trigger, and the whole
+    recipe only when it upserts (its runs' order key is the upsert's key, computed from the
+    event: ``runner.ordering``). Sending 10,000 whole recipes took 0.6 s to pickle."""
+
+    name: str
+    trigger: WebhookTrigger
+    upserts: Recipe | None = None
+
+
+def route_of(recipe: Recipe) -> WebhookRoute:
+    assert isinstance(recipe.trigger, WebhookTrigger)
+    upserts = recipe if any(a.response_as for a in recipe.actions) else None
+    return WebhookRoute(recipe.name, recipe.trigger, upserts)
 
 
 @dataclass(frozen=True, slots=True)

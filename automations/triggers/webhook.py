@@ -14,7 +14,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -23,7 +23,7 @@ from starlette.types import Receive, Scope
 from automations.conditions import EVALUATION_ERRORS
 from automations.errors import ConfigError, EventError, SignatureError
 from automations.execution.executor import new_run
-from automations.model import Recipe, WebhookTrigger
+from automations.model import Trigger, WebhookTrigger
 from automations.records import RunRecord, TriggerKind
 from automations.throttled_log import ThrottledLog
 from automations.triggers.payload import parse_event
@@ -46,6 +46,17 @@ Accept = Callable[
 #: An answer: status, JSON body, extra headers.
 Answer = tuple[int, bytes, dict[str, str]]
 _JSON = "application/json"
+
+
+class Hook(Protocol):
+    """What the intake needs of a webhook recipe (a ``Recipe``, or the intake process's
+    ``WebhookRoute``)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def trigger(self) -> Trigger: ...
 
 
 class _TooLarge(Exception):
@@ -71,7 +82,7 @@ class WebhookIntake:
 
     def __init__(
         self,
-        lookup: Callable[[str], Recipe | None],
+        lookup: Callable[[str], Hook | None],
         env: Mapping[str, str],
         accept: Accept,
         *,

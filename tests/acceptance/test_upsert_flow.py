@@ -45,6 +45,9 @@ def test_a_contact_delivered_twice_is_one_quo_contact(
         ("GET", "/v1/contacts", 200),
         ("PATCH", f"/v1/contacts/{contact['id']}", 200),
     ]
+    # both runs wait for each other: one order key, the upsert's, recorded by the intake
+    keys = runner.query("SELECT order_key FROM runs")
+    assert keys == [("loops-contact-created:upsert:ada+x@example.com",)] * 2
     runs = runner.runs()[::-1]  # oldest first
     assert [r["status"] for r in runs] == ["succeeded", "succeeded"]
     assert [[(s["id"], s["status"]) for s in r["steps"]] for r in runs] == [
