@@ -57,6 +57,9 @@ FLOOD_QUIET_S = 0.005
 #: there (a steady stream, even of hundreds a second, commits them one by one): a flood.
 BUSY_BATCH = 4
 FLOOD_WAIT_S = 0.25
+#: During a flood, the inbox is moved this often (pages of hundreds, not a transaction per
+#: commit of the intake process); otherwise at once.
+FLOOD_MOVE_S = 0.1
 #: How long a stopping intake process may take before it is killed.
 STOP_S = 10.0
 
@@ -92,6 +95,8 @@ class IntakeLink:
         #: The webhook recipes the intake process has, by path (what to send on a reload).
         self._sent: dict[str, Recipe] = {}
         self._move_wanted = asyncio.Event()
+        #: When the intake process last said webhooks queue up there (a flood).
+        self._busy_at = float("-inf")
         self._io = StoreThread("store-inbox")
         self._tasks: list[asyncio.Task[None]] = []
         self.moved = 0
@@ -225,6 +230,7 @@ class IntakeLink:
         if kind == "recorded":
             if message[2] >= BUSY_BATCH:  # requests queue up at the intake: a flood
                 runner.pressure.note()
+                self._busy_at = time.monotonic()
             if self.mover is not None:
                 self._move_wanted.set()
             else:
@@ -261,6 +267,9 @@ class IntakeLink:
             self._move_wanted.clear()
             if self.mover is None:
                 continue
+            if time.monotonic() - self._busy_at < FLOOD_MOVE_S:
+                # a flood: let a page gather (each move is a transaction of the run store)
+                await asyncio.sleep(FLOOD_MOVE_S)
             try:
                 await self._move_all()
             except Exception as exc:  # the next message or sweep tries again
