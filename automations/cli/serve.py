@@ -270,7 +270,6 @@ async def _serve(
             loop.add_signal_handler(sig, shutdown)
         try:
             await runner.start()
-            serving = link.wait() if link is not None else None
             if link is not None:
                 await link.start()
             log.info(
@@ -281,7 +280,11 @@ async def _serve(
                 port,
                 " (dry run: nothing is sent)" if options.dry_run else "",
             )
-            intake = serving if serving is not None else _serve_http(server, sock)  # type: ignore[arg-type]
+            if link is not None:
+                intake = link.wait()
+            else:
+                assert server is not None
+                intake = _serve_http(server, sock)
             if ui is not None and ui_sock is not None:
                 host_, port_ = ui_sock.getsockname()[:2]
                 log.info("console on http://%s:%d", _url_host(host_), port_)

@@ -32,6 +32,7 @@ from typing import Any
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from automations.errors import AutomationsError
 from automations.intake.settings import IntakeConfig, WebhookRoute
 from automations.intake.wire import FLUSH_S, encode, open_pipes
 from automations.model import Recipe
@@ -224,7 +225,13 @@ async def _serve(read_fd: int, write_fd: int) -> None:
     intake.transport = await open_pipes(read_fd, write_fd, intake.on_message, intake.on_close)
     config = await intake.config
     configure_logging(config.log_format, secrets=log_secrets(os.environ))
-    inbox = await asyncio.to_thread(open_inbox, config.db, application_name=config.application_name)
+    try:
+        inbox = await asyncio.to_thread(
+            open_inbox, config.db, application_name=config.application_name
+        )
+    except AutomationsError as exc:  # said once, as the runner says its own errors
+        log.error("the webhook intake cannot start: %s", exc)
+        raise SystemExit(1) from None
     try:
         app = _build_app(intake, inbox, config)
         server = _Server(

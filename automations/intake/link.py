@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from automations.errors import StartupError
 from automations.intake.priority import Spawner, lower_runner
 from automations.intake.settings import IntakeConfig, route_of
 from automations.intake.wire import encode, open_pipes
@@ -188,7 +189,10 @@ class IntakeLink:
         for w in waits:
             w.cancel()
         if not self._ready.is_set():
-            raise RuntimeError("the webhook intake process did not start (see its log above)")
+            raise StartupError(
+                "the webhook intake process did not start (its log above says why); nothing "
+                "was recorded by it"
+            )
 
     def _on_close(self) -> None:
         """The pipe from the intake process closed: it exited."""
@@ -196,6 +200,8 @@ class IntakeLink:
         self._transport = None
         if self._stopping:
             self._done.set()
+            return
+        if not self._ready.is_set():  # it never started: ``_spawn`` reports that
             return
         proc = self._proc
         code = None if proc is None else proc.poll()
@@ -206,7 +212,7 @@ class IntakeLink:
             self._failed(f"the webhook intake process keeps exiting (last exit status {code})")
             return
         log.error("the webhook intake process exited (status %s): starting it again", code)
-        asyncio.get_running_loop().create_task(self._respawn())
+        self._tasks.append(asyncio.get_running_loop().create_task(self._respawn()))
 
     async def _respawn(self) -> None:
         if self._proc is not None:
@@ -214,8 +220,8 @@ class IntakeLink:
         if not self._stopping:
             try:
                 await self._spawn()
-            except Exception as exc:
-                self._failed(str(exc))
+            except (StartupError, OSError) as exc:
+                self._failed(f"the webhook intake process could not be started again: {exc}")
 
     # -- messages ----------------------------------------------------------------------------
 
