@@ -10,9 +10,11 @@ from pathlib import Path
 import click
 
 from automations.cli import friendly_errors
-from automations.cli.history import db_option, open_existing
+from automations.cli.history import db_option, open_existing, resolve_db
 from automations.execution.backlog import backlog_table, measure_backlog
 from automations.recipes.compiler import load_directory
+from automations.stores import is_postgres_url
+from automations.stores.sqlite_inbox import waiting_in_inbox
 
 __all__ = ["COMMANDS"]
 
@@ -45,10 +47,19 @@ def status(directory: Path | None, db: str | None, fmt: str) -> None:
         backlog = measure_backlog(store, time.time(), actions)
     finally:
         store.close()
+    # on SQLite, webhooks the intake process recorded that the runner has not moved into
+    # ``runs`` yet (a stopped runner moves them when it starts again)
+    location = resolve_db(db)
+    inbox = 0 if is_postgres_url(location) else waiting_in_inbox(Path(location).expanduser())
     if fmt == "json":
-        click.echo(json.dumps(asdict(backlog), indent=2))
+        click.echo(json.dumps({**asdict(backlog), "inbox": inbox}, indent=2))
         return
     click.echo("\n".join(backlog_table(backlog)))
+    if inbox:
+        click.echo(
+            f"\n{inbox:,} webhook event(s) recorded and answered, not yet moved into runs "
+            "(the runner moves them as it runs; none is lost while it is stopped)"
+        )
 
 
 COMMANDS = [status]

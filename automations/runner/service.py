@@ -50,7 +50,7 @@ from automations.runner.lead import Lead
 from automations.runner.ordering import order_key_for
 from automations.runner.registry import RecipeSet, reload
 from automations.stores.leaders import leaders_for
-from automations.stores.thread import StoreThread
+from automations.stores.thread import Groupable, StoreThread
 from automations.stores.wakeup import Wakeup, wakeup_for
 from automations.triggers.table_files import TableAccess
 
@@ -113,10 +113,14 @@ class Runner:
         self.env = env
         self.options = options
         self.connections = connections
-        #: Store calls of execution and of the webhook intake, each on its own thread.
-        self.exec_io = StoreThread("store-exec")
+        #: Store calls of execution and of the webhook intake, each on its own thread. A run's
+        #: writes on SQLite commit with those of the other runs queued with them (grouped).
+        group = store if isinstance(store, Groupable) else None
+        self.exec_io = StoreThread("store-exec", group=group)
         self.intake_io = StoreThread("store-intake")
-        self.executor = Executor(store, connections, env, io=self.exec_io, defer_refused=True)
+        self.executor = Executor(
+            store, connections, env, io=self.exec_io.grouped, defer_refused=True
+        )
         self.pressure = IntakePressure()
         self.dispatcher = Dispatcher(
             self._execute,
@@ -515,7 +519,7 @@ class Runner:
     async def _execute(self, run: RunRecord) -> Outcome:
         lease = self._leases.get(run.id)
         if lease is None:  # deferred before (its lease given back), or tried again
-            claimed = await self.exec_io(
+            claimed = await self.exec_io.grouped(
                 functools.partial(self.store.claim_run, run.id, self.node, ttl_s=self.claims.ttl_s)
             )
             if claimed is None:

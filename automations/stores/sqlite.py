@@ -201,6 +201,13 @@ class SQLiteStore(SQLiteClaims, Store):
         """
         return _Transaction(self)
 
+    def savepoint(self) -> AbstractContextManager[None]:
+        """Inside ``transaction()``, on its thread: a block whose writes are undone alone when
+        it raises (the exception goes on), the enclosing transaction kept. ``StoreError`` when
+        the enclosing transaction is gone (SQLite ends it by itself on a full disk): nothing of
+        it will commit. Used by grouped commits (``stores/thread``)."""
+        return _Savepoint(self)
+
     # -- RunStore -----------------------------------------------------------------------------
 
     def enqueue(self, run: RunRecord) -> tuple[RunRecord, bool]:
@@ -721,6 +728,38 @@ class _Transaction:
             store._lock.release()
         if isinstance(exc, sqlite3.Error):
             raise StoreError(f"run store {store.path}: {exc}") from exc
+
+
+class _Savepoint:
+    """``SAVEPOINT`` ... ``RELEASE`` (or ``ROLLBACK TO``) around a block (``savepoint``)."""
+
+    __slots__ = ("_store",)
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self._store = store
+
+    def __enter__(self) -> None:
+        store = self._store
+        if store._depth == 0:
+            raise StoreError(f"run store {store.path}: a savepoint needs a transaction")
+        try:
+            store._db.execute("SAVEPOINT call")
+        except sqlite3.Error as exc:
+            raise StoreError(f"run store {store.path}: {exc}") from exc
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        store = self._store
+        db = store._db
+        if not db.in_transaction:
+            raise StoreError(f"run store {store.path}: the transaction was rolled back")
+        try:
+            if exc is not None:
+                db.execute("ROLLBACK TO call")
+            db.execute("RELEASE call")
+        except sqlite3.Error as error:
+            raise StoreError(f"run store {store.path}: {error}") from error
 
 
 def _rollback(db: sqlite3.Connection) -> None:

@@ -185,3 +185,29 @@ def test_show_of_a_run_whose_version_is_not_recorded(cli: Cli, tmp_path: Path) -
     assert lines[3] == "  1. step0  loops.send_event  failed  12ms"
     assert lines[4] == "       request   POST https://app.loops.so/api/v1/events/send"
     assert lines[5] == "       error     HTTP 422: bad email"
+
+
+def test_status_counts_webhooks_waiting_in_the_inbox(cli: Cli, tmp_path: Path) -> None:
+    """Events the intake process recorded (and answered) while the runner was stopped wait in
+    the inbox file; ``status`` says so instead of showing an empty backlog."""
+    from automations.execution.executor import new_run
+    from automations.records import TriggerKind
+    from automations.stores import SQLiteStore
+    from automations.stores.sqlite_inbox import InboxMover, SQLiteInbox
+
+    db = tmp_path / "automations.db"
+    store = SQLiteStore(db)
+    inbox = SQLiteInbox(db)
+    runs = [new_run("hook", TriggerKind.WEBHOOK, f"k{i}", {"i": i}) for i in range(5)]
+    inbox.record([(r, None) for r in runs[:2]])
+    InboxMover(store).move()  # two moved into runs by a runner, then it stopped
+    inbox.record([(r, None) for r in runs[2:]])
+    inbox.close()
+    store.close()
+    res = cli("status")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines()[-1] == (
+        "3 webhook event(s) recorded and answered, not yet moved into runs (the runner moves "
+        "them as it runs; none is lost while it is stopped)"
+    )
+    assert json.loads(cli("status", "--format", "json").stdout)["inbox"] == 3
