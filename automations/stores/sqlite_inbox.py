@@ -175,14 +175,16 @@ class SQLiteInbox(Inbox):
             db.close()
 
     def record(self, items: Sequence[tuple[RunRecord, str | None]]) -> list[tuple[RunRecord, bool]]:
-        db = self._db
+        db, runs = self._db, self._runs
         out: list[tuple[RunRecord, bool]] = []
         try:
             db.execute("BEGIN IMMEDIATE")
             try:
+                # one read snapshot of the run store for the group, not one per statement
+                runs.execute("BEGIN")
                 self._prune()
                 for run, order_key in items:
-                    found = self._runs.execute(
+                    found = runs.execute(
                         "SELECT id FROM runs WHERE recipe = ? AND event_key = ?",
                         (run.recipe, run.event_key),
                     ).fetchone()
@@ -200,6 +202,9 @@ class SQLiteInbox(Inbox):
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise
+            finally:
+                if runs.in_transaction:
+                    runs.execute("COMMIT")  # ends the read snapshot (nothing was written)
         except sqlite3.Error as exc:
             raise StoreError(f"webhook inbox {self.path}: {exc}") from exc
         return out
