@@ -6,10 +6,11 @@ page of a large backlog takes a while to read. Made on the event loop, any of th
 everything the loop serves (``/healthz``, every webhook) for as long. ``StoreThread`` makes each
 call on a thread of its own and lets the loop go on meanwhile; the caller alone waits.
 
-One thread per ``StoreThread``, so its calls run one at a time, in order. The runner keeps two:
-one for the webhook intake (its group commits never queue behind execution's writes) and one
-for execution (claims, step writes, backlog pages, pruning). The SQLite store's connection is
-shared by both, behind the store's lock; the event loop's thread never touches it.
+One thread per ``StoreThread``, so its calls run one at a time, in order. The runner keeps one
+for execution (claims, step writes, backlog pages) and others for the in-process webhook intake,
+the inbox's moves, pruning and the lead, so none queues behind another's work. The SQLite
+store's connection is shared by all, behind the store's lock; the event loop's thread never
+touches it.
 
 **Grouped calls.** Executing runs make several small writes each (the claim, a ``sending`` mark
 before a request leaves, the outcomes), and each was a commit of its own: most of a run's cost
