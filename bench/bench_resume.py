@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
-import socket
 import sqlite3
 import statistics
 import sys
@@ -36,18 +34,11 @@ import time
 from pathlib import Path
 
 import httpx
+from bench_tables import HOOK, HOST, free_port, loop_lag_ms, vm
 from processes import process, wait_ready
 
 from automations.stores import SQLiteStore
 
-HOST = "127.0.0.1"
-RECIPE = """
-name: hook
-trigger:
-  webhook: {path: /hooks/x, verify: {scheme: none}}
-actions:
-  - http.request: {method: POST, url: "http://127.0.0.1:9/hook", json: {id: /id}}
-"""
 IDLE = """name: idle-{i}
 trigger:
   webhook: {{path: /hooks/idle-{i}, verify: {{scheme: none}}}}
@@ -65,7 +56,6 @@ SELECT lower(hex(randomblob(16))), 'hook', 'webhook', 'evt_' || i, '{"id":' || i
        CASE WHEN i % 100 = 0 THEN :start + 30 END
 FROM n
 """
-_LAG = re.compile(r"event loop lag: max ([0-9.]+) ms")
 
 
 def build(path: Path, runs: int) -> None:
@@ -77,19 +67,6 @@ def build(path: Path, runs: int) -> None:
     db.execute("ANALYZE")
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def peak_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024.0
-    return float("nan")
 
 
 def finished(db: Path) -> int:
@@ -109,7 +86,7 @@ def one_round(
 ) -> dict[str, float]:
     shutil.rmtree(work, ignore_errors=True)
     (work / "recipes").mkdir(parents=True)
-    (work / "recipes" / "hook.yaml").write_text(RECIPE.lstrip(), "utf-8")
+    (work / "recipes" / "hook.yaml").write_text(HOOK.lstrip(), "utf-8")
     for i in range(1, opts.recipes):  # idle recipes beside it: what the runner keeps in memory
         (work / "recipes" / f"idle-{i:05d}.yaml").write_text(IDLE.format(i=i), "utf-8")
     db = work / "runs.db"
@@ -126,7 +103,7 @@ def one_round(
     with process(args, env, log, stop_s=30) as proc:
         wait_ready(url, proc, log, 120)
         listening = time.monotonic() - began
-        lines_before = len(log.read_text("utf-8", "replace").splitlines())
+        since = len(log.read_text("utf-8", "replace").splitlines())
         stop = threading.Event()
         probes: list[float] = []
 
@@ -143,13 +120,12 @@ def one_round(
         time.sleep(opts.seconds)
         stop.set()
         thread.join(60)
-        peak = peak_mb(proc.pid)
+        peak = vm(proc.pid, "VmHWM")
         done = finished(db)
-        text = log.read_text("utf-8", "replace").splitlines()
-    lags = [float(m.group(1)) for line in text[lines_before:] if (m := _LAG.search(line))]
+        lag = loop_lag_ms(log, since)
     return {
         "listening_s": listening,
-        "lag_ms": max(lags) if lags else float("nan"),
+        "lag_ms": lag,
         "healthz_ms": max(probes) * 1000 if probes else float("nan"),
         "rate": done / opts.seconds,
         "peak_mb": peak,
