@@ -10,7 +10,7 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -31,6 +31,7 @@ from automations.intake.priority import runner_nice
 from automations.intake.settings import IntakeConfig
 from automations.runner.app import build_app
 from automations.runner.claims import ClaimSettings, node_name
+from automations.runner.embedded import EmbeddedServer
 from automations.runner.httpguard import (
     DEFAULT_LIMITS,
     HttpLimits,
@@ -48,14 +49,6 @@ from automations.triggers.webhook import DEFAULT_MAX_BODY
 __all__ = ["COMMANDS"]
 
 log = logging.getLogger("automations.runner")
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: the runner stops it and then drains runs."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 def _listen(host: str, port: int, option: str = "--port") -> socket.socket:
@@ -220,7 +213,7 @@ async def _serve(
         fitted = fit_to_descriptors(limits)
         http = guarded_protocol(fitted, runner.metrics.intake_rejected)
         link: IntakeLink | None = None
-        server: _Server | None = None
+        server: EmbeddedServer | None = None
         failure: list[str] = []
         if separate:
             config = IntakeConfig(
@@ -236,7 +229,7 @@ async def _serve(
                 runner, config, sock, mover, failed=lambda why: fail(why), nice=runner_nice(env)
             )
         else:
-            server = _Server(
+            server = EmbeddedServer(
                 uvicorn.Config(
                     build_app(runner, max_body=max_body),
                     host=host,

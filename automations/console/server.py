@@ -8,9 +8,8 @@ uvicorn's shutdown open forever) and the server; ``close()`` releases the store 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
@@ -21,6 +20,7 @@ from automations.console.auth import Gate, check_bind
 from automations.console.host import RunnerHost
 from automations.metrics import metrics_endpoint
 from automations.ports import Store
+from automations.runner.embedded import EmbeddedServer
 from automations.stores import open_store
 
 if TYPE_CHECKING:
@@ -30,14 +30,6 @@ __all__ = ["DEFAULT_UI_HOST", "DEFAULT_UI_PORT", "ConsoleServer"]
 
 DEFAULT_UI_HOST = "127.0.0.1"
 DEFAULT_UI_PORT = 8788
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: the runner stops it."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 class ConsoleServer:
@@ -71,7 +63,7 @@ class ConsoleServer:
             self.store, RunnerHost(runner), self.gate, extra_routes=routes, **options
         )
         self.console: Console = self.app.state.console
-        self._server = _Server(
+        self._server = EmbeddedServer(
             uvicorn.Config(
                 self.app,
                 log_level="warning",

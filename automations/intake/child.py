@@ -26,7 +26,7 @@ import socket
 import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any
 
 import uvicorn
@@ -38,6 +38,7 @@ from automations.intake.wire import FLUSH_S, encode, open_pipes
 from automations.model import Recipe
 from automations.ports import Inbox
 from automations.records import RunRecord
+from automations.runner.embedded import EmbeddedServer
 from automations.runner.health import Health
 from automations.runner.httpguard import guarded_protocol
 from automations.runner.inbox import GroupCommit
@@ -58,14 +59,6 @@ _JSON = b"application/json"
 #: A last answer older than this is not given: the runner is not answering (503).
 HEALTH_STALE_S = 10.0
 _PR_SET_PDEATHSIG = 1
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: the intake process handles SIGTERM itself."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 class Intake:
@@ -234,7 +227,7 @@ async def _serve(read_fd: int, write_fd: int) -> None:
         raise SystemExit(1) from None
     try:
         app = _build_app(intake, inbox, config)
-        server = _Server(
+        server = EmbeddedServer(
             uvicorn.Config(
                 app,
                 http=guarded_protocol(config.limits, intake.reject),
