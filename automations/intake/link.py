@@ -66,6 +66,10 @@ STOP_S = 10.0
 
 
 class IntakeLink:
+    """The runner's side of its intake process: starts it on the listening socket and restarts
+    it, sends it the webhook recipes on each reload, answers its ``/healthz`` questions, and
+    moves what it recorded into the run store (claiming what the dispatcher has room for)."""
+
     def __init__(
         self,
         runner: Runner,
@@ -249,8 +253,7 @@ class IntakeLink:
             self._send(("health", message[1], 200 if health.started else 503, body))
         elif kind == "rejected":
             for reason, count in message[1].items():
-                for _ in range(count):
-                    runner.metrics.intake_rejected(reason)
+                runner.metrics.intake_rejected(reason, count)
         elif kind == "ready":
             self._ready.set()
 

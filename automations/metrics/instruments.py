@@ -131,9 +131,9 @@ class RunnerMetrics(SendObserver):
 
     # -- the intake --------------------------------------------------------------------------
 
-    def intake_rejected(self, reason: str) -> None:
-        """The intake refused a request for ``reason`` (one of ``REJECTION_REASONS``)."""
-        self.rejections.labels(reason).inc()
+    def intake_rejected(self, reason: str, count: int = 1) -> None:
+        """The intake refused ``count`` requests for ``reason`` (one of ``REJECTION_REASONS``)."""
+        self.rejections.labels(reason).inc(count)
 
     # -- SendObserver ------------------------------------------------------------------------
 

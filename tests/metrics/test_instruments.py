@@ -128,11 +128,12 @@ def test_every_rejection_reason_shows_at_zero_until_it_happens() -> None:
     metrics = RunnerMetrics(process=False)
     metrics.intake_rejected("signature")
     metrics.intake_rejected("signature")
+    metrics.intake_rejected("size", 3)  # the intake process relays its counts in batches
     r = metrics.registry
     assert {
         reason: value(r, "automations_intake_rejections_total", reason=reason)
         for reason in REJECTION_REASONS
-    } == {reason: (2.0 if reason == "signature" else 0.0) for reason in REJECTION_REASONS}
+    } == {reason: {"signature": 2.0, "size": 3.0}.get(reason, 0.0) for reason in REJECTION_REASONS}
 
 
 def test_each_runner_has_its_own_registry() -> None:
