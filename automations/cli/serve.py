@@ -171,7 +171,7 @@ def dry_run_db(db: Path) -> Path:
     return db.with_name(f"{db.stem}.dry-run{db.suffix or '.db'}")
 
 
-def _intake_in_process(db: str) -> bool:
+def _separate_intake(db: str) -> bool:
     """Whether webhooks are taken by an intake process of their own (``automations/intake``):
     always, but for a private in-memory database, or when ``AUTOMATIONS_INTAKE=thread`` asks
     for the intake on a thread of the runner's process."""
@@ -207,11 +207,10 @@ async def _serve(
             store.close()
             raise
     env = dict(os.environ)
-    separate = _intake_in_process(db)
+    separate = _separate_intake(db)
     async with Connections(ConnectionSettings.from_env(env), pacing=pacing_for(store)) as conns:
         runner = Runner(directory, store, conns, env, options)
         fitted = fit_to_descriptors(limits)
-        http = guarded_protocol(fitted, runner.metrics.intake_rejected)
         link: IntakeLink | None = None
         server: EmbeddedServer | None = None
         failure: list[str] = []
@@ -234,7 +233,7 @@ async def _serve(
                     build_app(runner, max_body=max_body),
                     host=host,
                     port=port,
-                    http=http,
+                    http=guarded_protocol(fitted, runner.metrics.intake_rejected),
                     log_level="warning",
                     access_log=False,
                     lifespan="off",
